@@ -1,0 +1,28 @@
+# Two commands do all the set-up:  `make demo`  and  `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hs-sync demo
+
+test: $(STAMP)
+	$(BIN)/ruff check hs_sync dagster_project tests benchmarks
+	$(BIN)/ruff format --check hs_sync dagster_project tests benchmarks
+	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) warehouse/raw warehouse/parquet warehouse/media warehouse/state warehouse/quarantine warehouse/*.duckdb*

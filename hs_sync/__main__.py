@@ -1,0 +1,3 @@
+from hs_sync.cli import main
+
+main()

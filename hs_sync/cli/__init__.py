@@ -1,0 +1,53 @@
+"""The `hs-sync` command: a thin front end; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# subcommand -> module under hs_sync.cli that defines `command`
+SUBCOMMANDS = {
+    "demo": "demo_cmd",
+    "sync": "sync_cmd",
+    "media": "media_cmd",
+    "status": "status_cmd",
+    "check": "check_cmd",
+    "sql": "sql_cmd",
+    "export": "export_cmd",
+    "rebuild": "rebuild_cmd",
+    "simulate": "simulate_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs (fast --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in SUBCOMMANDS if self._module(name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = self._module(name)
+        return getattr(module, "command", None) if module else None
+
+    @staticmethod
+    def _module(name: str):
+        if name not in SUBCOMMANDS:
+            return None
+        try:
+            return importlib.import_module(f"hs_sync.cli.{SUBCOMMANDS[name]}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"hs_sync.cli.{SUBCOMMANDS[name]}":
+                return None  # not built yet
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hs-sync")
+def main() -> None:
+    """Keep a local, analysis-ready warehouse of HyperStudy experiment data.
+
+    \b
+    Exit codes: 0 success, 1 partial failure (some unit or check failed),
+    2 configuration, authentication or usage error.
+    """

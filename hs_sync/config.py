@@ -1,0 +1,166 @@
+"""Settings for a sync, layered: defaults < hs_sync.toml < environment < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from hs_sync import registry
+from hs_sync.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://api.hyperstudy.io/api/v3"
+CONFIG_FILE = "hs_sync.toml"
+
+# Environment variables, named as the official SDK names them where it has them.
+ENV = {
+    "api_key": "HYPERSTUDY_API_KEY",
+    "base_url": "HYPERSTUDY_BASE_URL",
+    "org_id": "HYPERSTUDY_ORG_ID",
+    "warehouse": "HS_SYNC_WAREHOUSE",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a sync needs to know. Build with `load_config`."""
+
+    api_key: str = field(default="", repr=False)  # never printed
+    base_url: str = DEFAULT_BASE_URL
+    org_id: str | None = None
+    warehouse: Path = Path("warehouse")
+    experiments: tuple[str, ...] = ()  # empty: every experiment GET /experiments returns
+    types: tuple[str, ...] = ()  # empty: every registered data type
+    rooms: tuple[str, ...] = ()  # re-pull these rooms at room scope (repair path)
+    lookback_seconds: float = 300.0
+    full_refresh: bool = False
+    page_size: int = 1000
+    concurrency: int = 4
+    timeout_seconds: float = 60.0
+    max_attempts: int = 6
+    retry_floor_seconds: float = 0.5  # minimum wait on 429 even when Retry-After says 0
+    retry_max_wait_seconds: float = 30.0
+    budget_per_hour: int = 1000
+    budget_per_minute: int = 100  # per endpoint
+    lock_timeout_seconds: float = 5.0
+    media: bool = True
+    media_concurrency: int = 4
+    freshness_hours: float = 26.0
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def data_types(self) -> tuple[registry.DataType, ...]:
+        if not self.types:
+            return registry.DATA_TYPES
+        return tuple(registry.BY_NAME[t] for t in self.types)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _validate(cfg: Config) -> None:
+    for name in cfg.types:
+        if name not in registry.BY_NAME:
+            raise ConfigError(
+                "types", f"unknown data type {name!r}; known: {', '.join(registry.BY_NAME)}"
+            )
+    if not cfg.base_url.startswith(("http://", "https://")):
+        raise ConfigError("base_url", f"must start with http:// or https://, got {cfg.base_url!r}")
+    positive = (
+        "page_size",
+        "concurrency",
+        "timeout_seconds",
+        "max_attempts",
+        "budget_per_hour",
+        "budget_per_minute",
+        "media_concurrency",
+    )
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(name, f"must be greater than 0, got {getattr(cfg, name)!r}")
+    if cfg.page_size > 1000:
+        raise ConfigError(
+            "page_size", f"the API serves at most 1000 rows a page, got {cfg.page_size}"
+        )
+    if cfg.lookback_seconds < 0:
+        raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a value from TOML, the environment or a flag to the field's type."""
+    default = _FIELDS[name].default
+    try:
+        if name == "warehouse":
+            return Path(value).expanduser()
+        if name in ("experiments", "types", "rooms"):
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()]
+            return tuple(str(v).strip() for v in value)
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"cannot read {value!r} as {type(default).__name__}") from None
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Layer defaults, a TOML file, environment variables and explicit overrides.
+
+    `path` defaults to ./hs_sync.toml when it exists. Overrides whose value is
+    None are ignored, so CLI flags can be passed straight through.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file = Path(path) if path else Path(CONFIG_FILE)
+    if path and not file.exists():
+        raise ConfigError("config", f"config file {str(file)!r} does not exist")
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{file}: {exc}") from None
+        section = data.get("hs_sync", data)
+        for key, value in section.items():
+            if key == "api_key":
+                raise ConfigError(
+                    "api_key", f"{file}: keep the API key out of files; set HYPERSTUDY_API_KEY"
+                )
+            if key not in _FIELDS:
+                raise ConfigError(key, f"{file}: unknown setting {key!r}")
+            values[key] = _coerce(key, value)
+    for name, var in ENV.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var])
+    for key, value in overrides.items():
+        if key not in _FIELDS:
+            raise ConfigError(key, f"unknown setting {key!r}")
+        if value is None or (isinstance(value, (tuple, list)) and not value):
+            continue
+        values[key] = _coerce(key, value)
+    return Config(**values)

@@ -1,0 +1,80 @@
+"""Typed errors: each names what went wrong in words a user can act on."""
+
+from __future__ import annotations
+
+
+class HsSyncError(Exception):
+    """Base of every error hs-sync raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(HsSyncError):
+    """A setting is wrong; the message names it."""
+
+    exit_code = 2
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(f"config: {setting}: {message}")
+        self.setting = setting
+
+
+class ApiError(HsSyncError):
+    """The API answered with an error envelope or an unusable body."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: dict | None = None,
+        path: str | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.details = details or {}
+        self.path = path
+
+
+class AuthError(ApiError):
+    """401: the key is missing, wrong or expired. Aborts the run."""
+
+    exit_code = 2
+
+
+class ForbiddenError(ApiError):
+    """403: the key lacks the scope a data type needs. That type is skipped."""
+
+
+class NotFoundError(ApiError):
+    """404: unknown experiment, room or participant. Reported; the rest goes on."""
+
+
+class BadRequestError(ApiError):
+    """400: a query parameter the API rejects. Never retried."""
+
+
+class RetryableError(ApiError):
+    """429, 5xx, resets, timeouts, truncated or non-JSON bodies: worth another try."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(HsSyncError):
+    """The hourly request budget is spent: stop cleanly, progress saved."""
+
+    def __init__(self, resume_at: str):
+        super().__init__(
+            f"hourly request budget spent; progress is saved, resume after {resume_at}"
+        )
+        self.resume_at = resume_at
+
+
+class WarehouseLocked(HsSyncError):
+    """Another sync holds the warehouse lock."""
+
+    exit_code = 2

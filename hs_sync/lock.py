@@ -1,0 +1,29 @@
+"""One writer per warehouse: syncs, rebuilds and media runs never interleave."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from filelock import FileLock, Timeout
+
+from hs_sync.errors import WarehouseLocked
+from hs_sync.warehouse import Warehouse
+
+
+@contextmanager
+def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]:
+    """Hold the warehouse's write lock; after `timeout` seconds, raise WarehouseLocked."""
+    warehouse.create()
+    lock = FileLock(str(warehouse.lock_path), mode=0o600)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise WarehouseLocked(
+            f"another hs-sync run is writing to {warehouse.root} "
+            f"(waited {timeout:g}s for {warehouse.lock_path}); try again when it has finished"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

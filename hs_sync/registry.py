@@ -1,0 +1,383 @@
+"""The one registry of HyperStudy data types: everything else reads it.
+
+Each data type is declared once: where the API serves it, which scopes it
+supports, how a record's primary key is formed, how it is replicated and the
+typed columns it normalizes into. Adding a data type is one entry here plus
+its SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+
+class Mode(str, Enum):
+    """How a data type is replicated."""
+
+    TIME = "time"  # experiment-scope pulls filtered by startTime from a watermark
+    ROOM = "room"  # per-room pulls of rooms new or changed since the last sync
+    MERGE = "merge"  # re-read and upsert by key (content changes over time)
+    SNAPSHOT = "snapshot"  # small tables re-read whole each run
+
+
+SCOPES_ALL = ("experiment", "room", "participant")
+
+# Arrow types used by the declared schemas.
+STR = pa.string()
+INT = pa.int64()
+FLOAT = pa.float64()
+BOOL = pa.bool_()
+TS = pa.timestamp("us", tz="UTC")
+LIST_STR = pa.list_(pa.string())
+JSON = pa.string()  # nested JSON kept whole as JSON text
+
+
+@dataclass(frozen=True)
+class Column:
+    """A typed column; `source` is a dotted path into the record (default: the name)."""
+
+    name: str
+    type: pa.DataType
+    source: str | None = None
+    json: bool = False  # value is nested JSON, stored as JSON text
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple((self.source or self.name).split("."))
+
+
+def col(name: str, type_: pa.DataType, source: str | None = None) -> Column:
+    return Column(name, type_, source, json=False)
+
+
+def json_col(name: str, source: str | None = None) -> Column:
+    return Column(name, JSON, source, json=True)
+
+
+# Columns every normalized table carries besides its declared ones.
+KEY_COLUMN = "_key"
+LINEAGE_COLUMNS = (
+    Column("_key", STR),
+    Column("_extra", JSON, json=True),  # fields the schema does not know, as JSON
+    Column("_synced_at", TS),
+    Column("_raw_file", STR),
+)
+
+
+@dataclass(frozen=True)
+class DataType:
+    """One HyperStudy data type, as hs-sync replicates it."""
+
+    name: str  # warehouse name (table, folder)
+    path: str  # API path: `data/{path}/{scope}/{id}` for data endpoints, else as is
+    mode: Mode
+    columns: tuple[Column, ...]
+    api_scope: str | None  # API-key scope the endpoint needs (None: undocumented)
+    scopes: tuple[str, ...] = SCOPES_ALL
+    key: tuple[str, ...] = ()  # record fields forming the key; () = hash of the whole record
+    cursor: str | None = "timestamp"  # time field filtered by startTime/endTime
+    sort: str | None = None  # sort parameter sent to the API (None: API default)
+    data_endpoint: bool = True  # served under /data/{path}/{scope}/{id}
+    per_experiment: bool = True  # pulled once per experiment (else once per run)
+    date_partitioned: bool = False  # parquet partitioned by date of `cursor`
+    extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def url_path(self, scope: str, scope_id: str) -> str:
+        if self.data_endpoint:
+            return f"data/{self.path}/{scope}/{scope_id}"
+        return self.path
+
+    @property
+    def declared_names(self) -> frozenset[str]:
+        """Top-level record fields the declared columns read."""
+        return frozenset(c.path[0] for c in self.columns)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The normalized table's schema: declared columns then lineage columns."""
+        cols = self.columns + LINEAGE_COLUMNS
+        return pa.schema([pa.field(c.name, c.type) for c in cols])
+
+    def key_of(self, record: dict[str, Any]) -> str:
+        """The record's primary key as one string (stable across runs)."""
+        if self.key:
+            values = [record.get(k) for k in self.key]
+            if all(isinstance(v, (str, int)) and v != "" for v in values):
+                return "|".join(str(v) for v in values)
+            return "h:" + _digest({k: record.get(k) for k in self.key})
+        return "h:" + _digest(record)
+
+
+def _digest(value: Any) -> str:
+    canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+_WHO = (col("experimentId", STR), col("roomId", STR), col("participantId", STR))
+
+DATA_TYPES: tuple[DataType, ...] = (
+    DataType(
+        name="events",
+        path="events",
+        mode=Mode.TIME,
+        api_scope="read:events",
+        key=("id",),
+        date_partitioned=True,
+        columns=(
+            col("id", STR),
+            *_WHO,
+            col("onset", INT),
+            col("timestamp", TS),
+            col("category", STR),
+            col("eventType", STR),
+            col("componentType", STR),
+            json_col("content"),
+            col("stateId", STR),
+            col("stateName", STR),
+            col("participantRole", STR),
+            json_col("response"),
+        ),
+    ),
+    DataType(
+        name="ratings_continuous",
+        path="ratings/continuous",
+        mode=Mode.TIME,
+        api_scope="read:ratings",
+        date_partitioned=True,
+        columns=(
+            *_WHO,
+            col("componentId", STR),
+            col("timestamp", TS),
+            col("onset", INT),
+            col("value", FLOAT),
+        ),
+    ),
+    DataType(
+        name="ratings_sparse",
+        path="ratings/sparse",
+        mode=Mode.TIME,
+        api_scope="read:ratings",
+        key=("ratingId",),
+        date_partitioned=True,
+        columns=(
+            col("ratingId", STR),
+            *_WHO,
+            col("timestamp", TS),
+            col("onset", INT),
+            col("rawOnset", INT),
+            col("clockOffsetApplied", INT),
+            col("value", FLOAT),
+            col("rawValue", FLOAT),
+            json_col("scale"),
+            col("scaleMin", FLOAT, "scale.min"),
+            col("scaleMax", FLOAT, "scale.max"),
+            col("type", STR),
+            col("stateId", STR),
+            col("stimulusId", STR),
+            col("stimulusTime", INT),
+            col("responseTime", INT),
+            col("confidence", FLOAT),
+            json_col("metadata"),
+            col("question", STR, "metadata.question"),
+            col("dimension", STR, "metadata.dimension"),
+            col("ratingEndOnset", INT),
+            json_col("sparseRatingData"),
+            col("stateStartTime", INT),
+            col("stateDuration", INT),
+        ),
+    ),
+    DataType(
+        name="chat",
+        path="chat",
+        mode=Mode.TIME,
+        api_scope="read:chat",
+        key=("messageId",),
+        date_partitioned=True,
+        columns=(
+            col("messageId", STR),
+            col("experimentId", STR),
+            col("roomId", STR),
+            col("senderId", STR),
+            col("content", STR),
+            col("timestamp", TS),
+            col("recipientIds", LIST_STR),
+        ),
+    ),
+    DataType(
+        name="videochat",
+        path="videochat",
+        mode=Mode.TIME,
+        api_scope="read:videochat",
+        date_partitioned=True,
+        columns=(*_WHO, col("timestamp", TS), col("type", STR)),
+    ),
+    DataType(
+        name="sync",
+        path="sync",
+        mode=Mode.TIME,
+        api_scope="read:sync",
+        date_partitioned=True,
+        columns=(
+            *_WHO,
+            col("timestamp", TS),
+            col("timeDrift", FLOAT),
+            col("playbackRate", FLOAT),
+            col("syncQuality", FLOAT),
+            col("latency", FLOAT),
+        ),
+    ),
+    DataType(
+        name="components",
+        path="components",
+        mode=Mode.ROOM,
+        api_scope="read:components",
+        cursor=None,
+        columns=(
+            *_WHO,
+            col("componentId", STR),
+            col("componentType", STR),
+            col("stateId", STR),
+            col("completed", BOOL),
+            col("timestamp", TS),
+            json_col("config"),
+            json_col("variables"),
+        ),
+    ),
+    DataType(
+        name="eyetracking",
+        path="eyetracking",
+        mode=Mode.ROOM,
+        api_scope=None,
+        cursor=None,
+        columns=(
+            *_WHO,
+            col("timestamp", TS),
+            col("onset", INT),
+            col("x", FLOAT),
+            col("y", FLOAT),
+        ),
+    ),
+    DataType(
+        name="recordings",
+        path="recordings",
+        mode=Mode.MERGE,
+        api_scope="read:recordings",
+        key=("recordingId",),
+        cursor="startTime",
+        columns=(
+            col("recordingId", STR),
+            col("egressId", STR),
+            *_WHO,
+            col("participantName", STR),
+            col("startTime", TS),
+            col("endTime", TS),
+            col("duration", INT),
+            col("videoOffset", INT),
+            col("fileSize", INT),
+            col("format", STR),
+            col("status", STR),
+            col("resolution", STR),
+            json_col("metadata"),
+            col("mediaType", STR, "metadata.type"),
+            col("recordingType", STR, "metadata.recordingType"),
+            col("downloadPath", STR),
+        ),
+    ),
+    DataType(
+        name="participants",
+        path="participants",
+        mode=Mode.SNAPSHOT,
+        api_scope="read:events",
+        scopes=("experiment", "room"),
+        key=("id", "roomId"),
+        cursor=None,
+        columns=(
+            col("id", STR),
+            col("experimentId", STR),
+            col("roomId", STR),
+            col("deploymentId", STR),
+            col("email", STR),
+            col("role", STR),
+            col("status", STR),
+            col("joinedAt", TS),
+            col("completedAt", TS),
+            col("completionCode", STR),
+        ),
+    ),
+    DataType(
+        name="rooms",
+        path="rooms",
+        mode=Mode.SNAPSHOT,
+        api_scope="read:events",
+        scopes=("experiment",),
+        key=("id",),
+        cursor=None,
+        columns=(
+            col("id", STR),
+            col("experimentId", STR),
+            col("deploymentId", STR),
+            col("deploymentName", STR),
+            col("status", STR),
+            col("participantCount", INT),
+            col("createdAt", TS),
+            col("startedAt", TS),
+            col("completedAt", TS),
+            col("updatedAt", TS),
+        ),
+    ),
+    DataType(
+        name="deployments",
+        path="deployments",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=(),
+        key=("id",),
+        cursor=None,
+        data_endpoint=False,
+        columns=(
+            col("id", STR),
+            col("experimentId", STR),
+            col("name", STR),
+            col("status", STR),
+            col("participantCount", INT),
+            col("createdAt", TS),
+        ),
+    ),
+    DataType(
+        name="experiments",
+        path="experiments",
+        mode=Mode.SNAPSHOT,
+        api_scope="read:experiments",
+        scopes=(),
+        key=("id",),
+        cursor=None,
+        data_endpoint=False,
+        per_experiment=False,
+        columns=(
+            col("id", STR),
+            col("name", STR),
+            col("description", STR),
+            col("ownerEmail", STR),
+            col("roomCount", INT),
+            col("participantCount", INT),
+            col("createdAt", TS),
+            col("updatedAt", TS),
+        ),
+    ),
+)
+
+BY_NAME: dict[str, DataType] = {dt.name: dt for dt in DATA_TYPES}
+
+
+def get(name: str) -> DataType:
+    """The data type called `name`; a clear error naming the valid ones otherwise."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown data type {name!r}; known: {', '.join(BY_NAME)}") from None

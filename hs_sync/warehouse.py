@@ -1,0 +1,111 @@
+"""The warehouse on disk: where each layer lives, owner-only, written atomically.
+
+Every path hs-sync writes is built here, so storage stays behind one
+abstraction and API values can never escape their folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+DB_FILE = "hyperstudy.duckdb"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_PART = 80
+
+
+def safe_part(value: object) -> str:
+    """A file-name component built from an API value that cannot escape or collide.
+
+    Keeps `[A-Za-z0-9._-]`, replaces the rest, and appends a short hash of the
+    original whenever anything was changed or case alone could collide, so two
+    different values never map to one name (also on case-insensitive disks).
+    """
+    text = "" if value is None else str(value)
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFKC", text)).strip(".")
+    changed = cleaned != text or cleaned.lower() != cleaned or len(cleaned) > _MAX_PART
+    if not cleaned or changed:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+        cleaned = f"{cleaned[:_MAX_PART]}~{digest}" if cleaned else f"~{digest}"
+    return cleaned
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary name beside `path`, fsync, rename, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """The folders of one warehouse root (see DESIGN.md, "Warehouse layout")."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def create(self) -> Warehouse:
+        """Create the root readable by its owner only."""
+        old = os.umask(0o077)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.root, 0o700)
+            for sub in ("raw", "parquet", "media", "quarantine", "state"):
+                (self.root / sub).mkdir(exist_ok=True, mode=0o700)
+        finally:
+            os.umask(old)
+        return self
+
+    def raw_dir(self, type_name: str, experiment_id: str) -> Path:
+        return self.root / "raw" / type_name / f"experiment_id={safe_part(experiment_id)}"
+
+    def parquet_dir(self, type_name: str) -> Path:
+        return self.root / "parquet" / type_name
+
+    def quarantine_dir(self, type_name: str) -> Path:
+        return self.root / "quarantine" / type_name
+
+    def media_path(self, experiment_id: str, room_id: str, participant_id: str, name: str) -> Path:
+        return (
+            self.root
+            / "media"
+            / safe_part(experiment_id)
+            / safe_part(room_id)
+            / safe_part(participant_id)
+            / safe_part(name)
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "sync.lock"
