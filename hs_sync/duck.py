@@ -1,0 +1,208 @@
+"""The DuckDB database `hyperstudy.duckdb`: one table per data type, plus the views.
+
+hs-sync never opens the live database file for writing. A run that has
+changes copies it (a reflink where the disk supports one), applies its upserts
+to the copy, creates the views from `sql/views/*.sql`, checkpoints, and renames
+the copy over the live file: one atomic step. A researcher who has the
+database open (DuckDB CLI, a notebook) is never blocked and never blocks the
+sync; their connection keeps reading the version it opened, and a new
+connection sees the new one. Their own tables belong in another database file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.warehouse import Warehouse, fsync_dir
+
+VIEWS_DIR = Path(__file__).resolve().parent.parent / "sql" / "views"
+_FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
+
+
+def duck_type(arrow_type: pa.DataType, json: bool = False) -> str:
+    """The DuckDB column type for a declared Arrow type."""
+    if json:
+        return "JSON"
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ"
+    if pa.types.is_string(arrow_type):
+        return "VARCHAR"
+    if pa.types.is_int64(arrow_type):
+        return "BIGINT"
+    if pa.types.is_float64(arrow_type):
+        return "DOUBLE"
+    if pa.types.is_boolean(arrow_type):
+        return "BOOLEAN"
+    if pa.types.is_list(arrow_type):
+        return duck_type(arrow_type.value_type) + "[]"
+    raise TypeError(f"no DuckDB type for {arrow_type}")
+
+
+def quote(name: str) -> str:
+    """A quoted SQL identifier (registry names only, never API values)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql(template: str, **parts: str) -> str:
+    """SQL text with registry-derived identifiers and expressions filled in.
+
+    Only names from the registry and our own temporary tables go in here;
+    values always travel as query parameters.
+    """
+    return template.format_map(parts)
+
+
+def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of a type's table: declared columns then lineage."""
+    from hs_sync.registry import LINEAGE_COLUMNS
+
+    return [
+        (c.name, duck_type(c.type, c.json and not json_as_text))
+        for c in dt.columns + LINEAGE_COLUMNS
+    ]
+
+
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "512MB") -> None:
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """A table for every registered data type; columns added to the registry are added."""
+    for dt in DATA_TYPES:
+        cols = table_columns(dt)
+        spec = ", ".join(f"{quote(n)} {t}" for n, t in cols)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {quote(dt.name)} ({spec})")
+        have = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND table_name = ?",
+                [dt.name],
+            ).fetchall()
+        }
+        for name, type_ in cols:
+            if name not in have:
+                con.execute(f"ALTER TABLE {quote(dt.name)} ADD COLUMN {quote(name)} {type_}")
+
+
+def view_files(views_dir: Path = VIEWS_DIR) -> list[Path]:
+    """The view definitions, in name order (a view may use views named before it)."""
+    return sorted(views_dir.glob("*.sql")) if views_dir.exists() else []
+
+
+def views_digest(views_dir: Path = VIEWS_DIR) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for path in view_files(views_dir):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def create_views(con: duckdb.DuckDBPyConnection, views_dir: Path = VIEWS_DIR) -> list[str]:
+    """Run every `sql/views/*.sql` file; returns the file names run."""
+    done = []
+    for path in view_files(views_dir):
+        con.execute(path.read_text(encoding="utf-8"))
+        done.append(path.name)
+    return done
+
+
+def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int:
+    """Upsert the rows of relation `batch` into the type's table, by `_key`.
+
+    A row is written when its key is new, when its content differs from the
+    stored row, or when the batch saw the key change (`__multi`); identical
+    re-reads leave the stored row (and its lineage) alone. Idempotent.
+    Returns the number of rows written.
+    """
+    table = quote(dt.name)
+    differs = " OR ".join(
+        f"b.{quote(c.name)}{'::JSON' if c.json else ''} IS DISTINCT FROM o.{quote(c.name)}"
+        for c in dt.columns
+    )
+    differs += " OR b._extra::JSON IS DISTINCT FROM o._extra"
+    con.execute(
+        sql(
+            "CREATE OR REPLACE TEMP TABLE __delta AS SELECT b.* FROM {batch} b "
+            "LEFT JOIN {table} o ON o._key = b._key "
+            "WHERE o._key IS NULL OR b.__multi OR {differs}",
+            batch=batch,
+            table=table,
+            differs=differs,
+        )
+    )
+    written = con.execute("SELECT count(*) FROM __delta").fetchone()[0]
+    if written:
+        names = ", ".join(quote(n) for n, _ in table_columns(dt))
+        con.execute(sql("DELETE FROM {t} WHERE _key IN (SELECT _key FROM __delta)", t=table))
+        con.execute(sql("INSERT INTO {t} ({c}) SELECT {c} FROM __delta", t=table, c=names))
+    con.execute("DROP TABLE __delta")
+    return written
+
+
+class Build:
+    """A private copy of the database that a run writes, then publishes atomically."""
+
+    def __init__(self, warehouse: Warehouse, fresh: bool = False):
+        self.live = warehouse.db_path
+        self.path = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.building"
+        _remove(self.path)
+        if self.live.exists() and not fresh:
+            _copy(self.live, self.path)
+        self.con = duckdb.connect(str(self.path))
+        configure(self.con)
+        ensure_tables(self.con)
+
+    def publish(self, views_dir: Path = VIEWS_DIR) -> None:
+        create_views(self.con, views_dir)
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        _fsync(self.path)
+        os.chmod(self.path, 0o600)
+        os.replace(self.path, self.live)
+        fsync_dir(self.live.parent)
+
+    def discard(self) -> None:
+        try:
+            self.con.close()
+        finally:
+            _remove(self.path)
+
+
+def connect_readonly(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the live database (never blocks a sync)."""
+    con = duckdb.connect(str(warehouse.db_path), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _copy(src: Path, dst: Path) -> None:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            return
+        except OSError:
+            pass  # no reflinks on this disk: copy the bytes (sendfile)
+    shutil.copyfile(src, dst)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)

@@ -1,0 +1,294 @@
+"""Raw NDJSON to Parquet and DuckDB: the step a sync runs after landing.
+
+`transform` applies only the raw files not applied before (the ledger in
+`state/normalize.sqlite`), so its work grows with the new data. Per data type
+it types the new files one by one into a staging table, reduces them to one
+row per key (the later file and line win; identical re-reads change nothing),
+upserts the DuckDB copy, applies the Parquet partitions, and finally
+publishes the database and records the files. Applying is idempotent, so a
+crash anywhere only means the next run applies the same files again.
+`rebuild` does the same from every raw file into fresh Parquet and a fresh
+database, without the API.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hs_sync import duck, parquet_store, quarantine
+from hs_sync.normalize import Drift, normalize_file, synced_at_of
+from hs_sync.processed import Ledger
+from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.warehouse import Warehouse
+
+CHUNK_ROWS = 50_000  # typed rows buffered before they go to the staging table
+
+
+@dataclass
+class RawFile:
+    path: Path
+    name: str  # path relative to the warehouse root (the lineage value)
+    experiment: str  # the experiment_id folder value
+    size: int
+
+
+@dataclass
+class TypeResult:
+    files: int = 0
+    rows_read: int = 0
+    rows_unique: int = 0
+    db_rows_written: int = 0
+    parquet_rows_written: int = 0
+    partitions_touched: int = 0
+    partitions_rewritten: int = 0
+    quarantined: int = 0
+    drift: Drift = field(default_factory=Drift)
+    applied: list[tuple[str, int, int, int]] = field(default_factory=list)  # for the ledger
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("drift", "applied")}
+        out["drift"] = self.drift.as_dict()
+        return out
+
+
+def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
+    """Every landed data file of a type, in path order (= landing order per experiment)."""
+    root = warehouse.root / "raw" / dt.name
+    found: list[RawFile] = []
+    if not root.is_dir():
+        return found
+    for exp_dir in sorted(root.iterdir()):
+        if not exp_dir.name.startswith("experiment_id=") or not exp_dir.is_dir():
+            continue
+        experiment = exp_dir.name.split("=", 1)[1]
+        for batch in sorted(exp_dir.iterdir()):
+            if batch.name.startswith(".") or not batch.is_dir():
+                continue
+            for file in sorted(batch.iterdir()):
+                if file.name.startswith(".") or not file.name.endswith((".ndjson", ".ndjson.gz")):
+                    continue
+                name = file.relative_to(warehouse.root).as_posix()
+                found.append(RawFile(file, name, experiment, file.stat().st_size))
+    return found
+
+
+def transform(warehouse: Warehouse, data_types: Sequence[DataType]) -> dict[str, Any]:
+    """Apply the raw files landed since the last run; returns a JSON-able summary."""
+    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=False)
+
+
+def rebuild(warehouse: Warehouse, data_types: Sequence[DataType] = DATA_TYPES) -> dict[str, Any]:
+    """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
+    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=True)
+
+
+def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    ledger = Ledger(warehouse)
+    try:
+        todo: dict[str, list[RawFile]] = {}
+        for dt in data_types:
+            done = {} if rebuild else ledger.processed(dt.name)
+            todo[dt.name] = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
+        digest = duck.views_digest()
+        stale_views = ledger.get_meta("views") != digest or not warehouse.db_path.exists()
+        results = {dt.name: TypeResult() for dt in data_types}
+        published = False
+        if rebuild or stale_views or any(todo.values()):
+            _apply(warehouse, data_types, todo, results, ledger, rebuild)
+            ledger.set_meta("views", digest)
+            published = True
+        return _summary(results, published, rebuild, time.monotonic() - started)
+    finally:
+        ledger.close()
+
+
+def _apply(
+    warehouse: Warehouse,
+    data_types: list[DataType],
+    todo: dict[str, list[RawFile]],
+    results: dict[str, TypeResult],
+    ledger: Ledger,
+    rebuild: bool,
+) -> None:
+    everything = {dt.name for dt in data_types} >= {dt.name for dt in DATA_TYPES}
+    build = duck.Build(warehouse, fresh=rebuild and everything)
+    staging = warehouse.state_dir / "parquet-staging"
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a crashed run
+    rebuilt: dict[str, Path] = {}
+    try:
+        con = build.con
+        for dt in data_types:
+            if rebuild:
+                con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
+                rebuilt[dt.name] = staging / f"rebuild-{uuid.uuid4().hex}"
+                shutil.rmtree(warehouse.quarantine_dir(dt.name), ignore_errors=True)
+            if todo[dt.name]:
+                target = Warehouse(rebuilt[dt.name]) if rebuild else None
+                _apply_type(build, warehouse, dt, todo[dt.name], results[dt.name], target)
+        if rebuild:
+            for dt in data_types:
+                _swap_in(rebuilt[dt.name] / "parquet" / dt.name, warehouse.parquet_dir(dt.name))
+        build.publish()
+    except BaseException:
+        build.discard()
+        raise
+    if rebuild:
+        ledger.forget([dt.name for dt in data_types])
+    for dt in data_types:
+        r = results[dt.name]
+        ledger.record(dt.name, r.applied)
+        ledger.add_drift(dt.name, r.drift)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(fresh: Path, live: Path) -> None:
+    fresh.mkdir(parents=True, exist_ok=True, mode=0o700)
+    live.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if live.exists():
+        parquet_store.exchange(fresh, live)
+        shutil.rmtree(fresh)
+    else:
+        fresh.rename(live)
+
+
+@contextmanager
+def _no_gc():
+    # Typing a file allocates many short-lived dicts and no cycles; the cyclic
+    # collector would only rescan them over and over.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _stage_columns(dt: DataType) -> str:
+    cols = duck.table_columns(dt, json_as_text=True)
+    cols += [("__exp", "VARCHAR"), ("__seq", "BIGINT")]
+    return ", ".join(f"{duck.quote(n)} {t}" for n, t in cols)
+
+
+def _apply_type(
+    build: duck.Build,
+    warehouse: Warehouse,
+    dt: DataType,
+    files: list[RawFile],
+    result: TypeResult,
+    rebuild_target: Warehouse | None,
+) -> None:
+    con = build.con
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __stage ({_stage_columns(dt)})")
+    chunk: list[pa.Table] = []
+    buffered = 0
+    seq = 0
+
+    def flush() -> None:
+        nonlocal chunk, buffered
+        if chunk:
+            table = pa.concat_tables(chunk)
+            con.register("__chunk", table)
+            con.execute("INSERT INTO __stage SELECT * FROM __chunk")
+            con.unregister("__chunk")
+        chunk, buffered = [], 0
+
+    for raw in files:
+        with _no_gc():
+            out = normalize_file(dt, raw.path, raw.name, synced_at_of(raw.path))
+        quarantine.write(warehouse, dt.name, raw.path, raw.name, out.quarantined)
+        n = out.table.num_rows
+        table = out.table.append_column("__exp", pa.array([raw.experiment] * n, pa.string()))
+        table = table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
+        seq += n
+        chunk.append(table)
+        buffered += n
+        if buffered >= CHUNK_ROWS:
+            flush()
+        result.files += 1
+        result.rows_read += n
+        result.quarantined += len(out.quarantined)
+        result.drift.update(out.drift)
+        result.applied.append((raw.name, raw.size, n, len(out.quarantined)))
+    flush()
+    _reduce(con, dt)
+    result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
+    result.db_rows_written = duck.apply_delta(con, dt, "__batch")
+    pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch")
+    result.parquet_rows_written = pq.rows_written
+    result.partitions_touched = len(pq.partitions)
+    result.partitions_rewritten = len(pq.rewritten)
+    con.execute("DROP TABLE IF EXISTS __stage")
+    con.execute("DROP TABLE IF EXISTS __batch")
+
+
+def _reduce(con, dt: DataType) -> None:
+    """`__stage` to `__batch`: one row per key, with its partition and `__multi`.
+
+    For a key seen more than once, the row kept is the first of the last run
+    of identical content (so identical re-reads keep their first lineage), and
+    `__multi` says the key changed content within the batch.
+    """
+    content = ", ".join(duck.quote(c.name) for c in dt.columns) + ", _extra"
+    part = parquet_store.partition_expr(dt)
+    con.execute(
+        duck.sql(
+            """
+        CREATE OR REPLACE TEMP TABLE __batch AS
+        WITH dup AS (SELECT _key FROM __stage GROUP BY _key HAVING count(*) > 1),
+        single AS (
+            SELECT *, false AS __multi FROM __stage WHERE _key NOT IN (SELECT _key FROM dup)
+        ),
+        runs AS (
+            SELECT *, hash({content}) IS DISTINCT FROM
+                   lag(hash({content})) OVER (PARTITION BY _key ORDER BY __seq) AS __start
+            FROM __stage WHERE _key IN (SELECT _key FROM dup)
+        ),
+        starts AS (
+            SELECT * EXCLUDE (__start),
+                   count(*) OVER (PARTITION BY _key) > 1 AS __multi,
+                   row_number() OVER (PARTITION BY _key ORDER BY __seq DESC) AS __rn
+            FROM runs WHERE __start
+        )
+        SELECT *, {part} AS __part FROM (
+            SELECT * FROM single
+            UNION ALL BY NAME
+            SELECT * EXCLUDE (__rn) FROM starts WHERE __rn = 1
+        )
+        """,
+            content=content,
+            part=part,
+        )
+    )
+
+
+def _summary(
+    results: dict[str, TypeResult], published: bool, rebuild: bool, seconds: float
+) -> dict[str, Any]:
+    total = Drift()
+    for r in results.values():
+        total.update(r.drift)
+    return {
+        "rebuild": rebuild,
+        "published": published,
+        "seconds": round(seconds, 3),
+        "rows": {name: r.rows_unique for name, r in results.items()},
+        "quarantined": sum(r.quarantined for r in results.values()),
+        "drift": {name: r.drift.as_dict() for name, r in results.items() if _has(r.drift)},
+        "types": {name: r.as_dict() for name, r in results.items()},
+    }
+
+
+def _has(drift: Drift) -> bool:
+    return bool(drift.new_fields or drift.type_changes)
