@@ -1,0 +1,137 @@
+"""`hs-sync sync`: pull new data into the warehouse and print what was done.
+
+Exit codes: 0 success, 1 partial failure (a unit failed or the hourly budget
+ran out; progress is saved), 2 configuration, authentication or lock errors.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import click
+import orjson
+
+from hs_sync.config import load_config
+from hs_sync.errors import HsSyncError
+
+
+@click.command("sync")
+@click.option("--experiment", "experiments", multiple=True, help="Experiment id (repeatable).")
+@click.option("--type", "types", multiple=True, help="Data type name (repeatable).")
+@click.option("--room", "rooms", multiple=True, help="Re-pull this room at room scope (repair).")
+@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
+@click.option("--full-refresh", is_flag=True, help="Ignore watermarks: re-read everything.")
+@click.option("--lookback", type=float, default=None, help="Seconds re-read before a watermark.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+def command(
+    experiments: tuple[str, ...],
+    types: tuple[str, ...],
+    rooms: tuple[str, ...],
+    warehouse: Path | None,
+    base_url: str | None,
+    full_refresh: bool,
+    lookback: float | None,
+    as_json: bool,
+    config_file: str | None,
+) -> None:
+    """Pull every data type incrementally and land it in the warehouse."""
+    from hs_sync.sync import sync
+
+    try:
+        config = load_config(
+            config_file,
+            experiments=experiments,
+            types=types,
+            rooms=rooms,
+            warehouse=warehouse,
+            base_url=base_url,
+            full_refresh=True if full_refresh else None,
+            lookback_seconds=lookback,
+        )
+        with _Progress(enabled=not as_json) as progress:
+            summary = sync(config, progress=progress)
+    except HsSyncError as exc:
+        click.echo(f"hs-sync sync: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    if as_json:
+        click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_summary(summary)
+    sys.exit(summary.exit_code)
+
+
+class _Progress:
+    """A live status line on a terminal; plain lines per finished unit otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.rows = 0
+        self.units = 0
+        self._lock = threading.Lock()
+        self._status = None
+
+    def __enter__(self) -> _Progress:
+        if self.tty:
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status("syncing…")
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, event: str, **info: object) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if event == "page":
+                self.rows += int(info.get("rows", 0))
+            elif event in ("done", "skip", "error"):
+                self.units += 1
+            where = f"{info.get('data_type', '')}/{info.get('experiment', '')}"
+            if self._status is not None:
+                text = f"syncing… {self.units} units done, {self.rows:,} rows · {event} {where}"
+                self._status.update(text)
+            elif event == "done":
+                click.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
+            elif event in ("skip", "error"):
+                click.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
+            elif event == "transform":
+                click.echo("normalizing…", err=True)
+
+
+def _print_summary(summary) -> None:
+    echo = click.echo
+    echo(
+        f"synced {len(summary.experiments)} experiment(s) in {summary.duration_seconds:.1f} s: "
+        f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
+        f"{summary.requests} request(s) ({summary.retries} retried)"
+    )
+    for type_name, per in sorted(summary.rows.items()):
+        for exp, rows in sorted(per.items()):
+            echo(f"  {type_name:<20} {exp:<24} {rows:>10,} rows")
+    for type_name, reason in summary.skipped_types.items():
+        echo(f"skipped type {type_name}: {reason}")
+    for exp, reason in summary.skipped_experiments.items():
+        echo(f"skipped experiment {exp}: {reason}")
+    for warning in summary.warnings:
+        echo(f"warning: {warning}")
+    for unit, error in summary.errors.items():
+        echo(f"error: {unit}: {error}")
+    budget = summary.budget
+    if budget.get("exhausted"):
+        echo(f"hourly request budget spent; progress saved; resume after {budget['resume_at']}")
+    elif budget:
+        echo(
+            f"request budget: {budget.get('remaining_this_hour')} of "
+            f"{budget.get('per_hour')} left this hour"
+        )
+    if summary.transform is not None:
+        echo(f"transform: {orjson.dumps(summary.transform).decode()}")

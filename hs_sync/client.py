@@ -1,0 +1,248 @@
+"""The HyperStudy v3 API client: one GET with auth, budget, retries and typed errors.
+
+Every request goes through `ApiClient.get`, which counts against the request
+budget, retries what is worth retrying (429 honouring Retry-After with a floor,
+5xx, timeouts, resets, truncated or non-JSON bodies) with exponential backoff
+and jitter, never retries 400/401/403/404, and parses the envelope tolerantly.
+The API key lives only in a request header; it is scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+from hs_sync import __version__
+from hs_sync.budget import RequestBudget
+from hs_sync.config import Config
+from hs_sync.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    BudgetExhausted,
+    ForbiddenError,
+    NotFoundError,
+    RetryableError,
+)
+
+_BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: NotFoundError}
+
+
+@dataclass
+class Envelope:
+    """One parsed response: `data` as sent, plus the metadata the sync reads."""
+
+    path: str
+    params: dict[str, Any]
+    data: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    server_time: str | None = None
+    size: int = 0  # body bytes
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """`data` as a list of records (a single object becomes a list of one)."""
+        if self.data is None:
+            return []
+        if isinstance(self.data, list):
+            return self.data
+        return [self.data]
+
+    @property
+    def pagination(self) -> dict[str, Any] | None:
+        value = self.metadata.get("pagination")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def warnings(self) -> list[str]:
+        value = self.metadata.get("_warnings") or []
+        return [str(w) for w in value] if isinstance(value, list) else [str(value)]
+
+
+class ApiClient:
+    """A thread-safe client for one base URL and key (use as a context manager)."""
+
+    def __init__(
+        self,
+        config: Config,
+        budget: RequestBudget | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if not config.api_key:
+            raise AuthError("no API key: set HYPERSTUDY_API_KEY")
+        self._key = config.api_key
+        self._config = config
+        self.budget = budget or RequestBudget(config.budget_per_hour, config.budget_per_minute)
+        headers = {"X-API-Key": config.api_key, "User-Agent": f"hs-sync/{__version__}"}
+        if config.org_id:
+            headers["X-Organization-Id"] = config.org_id
+        limits = httpx.Limits(max_connections=config.concurrency * 2 + 2)
+        self._http = httpx.Client(
+            base_url=config.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_seconds, connect=min(config.timeout_seconds, 10)),
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._lock = threading.Lock()
+        self.attempts = 0  # HTTP requests sent, retries included
+        self.retries = 0
+        self.bytes_received = 0
+        self.server_time: str | None = None  # newest server clock reading seen
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(
+        self, path: str, params: dict[str, Any] | None = None, *, endpoint: str | None = None
+    ) -> Envelope:
+        """GET `path` (relative to the base URL) with retries; raise a typed ApiError."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetryableError),
+            stop=stop_after_attempt(self._config.max_attempts),
+            wait=self._wait,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, path, params, endpoint or path)
+
+    # -- one attempt -------------------------------------------------------
+
+    def _attempt(self, path: str, params: dict[str, Any], endpoint: str) -> Envelope:
+        self.budget.acquire(endpoint)
+        with self._lock:
+            self.attempts += 1
+        try:
+            response = self._http.get(path, params=params)
+            body = response.content
+        except httpx.TimeoutException as exc:
+            raise RetryableError(
+                f"GET {path}: timed out ({type(exc).__name__})", path=path
+            ) from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise RetryableError(
+                f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
+                path=path,
+            ) from None
+        with self._lock:
+            self.bytes_received += len(body)
+        status = response.status_code
+        payload = _loads(body)
+        if status >= 400 or (isinstance(payload, dict) and payload.get("status") == "error"):
+            raise self._error(path, status, payload, response)
+        if not isinstance(payload, (dict, list)):
+            raise RetryableError(
+                f"GET {path}: HTTP {status} with a body that is not JSON "
+                f"({len(body)} bytes; truncated or an HTML page)",
+                status=status,
+                path=path,
+            )
+        return self._envelope(path, params, payload, response, len(body))
+
+    def _envelope(
+        self, path: str, params: dict, payload: Any, response: httpx.Response, size: int
+    ) -> Envelope:
+        if isinstance(payload, dict) and ("data" in payload or "metadata" in payload):
+            data = payload.get("data")
+            metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        else:  # a bare list or object: tolerate an envelope-less body
+            data, metadata = payload, {}
+        server_time = metadata.get("timestamp") or _http_date(response.headers.get("date"))
+        if isinstance(server_time, str):
+            with self._lock:
+                if self.server_time is None or server_time > self.server_time:
+                    self.server_time = server_time
+        return Envelope(path, params, data, metadata, server_time, size)
+
+    def _error(self, path: str, status: int, payload: Any, response: httpx.Response) -> ApiError:
+        err = payload.get("error") if isinstance(payload, dict) else None
+        err = err if isinstance(err, dict) else {}
+        code = err.get("code") if isinstance(err.get("code"), str) else None
+        details = err.get("details") if isinstance(err.get("details"), dict) else {}
+        message = self._scrub(str(err.get("message") or response.reason_phrase or "error"))
+        text = f"GET {path}: HTTP {status}" + (f" {code}" if code else "") + f": {message}"
+        if status == 403 and details.get("required"):
+            text += f" (needs scope {details['required']})"
+        kw = {"status": status, "code": code, "details": details, "path": path}
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            if retry_after is not None and retry_after > self._config.retry_max_wait_seconds:
+                # The server's hourly limit: waiting would stall the run; stop cleanly.
+                resume = datetime.now(timezone.utc) + timedelta(seconds=retry_after)
+                raise BudgetExhausted(resume.replace(microsecond=0).isoformat())
+            return RetryableError(text, retry_after=retry_after, **kw)
+        if status >= 500 or status == 408:
+            return RetryableError(text, **kw)
+        if status in _BY_STATUS:
+            return _BY_STATUS[status](text, **kw)
+        if status < 400:  # an error envelope with a success status
+            return RetryableError(text, **kw)
+        return ApiError(text, **kw)
+
+    # -- retry policy ------------------------------------------------------
+
+    def _wait(self, retry_state: Any) -> float:
+        floor = self._config.retry_floor_seconds
+        cap = self._config.retry_max_wait_seconds
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        jitter = random.uniform(0, floor)
+        if retry_after is not None:
+            return min(max(retry_after, floor) + jitter, cap)
+        backoff = floor * 2 ** (retry_state.attempt_number - 1)
+        return min(backoff + jitter, cap)
+
+    def _count_retry(self, retry_state: Any) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((moment - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _http_date(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value).astimezone(timezone.utc)
+    except (TypeError, ValueError):
+        return None
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,397 @@
+"""Per-mode pulls (time, room, merge, snapshot) over one generic pagination loop.
+
+Each pull reads the registry entry of its data type, pages through one
+endpoint, lands the pages with a BatchWriter and checkpoints the state only
+after the file behind a checkpoint is durable:
+
+- `time`: experiment scope, `startTime = watermark - lookback`, `endTime`
+  fixed (server time at the start of the run) for the whole pagination; the
+  rows fetched are reconciled with `pagination.total`, a mismatch re-reads the
+  window; the ledger records the window and the watermark moves to its end.
+- `room`: one pull per room that is new or changed since it was last pulled.
+- `merge` / `snapshot`: the whole table re-read; landed only when it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from hs_sync.client import ApiClient, Envelope
+from hs_sync.config import Config
+from hs_sync.errors import NotFoundError
+from hs_sync.landing import BatchWriter, LandedFile
+from hs_sync.registry import DataType, Mode
+from hs_sync.state import ExtractState
+from hs_sync.timeutil import parse_time, to_iso
+from hs_sync.warehouse import Warehouse, safe_part
+
+MAX_REREADS = 2  # extra passes over a window whose row count disagrees with `total`
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class PullResult:
+    """What one pull of one (data type, experiment) did."""
+
+    data_type: str
+    experiment_id: str
+    rows: int = 0
+    requests: int = 0
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    errors: list[str] = field(default_factory=list)
+    rooms: dict[str, str] | None = None  # rooms snapshot: room id -> version
+
+    def merge(self, other: PullResult) -> None:
+        self.rows += other.rows
+        self.requests += other.requests
+        self.windows += other.windows
+        self.files += other.files
+        self.errors += other.errors
+        self.warnings += [w for w in other.warnings if w not in self.warnings]
+
+
+def room_version(room: dict[str, Any]) -> str:
+    """What makes a room 'changed' since the last pull: its updatedAt and status."""
+    return f"{room.get('updatedAt')}|{room.get('status')}"
+
+
+def quote_id(value: object) -> str:
+    """An API id as exactly one URL path segment (it can never add a segment)."""
+    return quote(str(value), safe="")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Extractor:
+    """Runs pulls for one sync run; thread-safe across units."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        warehouse: Warehouse,
+        state: ExtractState,
+        config: Config,
+        *,
+        run_id: str,
+        window_end: str,
+        progress: Progress | None = None,
+        pages_per_file: int | None = None,
+    ):
+        self.client = client
+        self.warehouse = warehouse
+        self.state = state
+        self.config = config
+        self.run_id = run_id
+        self.window_end = window_end
+        self.progress = progress or (lambda *a, **k: None)
+        self.pages_per_file = pages_per_file
+
+    # -- the one pagination loop ------------------------------------------
+
+    def pages(
+        self, path: str, params: dict[str, Any], *, endpoint: str, paged: bool = True
+    ) -> Iterator[tuple[Envelope, str]]:
+        """Yield (page, fetched_at) following `nextOffset`, fetching one page ahead.
+
+        The next page is requested while the caller lands the current one, so
+        the wire stays busy; the window parameters never change mid-scan.
+        """
+        base = dict(params)
+        if paged:
+            base["limit"] = self.config.page_size
+
+        def fetch(offset: int) -> tuple[Envelope, str]:
+            query = {**base, "offset": offset} if (paged or offset) else base
+            return self.client.get(path, query, endpoint=endpoint), now_iso()
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-page") as ahead:
+            offset = 0
+            pending = ahead.submit(fetch, offset)
+            while pending is not None:
+                page, fetched_at = pending.result()
+                nxt = _next_offset(page, offset)
+                pending = ahead.submit(fetch, nxt) if nxt is not None else None
+                try:
+                    yield page, fetched_at
+                except GeneratorExit:
+                    if pending is not None:
+                        pending.cancel()
+                    raise
+                offset = nxt if nxt is not None else offset
+
+    def _writer(self, dt: DataType, exp: str, label: str, scope: str, scope_id: str, **kw):
+        if self.pages_per_file:
+            kw["pages_per_file"] = self.pages_per_file
+        return BatchWriter(self.warehouse, dt, exp, label, scope, scope_id, **kw)
+
+    # -- time mode -----------------------------------------------------------
+
+    def pull_time(self, dt: DataType, exp: str) -> PullResult:
+        """Pull the window [watermark - lookback, run's server time] at experiment scope."""
+        result = PullResult(dt.name, exp)
+        mark = None if self.config.full_refresh else self.state.watermark(dt.name, exp)
+        start_at = parse_time(mark)
+        start = None
+        if start_at is not None:
+            start = to_iso(start_at - timedelta(seconds=self.config.lookback_seconds))
+        end = self.window_end
+        params: dict[str, Any] = {"startTime": start, "endTime": end, **dict(dt.extra_params)}
+        if dt.cursor:
+            params["sort"] = dt.sort or dt.cursor
+            params["order"] = "asc"
+        path = dt.url_path("experiment", quote_id(exp))
+        for attempt in range(MAX_REREADS + 1):
+            window = {"startTime": start, "endTime": end, "pass": attempt + 1}
+            writer = self._writer(dt, exp, "w", "experiment", exp, window=window)
+            fetched, totals, requests = 0, [], 0
+            for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "experiment")):
+                requests += 1
+                fetched += len(page.records)
+                totals.append(_total(page))
+                self._checkpoint(dt, exp, writer, writer.add(page, fetched_at))
+                self.progress("page", data_type=dt.name, experiment=exp, rows=len(page.records))
+            self._checkpoint(dt, exp, writer, writer.flush())
+            result.requests += requests
+            result.rows += fetched
+            result.files += len(writer.files)
+            result.warnings += [w for w in _page_warnings(writer) if w not in result.warnings]
+            total = totals[-1] if totals else None
+            consistent = total is None or (fetched == total and all(t == total for t in totals))
+            record = {
+                "data_type": dt.name,
+                "experiment_id": exp,
+                "scope": "experiment",
+                "scope_id": exp,
+                "start": start,
+                "end": end,
+                "rows": fetched,
+                "total": total,
+                "requests": requests,
+                "files": len(writer.files),
+            }
+            result.windows.append(record)
+            if consistent:
+                self.state.complete_window(
+                    self.run_id,
+                    dt.name,
+                    exp,
+                    scope="experiment",
+                    scope_id=exp,
+                    start=start,
+                    end=end,
+                    rows=fetched,
+                    total=total,
+                    requests=requests,
+                    batch=writer.folder.name if writer.files else None,
+                    watermark=end,
+                )
+                return result
+            result.warnings.append(
+                f"{dt.name}/{exp}: fetched {fetched} rows but the API reported total "
+                f"{'/'.join(str(t) for t in totals)}; re-reading the window"
+            )
+        result.errors.append(
+            f"{dt.name}/{exp}: row count still disagrees with pagination.total after "
+            f"{MAX_REREADS + 1} passes; the watermark was not moved to the window end"
+        )
+        return result
+
+    def _checkpoint(
+        self, dt: DataType, exp: str, writer: BatchWriter, landed: LandedFile | None
+    ) -> None:
+        """After a durable file: move the watermark to its newest row, if rows came sorted.
+
+        A crash mid-window then resumes near where it stopped instead of from the
+        window start; rows older than that are covered by the lookback.
+        """
+        if landed is None or dt.mode is not Mode.TIME:
+            return
+        self.progress("file", data_type=dt.name, experiment=exp, rows=landed.rows)
+        if writer.ordered and landed.max_cursor is not None:
+            end = parse_time(self.window_end)
+            mark = landed.max_cursor if end is None else min(landed.max_cursor, end)
+            self.state.advance_watermark(dt.name, exp, to_iso(mark))
+
+    # -- room mode -----------------------------------------------------------
+
+    def pull_rooms(
+        self, dt: DataType, exp: str, rooms: dict[str, str], *, force: bool = False
+    ) -> PullResult:
+        """Pull each room that is new or whose version changed (all of them if `force`)."""
+        result = PullResult(dt.name, exp)
+        known = (
+            {} if (force or self.config.full_refresh) else self.state.room_versions(dt.name, exp)
+        )
+        for room_id, version in rooms.items():
+            if known.get(room_id) == version:
+                continue
+            try:
+                self._pull_room(dt, exp, room_id, version, result)
+            except NotFoundError as exc:
+                result.warnings.append(f"{dt.name}/{exp}: room {room_id} not found ({exc})")
+        return result
+
+    def _pull_room(
+        self, dt: DataType, exp: str, room_id: str, version: str, result: PullResult
+    ) -> None:
+        path = dt.url_path("room", quote_id(room_id))
+        params = dict(dt.extra_params)
+        for _pass in range(MAX_REREADS + 1):
+            writer = self._writer(
+                dt, exp, f"room-{safe_part(room_id)}", "room", room_id, track_cursor=False
+            )
+            fetched, totals, requests = 0, [], 0
+            for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "room")):
+                requests += 1
+                fetched += len(page.records)
+                totals.append(_total(page))
+                writer.add(page, fetched_at)
+            writer.flush()
+            result.requests += requests
+            result.rows += fetched
+            result.files += len(writer.files)
+            result.warnings += [w for w in _page_warnings(writer) if w not in result.warnings]
+            total = totals[-1] if totals else None
+            result.windows.append(
+                {
+                    "data_type": dt.name,
+                    "experiment_id": exp,
+                    "scope": "room",
+                    "scope_id": room_id,
+                    "rows": fetched,
+                    "total": total,
+                    "requests": requests,
+                    "files": len(writer.files),
+                }
+            )
+            if total is None or (fetched == total and all(t == total for t in totals)):
+                self.state.complete_window(
+                    self.run_id,
+                    dt.name,
+                    exp,
+                    scope="room",
+                    scope_id=room_id,
+                    start=None,
+                    end=None,
+                    rows=fetched,
+                    total=total,
+                    requests=requests,
+                    batch=writer.folder.name if writer.files else None,
+                )
+                self.state.set_room_version(dt.name, exp, room_id, version)
+                self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
+                return
+        result.errors.append(
+            f"{dt.name}/{exp}: room {room_id}: row count disagrees with pagination.total"
+        )
+
+    # -- merge and snapshot --------------------------------------------------
+
+    def pull_whole(self, dt: DataType, exp: str) -> PullResult:
+        """Re-read a whole table (recordings, rooms, participants, deployments)."""
+        if dt.data_endpoint:
+            path, params = dt.url_path("experiment", quote_id(exp)), dict(dt.extra_params)
+            paged = True
+            endpoint = _endpoint(dt, "experiment")
+        else:
+            path, params, paged = dt.path, {"experimentId": exp, **dict(dt.extra_params)}, False
+            endpoint = dt.path
+        return self.land_whole(dt, exp, self.pages(path, params, endpoint=endpoint, paged=paged))
+
+    def land_whole(
+        self, dt: DataType, exp: str, pages: Iterator[tuple[Envelope, str]] | list
+    ) -> PullResult:
+        """Land a whole-table read, skipping it when identical to the last one landed."""
+        result = PullResult(dt.name, exp)
+        label = "merge" if dt.mode is Mode.MERGE else "snap"
+        writer = self._writer(dt, exp, label, "experiment", exp, track_cursor=False)
+        rooms: dict[str, str] | None = {} if dt.name == "rooms" else None
+        requests = 0
+        for page, fetched_at in pages:
+            requests += 1
+            if rooms is not None:
+                for room in page.records:
+                    if isinstance(room, dict) and room.get("id") is not None:
+                        rooms[str(room["id"])] = room_version(room)
+            writer.add(page, fetched_at)
+        previous = None if self.config.full_refresh else self.state.snapshot_digest(dt.name, exp)
+        unchanged = not writer.files and writer.digest == previous
+        if unchanged:
+            writer.discard()
+        else:
+            writer.flush()
+        result.requests = requests
+        result.rows = writer.rows
+        result.files = len(writer.files)
+        result.rooms = rooms
+        result.warnings = _page_warnings(writer)
+        result.windows.append(
+            {
+                "data_type": dt.name,
+                "experiment_id": exp,
+                "scope": "experiment",
+                "scope_id": exp,
+                "rows": writer.rows,
+                "requests": requests,
+                "files": len(writer.files),
+                "unchanged": unchanged,
+            }
+        )
+        self.state.complete_window(
+            self.run_id,
+            dt.name,
+            exp,
+            scope="experiment",
+            scope_id=exp,
+            start=None,
+            end=None,
+            rows=writer.rows,
+            total=None,
+            requests=requests,
+            batch=writer.folder.name if writer.files else None,
+        )
+        if not unchanged:
+            self.state.set_snapshot_digest(dt.name, exp, writer.digest)
+        self.progress("snapshot", data_type=dt.name, experiment=exp, rows=writer.rows)
+        return result
+
+
+def _endpoint(dt: DataType, scope: str) -> str:
+    """The rate-limit bucket of a request: the route, without the scope id."""
+    return f"data/{dt.path}/{scope}" if dt.data_endpoint else dt.path
+
+
+def _total(page: Envelope) -> int | None:
+    pagination = page.pagination
+    if not pagination:
+        return None
+    total = pagination.get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
+def _next_offset(page: Envelope, offset: int) -> int | None:
+    """The offset of the next page, or None when this was the last one."""
+    pagination = page.pagination
+    if not pagination or not pagination.get("hasMore"):
+        return None
+    returned = len(page.records)
+    nxt = pagination.get("nextOffset")
+    if not isinstance(nxt, int) or isinstance(nxt, bool):
+        nxt = offset + returned
+    if returned == 0 or nxt <= offset:
+        return None  # a server that says "more" but makes no progress: stop, don't loop
+    return nxt
+
+
+def _page_warnings(writer: BatchWriter) -> list[str]:
+    return list(writer.all_warnings)

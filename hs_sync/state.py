@@ -1,0 +1,246 @@
+"""Extraction state in SQLite: watermarks, the ledger of completed windows, run history.
+
+Lives at `<warehouse>/state/extract.sqlite`. Every checkpoint is one
+transaction written after the raw file behind it is durable, so the state
+never claims data that a crash could have lost (DESIGN.md invariant 2).
+Thread-safe: one connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from hs_sync.timeutil import parse_time
+from hs_sync.warehouse import Warehouse
+
+STATE_FILE = "extract.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watermarks (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, watermark TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, data_type TEXT NOT NULL,
+    experiment_id TEXT NOT NULL, scope TEXT NOT NULL, scope_id TEXT NOT NULL,
+    start_time TEXT, end_time TEXT, rows INTEGER NOT NULL, total INTEGER,
+    requests INTEGER NOT NULL, batch TEXT, completed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS room_versions (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
+    version TEXT NOT NULL, synced_at TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id, room_id));
+CREATE TABLE IF NOT EXISTS snapshots (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, digest TEXT NOT NULL,
+    landed_at TEXT NOT NULL, PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT,
+    requests INTEGER, summary TEXT);
+CREATE TABLE IF NOT EXISTS budget_requests (at REAL NOT NULL);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class ExtractState:
+    """Read and checkpoint the extraction state of one warehouse."""
+
+    def __init__(self, warehouse: Warehouse):
+        path = warehouse.state_dir / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        path.chmod(0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ExtractState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _one(self, sql: str, params: Iterable[Any]) -> Any:
+        with self._lock:
+            row = self._db.execute(sql, tuple(params)).fetchone()
+        return row[0] if row else None
+
+    # -- watermarks and the ledger ----------------------------------------
+
+    def watermark(self, data_type: str, experiment_id: str) -> str | None:
+        return self._one(
+            "SELECT watermark FROM watermarks WHERE data_type = ? AND experiment_id = ?",
+            (data_type, experiment_id),
+        )
+
+    def advance_watermark(self, data_type: str, experiment_id: str, value: str) -> None:
+        """Move the watermark forward to `value` (never backward)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._advance(data_type, experiment_id, value)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _advance(self, data_type: str, experiment_id: str, value: str) -> None:
+        current = self.watermark(data_type, experiment_id)
+        new = parse_time(value)
+        if new is None:
+            return
+        old = parse_time(current)
+        if old is not None and old >= new:
+            return
+        self._db.execute(
+            "INSERT INTO watermarks VALUES (?, ?, ?, ?) ON CONFLICT (data_type, experiment_id) "
+            "DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
+            (data_type, experiment_id, value, _now()),
+        )
+
+    def complete_window(
+        self,
+        run_id: str,
+        data_type: str,
+        experiment_id: str,
+        *,
+        scope: str,
+        scope_id: str,
+        start: str | None,
+        end: str | None,
+        rows: int,
+        total: int | None,
+        requests: int,
+        batch: str | None,
+        watermark: str | None = None,
+    ) -> None:
+        """Record a completed window and, in the same transaction, advance the watermark."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO ledger (run_id, data_type, experiment_id, scope, scope_id, "
+                    "start_time, end_time, rows, total, requests, batch, completed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        data_type,
+                        experiment_id,
+                        scope,
+                        scope_id,
+                        start,
+                        end,
+                        rows,
+                        total,
+                        requests,
+                        batch,
+                        _now(),
+                    ),
+                )
+                if watermark is not None:
+                    self._advance(data_type, experiment_id, watermark)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def ledger(self, data_type: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM ledger WHERE ? IS NULL OR data_type = ? ORDER BY id",
+                (data_type, data_type),
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def watermarks(self) -> dict[tuple[str, str], str]:
+        with self._lock:
+            rows = self._db.execute("SELECT data_type, experiment_id, watermark FROM watermarks")
+            return {(t, e): w for t, e, w in rows.fetchall()}
+
+    # -- rooms and snapshots ----------------------------------------------
+
+    def room_versions(self, data_type: str, experiment_id: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT room_id, version FROM room_versions "
+                "WHERE data_type = ? AND experiment_id = ?",
+                (data_type, experiment_id),
+            ).fetchall()
+        return dict(rows)
+
+    def set_room_version(self, data_type: str, experiment_id: str, room_id: str, version: str):
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id, room_id) "
+                "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at",
+                (data_type, experiment_id, room_id, version, _now()),
+            )
+
+    def snapshot_digest(self, data_type: str, experiment_id: str) -> str | None:
+        return self._one(
+            "SELECT digest FROM snapshots WHERE data_type = ? AND experiment_id = ?",
+            (data_type, experiment_id),
+        )
+
+    def set_snapshot_digest(self, data_type: str, experiment_id: str, digest: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO snapshots VALUES (?, ?, ?, ?) ON CONFLICT (data_type, experiment_id) "
+                "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
+                (data_type, experiment_id, digest, _now()),
+            )
+
+    # -- runs and the hourly budget ---------------------------------------
+
+    def begin_run(self, run_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO runs (run_id, started_at, status) VALUES (?, ?, 'running')",
+                (run_id, _now()),
+            )
+
+    def finish_run(self, run_id: str, status: str, requests: int, summary: dict) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, requests = ?, summary = ? "
+                "WHERE run_id = ?",
+                (_now(), status, requests, orjson.dumps(summary).decode(), run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM runs ORDER BY started_at")
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def budget_requests(self) -> list[float]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT at FROM budget_requests").fetchall()]
+
+    def save_budget_requests(self, times: Iterable[float]) -> None:
+        """Replace the remembered request times (those within the last hour)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM budget_requests")
+                self._db.executemany(
+                    "INSERT INTO budget_requests VALUES (?)", [(t,) for t in times]
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise

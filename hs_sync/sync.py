@@ -1,0 +1,370 @@
+"""`sync(config) -> RunSummary`: one incremental extraction run, then the transform.
+
+Order of a run: check the key and each experiment's access (nothing is
+written before the key is known good), take the warehouse lock, pull every
+(data type, experiment) unit with bounded concurrency (snapshots, time and
+merge units first, then the room units the rooms snapshot drives), call the
+normalizer, record the run.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from hs_sync.budget import RequestBudget
+from hs_sync.client import ApiClient, Envelope
+from hs_sync.config import Config
+from hs_sync.errors import (
+    ApiError,
+    AuthError,
+    BudgetExhausted,
+    ConfigError,
+    ForbiddenError,
+    HsSyncError,
+    NotFoundError,
+)
+from hs_sync.extract import Extractor, PullResult, now_iso, quote_id, room_version
+from hs_sync.lock import warehouse_lock
+from hs_sync.registry import BY_NAME, DataType, Mode
+from hs_sync.state import ExtractState
+from hs_sync.warehouse import Warehouse
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class RunSummary:
+    """What a sync run did; `to_dict()` is JSON-able, `exit_code` is 0 or 1."""
+
+    run_id: str
+    started_at: str
+    window_end: str | None = None
+    experiments: list[str] = field(default_factory=list)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> experiment -> rows
+    files: int = 0
+    requests: int = 0
+    retries: int = 0
+    bytes_received: int = 0
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    skipped_types: dict[str, str] = field(default_factory=dict)
+    skipped_experiments: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    transform: dict[str, Any] | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(sum(per.values()) for per in self.rows.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0: everything asked for was synced (missing scopes are listed); 1: partial."""
+        return 1 if self.errors or self.budget.get("exhausted") else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["total_rows"] = self.total_rows
+        out["exit_code"] = self.exit_code
+        return out
+
+
+def _run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class _Run:
+    """The mutable parts of one run, shared by its worker threads."""
+
+    def __init__(self, config: Config, summary: RunSummary, progress: Progress):
+        self.config = config
+        self.summary = summary
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.auth_error: AuthError | None = None
+
+    def record(self, result: PullResult) -> None:
+        with self.lock:
+            s = self.summary
+            per = s.rows.setdefault(result.data_type, {})
+            per[result.experiment_id] = per.get(result.experiment_id, 0) + result.rows
+            s.files += result.files
+            s.windows += result.windows
+            for w in result.warnings:
+                line = f"{result.data_type}/{result.experiment_id}: {w}"
+                if w.startswith(f"{result.data_type}/") or line in s.warnings:
+                    line = w
+                if line not in s.warnings:
+                    s.warnings.append(line)
+            for i, e in enumerate(result.errors):
+                s.errors[f"{result.data_type}/{result.experiment_id}" + (f"#{i}" if i else "")] = e
+
+    def unit(self, dt: DataType, exp: str, pull: Callable[[], PullResult]) -> PullResult | None:
+        """Run one pull; turn its failure into the summary entry the contract asks for."""
+        if self.stop.is_set() or dt.name in self.summary.skipped_types:
+            return None
+        name = f"{dt.name}/{exp}"
+        try:
+            result = pull()
+        except ForbiddenError as exc:
+            with self.lock:
+                self.summary.skipped_types.setdefault(dt.name, f"missing scope: {exc}")
+            self.progress("skip", data_type=dt.name, experiment=exp, reason=str(exc))
+            return None
+        except BudgetExhausted as exc:
+            self.stop.set()
+            with self.lock:
+                self.summary.budget["exhausted"] = True
+                self.summary.budget["resume_at"] = exc.resume_at
+                self.summary.errors.setdefault("budget", str(exc))
+            return None
+        except AuthError as exc:
+            self.stop.set()
+            self.auth_error = exc
+            return None
+        except NotFoundError as exc:
+            with self.lock:
+                self.summary.errors[name] = str(exc)
+            return None
+        except (HsSyncError, OSError) as exc:
+            with self.lock:
+                self.summary.errors[name] = f"{type(exc).__name__}: {exc}"
+            self.progress("error", data_type=dt.name, experiment=exp, reason=str(exc))
+            return None
+        self.record(result)
+        self.progress("done", data_type=dt.name, experiment=exp, rows=result.rows)
+        return result
+
+
+def sync(config: Config, *, progress: Progress | None = None) -> RunSummary:
+    """Run one incremental sync of `config`'s experiments and data types.
+
+    Raises AuthError (401, nothing written), ConfigError and WarehouseLocked;
+    every other failure is reported per unit in the returned RunSummary.
+    """
+    if not config.api_key:
+        raise ConfigError("api_key", "no API key: set HYPERSTUDY_API_KEY")
+    clock = time.monotonic()
+    progress = progress or (lambda *a, **k: None)
+    summary = RunSummary(run_id=_run_id(), started_at=now_iso())
+    warehouse = Warehouse(config.warehouse)
+    budget = RequestBudget(config.budget_per_hour, config.budget_per_minute)
+    types = config.data_types
+    with ApiClient(config, budget) as client:
+        experiments, listing = _discover(client, config, summary)
+        summary.experiments = experiments
+        # The run's window end comes from the server's clock, never ours.
+        summary.window_end = client.server_time or now_iso()
+        with warehouse_lock(warehouse, config.lock_timeout_seconds):
+            with ExtractState(warehouse) as state:
+                budget.remember(state.budget_requests())
+                state.begin_run(summary.run_id)
+                run = _Run(config, summary, progress)
+                status = "failed"
+                try:
+                    extractor = Extractor(
+                        client,
+                        warehouse,
+                        state,
+                        config,
+                        run_id=summary.run_id,
+                        window_end=summary.window_end,
+                        progress=progress,
+                    )
+                    _pull_all(run, extractor, client, types, experiments, listing)
+                    if run.auth_error is not None:
+                        raise run.auth_error
+                    summary.transform = _transform(warehouse, types, summary, run)
+                    status = "partial" if summary.exit_code else "ok"
+                finally:
+                    summary.requests = client.attempts
+                    summary.retries = client.retries
+                    summary.bytes_received = client.bytes_received
+                    summary.budget = {**budget.state(), **summary.budget}
+                    summary.duration_seconds = round(time.monotonic() - clock, 3)
+                    state.save_budget_requests(budget.recent())
+                    state.finish_run(summary.run_id, status, client.attempts, summary.to_dict())
+    return summary
+
+
+def _discover(
+    client: ApiClient, config: Config, summary: RunSummary
+) -> tuple[list[str], Envelope | None]:
+    """The experiments to sync, checked for access. Read-only: the key's first test."""
+    listing = None
+    if config.experiments:
+        candidates = list(dict.fromkeys(config.experiments))
+    else:
+        try:
+            listing = client.get("experiments", endpoint="experiments")
+        except ForbiddenError as exc:
+            raise ConfigError(
+                "experiments",
+                f"the key cannot list experiments ({exc}); name them with --experiment",
+            ) from None
+        candidates = [str(r["id"]) for r in listing.records if isinstance(r, dict) and r.get("id")]
+    usable = []
+    for exp in candidates:
+        try:
+            access = client.get(
+                f"data/check-access/experiment/{quote_id(exp)}", endpoint="data/check-access"
+            ).data
+        except NotFoundError:
+            reason = "not found (404)"
+            summary.skipped_experiments[exp] = reason
+            if config.experiments:
+                summary.errors[f"experiment/{exp}"] = f"experiment {exp}: {reason}"
+            continue
+        except ForbiddenError as exc:
+            access = {"canExport": False, "reason": str(exc)}
+        access = access if isinstance(access, dict) else {}
+        if access.get("canExport") is False or access.get("canView") is False:
+            reason = "the key cannot export this experiment (check-access: canExport is false)"
+            summary.skipped_experiments[exp] = reason
+            if config.experiments:
+                summary.errors[f"experiment/{exp}"] = f"experiment {exp}: {reason}"
+            continue
+        usable.append(exp)
+    return usable, listing
+
+
+def _pull_all(
+    run: _Run,
+    ex: Extractor,
+    client: ApiClient,
+    types: Sequence[DataType],
+    experiments: list[str],
+    listing: Envelope | None,
+) -> None:
+    config = run.config
+    by_name = {dt.name: dt for dt in types}
+    rooms_dt = BY_NAME["rooms"]
+    rooms_of: dict[str, dict[str, str] | None] = {}
+    listing_lock = threading.Lock()
+    cached = [listing]
+
+    def experiments_listing() -> Envelope:
+        with listing_lock:  # one GET /experiments per run, shared by the experiment units
+            if cached[0] is None:
+                cached[0] = client.get("experiments", endpoint="experiments")
+            return cached[0]
+
+    def rooms_unit(exp: str) -> PullResult:
+        result = ex.pull_whole(rooms_dt, exp)
+        rooms_of[exp] = result.rooms
+        return result
+
+    def pull_for(dt: DataType, exp: str) -> Callable[[], PullResult]:
+        if dt.name == "rooms":
+            return lambda: rooms_unit(exp)
+        if dt.name == "experiments":
+            return lambda: _land_experiment(ex, dt, exp, experiments_listing())
+        if dt.mode is Mode.TIME:
+            return lambda: ex.pull_time(dt, exp)
+        return lambda: ex.pull_whole(dt, exp)
+
+    # Phase 1: everything except the room units (the rooms snapshot drives those).
+    repairing = bool(config.rooms)
+    first = []
+    for dt in types:
+        if dt.mode is Mode.ROOM or (repairing and dt.name != "rooms"):
+            continue
+        first += [(dt, exp, pull_for(dt, exp)) for exp in experiments]
+    if (repairing or any(dt.mode is Mode.ROOM for dt in types)) and "rooms" not in by_name:
+        # Room units need the rooms list even when the rooms table is not synced.
+        first += [
+            (rooms_dt, exp, lambda e=exp: _read_rooms(ex, rooms_of, e)) for exp in experiments
+        ]
+    _run_units(run, first)
+
+    # Phase 2: room pulls.
+    second = []
+    if repairing:
+        found: set[str] = set()
+        for exp in experiments:
+            rooms = rooms_of.get(exp) or {}
+            wanted = {r: rooms[r] for r in config.rooms if r in rooms}
+            found |= set(wanted)
+            if not wanted:
+                continue
+            for dt in types:
+                if dt.data_endpoint and "room" in dt.scopes:
+                    second.append(
+                        (dt, exp, lambda d=dt, e=exp, w=wanted: ex.pull_rooms(d, e, w, force=True))
+                    )
+        for room in config.rooms:
+            if room not in found:
+                run.summary.errors[f"room/{room}"] = (
+                    f"room {room} is not among the rooms of the experiments synced"
+                )
+    else:
+        for dt in types:
+            if dt.mode is not Mode.ROOM:
+                continue
+            for exp in experiments:
+                rooms = rooms_of.get(exp)
+                if rooms is None:
+                    run.summary.skipped_types.setdefault(
+                        dt.name, "the rooms list could not be read (see rooms)"
+                    )
+                    continue
+                second.append((dt, exp, lambda d=dt, e=exp, r=rooms: ex.pull_rooms(d, e, r)))
+    _run_units(run, second)
+
+
+def _run_units(run: _Run, units: list[tuple[DataType, str, Callable[[], PullResult]]]) -> None:
+    if not units:
+        return
+    with ThreadPoolExecutor(run.config.concurrency, thread_name_prefix="hs-unit") as pool:
+        futures = [pool.submit(run.unit, dt, exp, pull) for dt, exp, pull in units]
+        for future in futures:
+            future.result()  # re-raise programming errors; unit failures are in the summary
+
+
+def _read_rooms(ex: Extractor, rooms_of: dict, exp: str) -> PullResult:
+    """Read the rooms list for room units without landing it (rooms not selected)."""
+    dt = BY_NAME["rooms"]
+    result = PullResult(dt.name, exp, rooms={})
+    path = dt.url_path("experiment", quote_id(exp))
+    for page, _ in ex.pages(path, {}, endpoint=f"data/{dt.path}/experiment"):
+        result.requests += 1
+        for room in page.records:
+            if isinstance(room, dict) and room.get("id") is not None:
+                result.rooms[str(room["id"])] = room_version(room)
+    rooms_of[exp] = result.rooms
+    return PullResult(dt.name, exp)  # nothing landed, no rows to report
+
+
+def _land_experiment(ex: Extractor, dt: DataType, exp: str, listing: Envelope) -> PullResult:
+    """Land one experiment's row of the experiments listing in its own folder."""
+    rows = [r for r in listing.records if isinstance(r, dict) and str(r.get("id")) == exp]
+    page = Envelope(listing.path, listing.params, rows, listing.metadata, listing.server_time)
+    return ex.land_whole(dt, exp, [(page, now_iso())])
+
+
+def _transform(
+    warehouse: Warehouse, types: Sequence[DataType], summary: RunSummary, run: _Run
+) -> dict[str, Any] | None:
+    # The integration point with the normalizer: raw NDJSON in, Parquet and DuckDB out.
+    # A tree without hs_sync.transform lands raw data only.
+    try:
+        from hs_sync.transform import transform
+    except ModuleNotFoundError as exc:
+        if exc.name != "hs_sync.transform":
+            raise
+        return None
+    run.progress("transform")
+    try:
+        return transform(warehouse, list(types))
+    except (HsSyncError, OSError, ApiError) as exc:
+        summary.errors["transform"] = f"{type(exc).__name__}: {exc}"
+        return None
