@@ -1,0 +1,96 @@
+"""`hs-sync sql "SELECT ..."`: query the warehouse's DuckDB database and print the result.
+
+The database is opened read-only, so a query never blocks a running sync.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import decimal
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from hs_sync.config import load_config
+from hs_sync.errors import HsSyncError
+from hs_sync.warehouse import Warehouse
+
+
+def _plain(value):
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (_dt.timedelta, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value
+
+
+@click.command("sql")
+@click.argument("query")
+@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (header + rows).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of row objects.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Rows shown in a table.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+def command(
+    query: str,
+    warehouse: Path | None,
+    as_csv: bool,
+    as_json: bool,
+    limit: int,
+    config_file: str | None,
+) -> None:
+    """Run QUERY against the warehouse (tables and views) and print the rows."""
+    import duckdb
+
+    from hs_sync.duck import connect_readonly
+
+    try:
+        config = load_config(config_file, warehouse=warehouse)
+    except HsSyncError as exc:
+        click.echo(f"hs-sync sql: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    wh = Warehouse(config.warehouse)
+    if not wh.db_path.exists():
+        click.echo(f"hs-sync sql: no database at {wh.db_path}; run `hs-sync sync` first", err=True)
+        sys.exit(2)
+    try:
+        con = connect_readonly(wh)
+        try:
+            cursor = con.execute(query)
+            names = [d[0] for d in cursor.description] if cursor.description else []
+            rows = cursor.fetchall() if names else []
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        click.echo(f"hs-sync sql: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        out = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
+        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    elif as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows([[_plain(v) for v in row] for row in rows])
+    else:
+        _table(names, rows, limit)
+
+
+def _table(names: list[str], rows: list[tuple], limit: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in rows[:limit]:
+        table.add_row(*["NULL" if v is None else str(_plain(v)) for v in row])
+    console = Console()
+    console.print(table)
+    shown = min(len(rows), limit)
+    more = f" (first {shown} shown; --csv or --json for all)" if len(rows) > limit else ""
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}")
