@@ -120,8 +120,9 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
     """Upsert the rows of relation `batch` into the type's table, by `_key`.
 
     A row is written when its key is new, when its content differs from the
-    stored row, or when the batch saw the key change (`__multi`); identical
-    re-reads leave the stored row (and its lineage) alone. Idempotent.
+    stored row, or when the batch saw the key change (`__multi`) and the stored
+    row is not the batch's pick; identical re-reads leave the stored row (and
+    its lineage) alone. Idempotent.
     Returns the number of rows written.
     """
     table = quote(dt.name)
@@ -130,11 +131,13 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
         for c in dt.columns
     )
     differs += " OR b._extra::JSON IS DISTINCT FROM o._extra"
+    # a key that changed within the batch is rewritten unless already stored from that file
+    differs += " OR (b.__multi AND b._raw_file IS DISTINCT FROM o._raw_file)"
     con.execute(
         sql(
             "CREATE OR REPLACE TEMP TABLE __delta AS SELECT b.* FROM {batch} b "
             "LEFT JOIN {table} o ON o._key = b._key "
-            "WHERE o._key IS NULL OR b.__multi OR {differs}",
+            "WHERE o._key IS NULL OR {differs}",
             batch=batch,
             table=table,
             differs=differs,

@@ -95,10 +95,11 @@ def apply(
             f"b.{quote(c)} IS DISTINCT FROM o.{quote(c)}"
             for c in [c.name for c in dt.columns] + ["_extra"]
         )
+        differs += " OR (b.__multi AND b._raw_file IS DISTINCT FROM o._raw_file)"
         con.execute(
             sql(
                 "CREATE OR REPLACE TEMP TABLE __pq_overlap AS "
-                "SELECT b._key, o.filename AS file, (b.__multi OR {differs}) AS changed "
+                "SELECT b._key, o.filename AS file, ({differs}) AS changed "
                 "FROM {batch} b JOIN read_parquet($files, filename = true, "
                 "hive_partitioning = false) o ON o._key = b._key",
                 differs=differs,

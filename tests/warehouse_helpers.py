@@ -60,6 +60,10 @@ def parquet_table(wh: Warehouse, dt: DataType):
     """The type's Parquet dataset as one Arrow table, sorted by key (hive columns dropped)."""
     import pyarrow.dataset as ds
 
+    from hs_sync.parquet_store import dataset_files
+
+    if not dataset_files(wh, dt.name):
+        return dt.arrow_schema.empty_table()
     dataset = ds.dataset(wh.parquet_dir(dt.name), format="parquet", partitioning="hive")
     table = dataset.to_table()
     drop = [n for n in ("experiment_id", "date") if n in table.column_names]

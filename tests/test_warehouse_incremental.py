@@ -1,0 +1,194 @@
+"""Parquet and DuckDB stay duplicate-free and equal to a full run, however the raw arrives."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from hs_sync import parquet_store, registry
+from hs_sync.transform import rebuild, transform
+from hs_sync.warehouse import Warehouse
+from tests.warehouse_helpers import db_rows, event, land, parquet_table, query
+
+EVENTS = registry.get("events")
+ROOMS = registry.get("rooms")
+
+
+def room(i: int, status: str, **changes):
+    rec = {"id": f"room_{i}", "experimentId": "exp_test", "deploymentId": "dep_1",
+           "deploymentName": "main", "status": status, "participantCount": 2,
+           "createdAt": "2024-05-01T09:00:00Z", "startedAt": "2024-05-01T09:01:00Z",
+           "completedAt": None, "updatedAt": "2024-05-01T09:01:00Z"}  # fmt: skip
+    rec.update(changes)
+    return rec
+
+
+def assert_no_duplicate_keys(wh: Warehouse, dt) -> None:
+    (dups,) = query(wh, f'SELECT count(*) - count(DISTINCT _key) FROM "{dt.name}"')[0]
+    assert dups == 0
+    for folder in {f.parent for f in parquet_store.dataset_files(wh, dt.name)}:
+        keys = pq.ParquetDataset(folder).read(columns=["_key"]).column("_key").to_pylist()
+        assert len(keys) == len(set(keys)), folder
+    keys = parquet_table(wh, dt).column("_key").to_pylist()
+    assert len(keys) == len(set(keys))
+
+
+def snapshot(wh: Warehouse, dt):
+    return db_rows(wh, dt.name), parquet_table(wh, dt)
+
+
+def test_late_rows_and_reread_windows_leave_no_duplicate_keys(tmp_path):
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "events", [event(i) for i in range(0, 10)], batch="20240501T100000000000Z-w1")
+    transform(wh, registry.DATA_TYPES)
+    # the next window re-reads the lookback (events 7..9) and brings a late row (event 3 is
+    # already known; event 20 is new but older than the newest seen)
+    late = [event(i) for i in (7, 8, 9)] + [event(20, timestamp="2024-05-01T09:00:00Z")]
+    land(wh, "events", late + [event(i) for i in range(10, 15)], batch="20240501T110000000000Z-w2")
+    # a window re-read twice in one batch, and a file re-read within the same run
+    land(wh, "events", [event(i) for i in range(12, 16)], batch="20240501T110000000000Z-w2", seq=1)
+    summary = transform(wh, registry.DATA_TYPES)
+    assert summary["types"]["events"]["db_rows_written"] == 7  # 10..15 and 20
+    rows = db_rows(wh, "events")
+    assert [r["id"] for r in rows] == sorted([f"evt_{i:04d}" for i in list(range(16)) + [20]])
+    assert_no_duplicate_keys(wh, EVENTS)
+    # the re-read rows keep the lineage of the file that first brought them
+    seven = next(r for r in rows if r["id"] == "evt_0007")
+    assert seven["_raw_file"].endswith("20240501T100000000000Z-w1/00000.ndjson")
+
+
+def test_changed_rows_replace_the_stored_row_later_file_wins(tmp_path):
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "rooms", [room(1, "active"), room(2, "active")], batch="20240501T100000000000Z-s")
+    transform(wh, registry.DATA_TYPES)
+    land(wh, "rooms", [room(1, "completed", completedAt="2024-05-01T10:00:00Z"), room(2, "active")],
+         batch="20240501T110000000000Z-s")  # fmt: skip
+    summary = transform(wh, registry.DATA_TYPES)
+    assert summary["types"]["rooms"]["db_rows_written"] == 1
+    rows = {r["id"]: r for r in db_rows(wh, "rooms")}
+    assert rows["room_1"]["status"] == "completed"
+    assert rows["room_2"]["status"] == "active"
+    pq_rows = {r["id"]: r for r in parquet_table(wh, ROOMS).to_pylist()}
+    assert pq_rows["room_1"]["status"] == "completed"
+    assert pq_rows["room_1"]["_raw_file"].endswith("20240501T110000000000Z-s/00000.ndjson")
+    assert_no_duplicate_keys(wh, ROOMS)
+    # within one file the later line wins
+    land(wh, "rooms", [room(2, "completed"), room(2, "archived")], batch="20240501T120000000000Z-s")
+    transform(wh, registry.DATA_TYPES)
+    assert {r["id"]: r["status"] for r in db_rows(wh, "rooms")}["room_2"] == "archived"
+    assert_no_duplicate_keys(wh, ROOMS)
+
+
+def _land_history(wh: Warehouse, upto: int) -> None:
+    steps = [
+        ("events", [event(i) for i in range(0, 8)], "20240501T100000000000Z-w1"),
+        ("rooms", [room(1, "active")], "20240501T100000000001Z-s"),
+        ("events", [event(i) for i in range(6, 14)] + [event(3, stateName="fixed")],
+         "20240501T110000000000Z-w2"),
+        ("rooms", [room(1, "completed"), room(2, "active")], "20240501T110000000001Z-s"),
+        ("events", [event(i) for i in range(13, 20)], "20240501T120000000000Z-w3"),
+    ]  # fmt: skip
+    for type_name, records, batch in steps[:upto]:
+        land(wh, type_name, records, batch=batch)
+
+
+def test_two_incremental_runs_equal_one_full_run_and_a_rebuild(tmp_path):
+    step = Warehouse(tmp_path / "step").create()
+    for upto in (1, 2, 3, 4, 5):
+        shutil.rmtree(step.root / "raw", ignore_errors=True)
+        _land_history(step, upto)
+        transform(step, registry.DATA_TYPES)
+    full = Warehouse(tmp_path / "full").create()
+    shutil.copytree(step.root / "raw", full.root / "raw", dirs_exist_ok=True)
+    transform(full, registry.DATA_TYPES)
+    for dt in (EVENTS, ROOMS):
+        s_db, s_pq = snapshot(step, dt)
+        f_db, f_pq = snapshot(full, dt)
+        assert s_db == f_db
+        assert s_pq.equals(f_pq)
+        assert_no_duplicate_keys(step, dt)
+    before = {dt.name: snapshot(step, dt) for dt in registry.DATA_TYPES}
+    rebuild(step, registry.DATA_TYPES)
+    for dt in registry.DATA_TYPES:
+        db, table = snapshot(step, dt)
+        assert db == before[dt.name][0], dt.name
+        assert table.equals(before[dt.name][1]), dt.name
+
+
+def test_a_run_with_nothing_new_does_no_work(tmp_path):
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "events", [event(i) for i in range(5)])
+    transform(wh, registry.DATA_TYPES)
+    mtime = wh.db_path.stat().st_mtime_ns
+    files = parquet_store.dataset_files(wh, "events")
+    summary = transform(wh, registry.DATA_TYPES)
+    assert summary["published"] is False
+    assert summary["types"]["events"]["files"] == 0
+    assert wh.db_path.stat().st_mtime_ns == mtime
+    assert parquet_store.dataset_files(wh, "events") == files
+
+
+def test_applying_the_same_raw_again_changes_nothing(tmp_path):
+    """What a crash between the Parquet write and the ledger leaves: files applied twice."""
+    wh = Warehouse(tmp_path / "wh").create()
+    _land_history(wh, 5)
+    transform(wh, registry.DATA_TYPES)
+    before = {dt.name: snapshot(wh, dt) for dt in (EVENTS, ROOMS)}
+    for name in ("normalize.sqlite", "normalize.sqlite-wal", "normalize.sqlite-shm"):
+        (wh.state_dir / name).unlink(missing_ok=True)
+    summary = transform(wh, registry.DATA_TYPES)
+    assert summary["types"]["events"]["db_rows_written"] == 0
+    assert summary["types"]["events"]["parquet_rows_written"] == 0
+    for dt in (EVENTS, ROOMS):
+        db, table = snapshot(wh, dt)
+        assert db == before[dt.name][0]
+        assert table.equals(before[dt.name][1])
+
+
+def test_rows_deleted_from_duckdb_come_back_when_their_raw_is_applied_again(tmp_path):
+    import duckdb
+
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "events", [event(i) for i in range(5)])
+    transform(wh, registry.DATA_TYPES)
+    con = duckdb.connect(str(wh.db_path))
+    con.execute("DELETE FROM events WHERE id = ?", ["evt_0002"])
+    con.close()
+    land(wh, "events", [event(i) for i in range(5)], batch="20240501T110000000000Z-room-repair")
+    transform(wh, registry.DATA_TYPES)
+    assert len(db_rows(wh, "events")) == 5
+    assert_no_duplicate_keys(wh, EVENTS)
+
+
+def test_small_files_are_compacted(tmp_path, monkeypatch):
+    monkeypatch.setattr(parquet_store, "MAX_SMALL_FILES", 3)
+    wh = Warehouse(tmp_path / "wh").create()
+    for run in range(7):
+        land(wh, "events", [event(100 * run + 2 * i) for i in range(4)],
+             batch=f"20240501T1{run}0000000000Z-w")  # fmt: skip
+        transform(wh, registry.DATA_TYPES)
+        for folder in {f.parent for f in parquet_store.dataset_files(wh, "events")}:
+            assert len(parquet_store.visible_files(folder)) <= 3
+    assert parquet_table(wh, EVENTS).num_rows == 28
+    assert_no_duplicate_keys(wh, EVENTS)
+    schemas = {pq.read_schema(f) for f in parquet_store.dataset_files(wh, "events")}
+    assert all(s.equals(EVENTS.arrow_schema) for s in schemas)
+
+
+@pytest.mark.parametrize("type_name", ["events", "rooms"])
+def test_partition_layout(tmp_path, type_name):
+    wh = Warehouse(tmp_path / "wh").create()
+    records = [event(1), event(2)] if type_name == "events" else [room(1, "active")]
+    land(wh, type_name, records)
+    transform(wh, registry.DATA_TYPES)
+    folders = sorted(
+        f.parent.relative_to(wh.parquet_dir(type_name)).as_posix()
+        for f in parquet_store.dataset_files(wh, type_name)
+    )
+    if type_name == "events":
+        assert folders == ["experiment_id=exp_test/date=2024-05-01",
+                           "experiment_id=exp_test/date=2024-05-02"]  # fmt: skip
+    else:
+        assert folders == ["experiment_id=exp_test"]
