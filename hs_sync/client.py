@@ -178,6 +178,8 @@ class ApiClient:
         details = err.get("details") if isinstance(err.get("details"), dict) else {}
         message = self._scrub(str(err.get("message") or response.reason_phrase or "error"))
         text = f"GET {path}: HTTP {status}" + (f" {code}" if code else "") + f": {message}"
+        if status == 401:
+            text = f"the API rejected the key ({text}); check HYPERSTUDY_API_KEY"
         if status == 403 and details.get("required"):
             text += f" (needs scope {details['required']})"
         kw = {"status": status, "code": code, "details": details, "path": path}

@@ -141,10 +141,12 @@ class Extractor:
         result = PullResult(dt.name, exp)
         mark = None if self.config.full_refresh else self.state.watermark(dt.name, exp)
         start_at = parse_time(mark)
-        start = None
-        if start_at is not None:
-            start = to_iso(start_at - timedelta(seconds=self.config.lookback_seconds))
+        lookback = timedelta(seconds=self.config.lookback_seconds)
+        start = to_iso(start_at - lookback) if start_at is not None else None
+        # Rows of the overlap that the previous window already landed are not landed again.
+        known = self.state.tail_keys(dt.name, exp) if start_at is not None else set()
         end = self.window_end
+        end_at = parse_time(end)
         params: dict[str, Any] = {"startTime": start, "endTime": end, **dict(dt.extra_params)}
         if dt.cursor:
             params["sort"] = dt.sort or dt.cursor
@@ -152,7 +154,16 @@ class Extractor:
         path = dt.url_path("experiment", quote_id(exp))
         for attempt in range(MAX_REREADS + 1):
             window = {"startTime": start, "endTime": end, "pass": attempt + 1}
-            writer = self._writer(dt, exp, "w", "experiment", exp, window=window)
+            writer = self._writer(
+                dt,
+                exp,
+                "w",
+                "experiment",
+                exp,
+                window=window,
+                skip_keys=known,
+                tail_from=(end_at - lookback) if end_at is not None else None,
+            )
             fetched, totals, requests = 0, [], 0
             for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "experiment")):
                 requests += 1
@@ -162,24 +173,27 @@ class Extractor:
                 self.progress("page", data_type=dt.name, experiment=exp, rows=len(page.records))
             self._checkpoint(dt, exp, writer, writer.flush())
             result.requests += requests
-            result.rows += fetched
+            result.rows += writer.rows
             result.files += len(writer.files)
             result.warnings += [w for w in _page_warnings(writer) if w not in result.warnings]
             total = totals[-1] if totals else None
             consistent = total is None or (fetched == total and all(t == total for t in totals))
-            record = {
-                "data_type": dt.name,
-                "experiment_id": exp,
-                "scope": "experiment",
-                "scope_id": exp,
-                "start": start,
-                "end": end,
-                "rows": fetched,
-                "total": total,
-                "requests": requests,
-                "files": len(writer.files),
-            }
-            result.windows.append(record)
+            result.windows.append(
+                {
+                    "data_type": dt.name,
+                    "experiment_id": exp,
+                    "scope": "experiment",
+                    "scope_id": exp,
+                    "start": start,
+                    "end": end,
+                    "fetched": fetched,
+                    "rows": writer.rows,
+                    "already_landed": writer.skipped,
+                    "total": total,
+                    "requests": requests,
+                    "files": len(writer.files),
+                }
+            )
             if consistent:
                 self.state.complete_window(
                     self.run_id,
@@ -189,20 +203,21 @@ class Extractor:
                     scope_id=exp,
                     start=start,
                     end=end,
-                    rows=fetched,
+                    rows=writer.rows,
                     total=total,
                     requests=requests,
                     batch=writer.folder.name if writer.files else None,
                     watermark=end,
+                    tail=writer.tail,
                 )
                 return result
             result.warnings.append(
-                f"{dt.name}/{exp}: fetched {fetched} rows but the API reported total "
+                f"fetched {fetched} rows but the API reported total "
                 f"{'/'.join(str(t) for t in totals)}; re-reading the window"
             )
         result.errors.append(
-            f"{dt.name}/{exp}: row count still disagrees with pagination.total after "
-            f"{MAX_REREADS + 1} passes; the watermark was not moved to the window end"
+            f"row count still disagrees with pagination.total after {MAX_REREADS + 1} passes; "
+            "the watermark was not moved to the window end"
         )
         return result
 

@@ -25,7 +25,7 @@ import orjson
 from hs_sync.client import Envelope
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time
-from hs_sync.warehouse import Warehouse, atomic_write, safe_part
+from hs_sync.warehouse import Warehouse, atomic_write
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
 # than one file per page, since the fsync and rename per file dominate
@@ -80,13 +80,21 @@ class BatchWriter:
     pages_per_file: int = PAGES_PER_FILE
     bytes_per_file: int = BYTES_PER_FILE
     track_cursor: bool = True
+    # Time windows: keys already landed by the previous window's overlap are not
+    # landed again; keys of rows at or after `tail_from` are collected for the next.
+    skip_keys: frozenset[str] | set[str] = frozenset()
+    tail_from: datetime | None = None
+    tail_limit: int = 50_000
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         parent = self.warehouse.raw_dir(self.data_type.name, self.experiment_id)
-        self.folder = parent / f"{batch_stamp()}-{safe_part(self.label)}"
+        # Labels are built by the caller from safe parts (`room-<safe_part(id)>`).
+        if "/" in self.label or "\\" in self.label or self.label.startswith("."):
+            raise ValueError(f"unsafe batch label {self.label!r}")
+        self.folder = parent / f"{batch_stamp()}-{self.label}"
         self._chunks: list[bytes] = []
         self._pages: list[dict[str, Any]] = []
         self._warnings: list[str] = []
@@ -98,10 +106,14 @@ class BatchWriter:
         self._digest = hashlib.blake2b(digest_size=16)
         self._ordered = True
         self._last_cursor: datetime | None = None
+        self.skipped = 0  # rows not landed again (already landed by the last window)
+        self.tail: dict[str, str] | None = {} if self.tail_from is not None else None
 
     def add(self, page: Envelope, fetched_at: str) -> LandedFile | None:
         """Buffer one page; write a data file when the buffer is full."""
         records = page.records
+        if records and self.track_cursor and self.data_type.cursor:
+            records = self._note_cursor(records)
         if records:
             chunk = encode_records(records)
             self._digest.update(chunk)
@@ -109,8 +121,6 @@ class BatchWriter:
             self._buffered_bytes += len(chunk)
             self._buffered_rows += len(records)
             self.rows += len(records)
-            if self.track_cursor and self.data_type.cursor:
-                self._note_cursor(records)
         self._buffered_pages += 1
         self._pages.append(
             {
@@ -177,11 +187,21 @@ class BatchWriter:
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
 
-    def _note_cursor(self, records: list[dict[str, Any]]) -> None:
-        name = self.data_type.cursor
+    def _note_cursor(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Track order and the newest cursor; drop rows already landed; note the tail."""
+        name, dt = self.data_type.cursor, self.data_type
         best, last, ordered = self._max_cursor, self._last_cursor, self._ordered
+        skip, tail, tail_from = self.skip_keys, self.tail, self.tail_from
+        keep = []
         for record in records:
             value = parse_time(record.get(name))
+            key = None
+            if skip:
+                key = dt.key_of(record)
+                if key in skip:
+                    self.skipped += 1
+                else:
+                    keep.append(record)
             if value is None:
                 continue
             if last is not None and value < last:
@@ -189,4 +209,9 @@ class BatchWriter:
             last = value
             if best is None or value > best:
                 best = value
+            if tail is not None and value >= tail_from:
+                tail[key or dt.key_of(record)] = record.get(name)
+                if len(tail) > self.tail_limit:  # too big to remember: land the overlap again
+                    tail = self.tail = None
         self._max_cursor, self._last_cursor, self._ordered = best, last, ordered
+        return keep if skip else records

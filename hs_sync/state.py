@@ -41,7 +41,25 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT,
     requests INTEGER, summary TEXT);
 CREATE TABLE IF NOT EXISTS budget_requests (at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tail_keys (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, key TEXT NOT NULL,
+    cursor TEXT, PRIMARY KEY (data_type, experiment_id, key));
 """
+
+
+def remembered_requests(warehouse: Warehouse) -> list[float]:
+    """Request times an earlier run saved (read-only: creates nothing if there is no state)."""
+    path = warehouse.state_dir / STATE_FILE
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return [r[0] for r in db.execute("SELECT at FROM budget_requests").fetchall()]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
 
 
 def _now() -> str:
@@ -125,8 +143,13 @@ class ExtractState:
         requests: int,
         batch: str | None,
         watermark: str | None = None,
+        tail: dict[str, str] | None = None,
     ) -> None:
-        """Record a completed window and, in the same transaction, advance the watermark."""
+        """Record a completed window and, in one transaction, advance the watermark.
+
+        `tail` (key -> cursor of the rows the next window's lookback will re-read)
+        replaces the remembered tail, so those rows are not landed again.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -151,10 +174,28 @@ class ExtractState:
                 )
                 if watermark is not None:
                     self._advance(data_type, experiment_id, watermark)
+                self._db.execute(
+                    "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?",
+                    (data_type, experiment_id),
+                )
+                if tail:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO tail_keys VALUES (?, ?, ?, ?)",
+                        [(data_type, experiment_id, k, c) for k, c in tail.items()],
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def tail_keys(self, data_type: str, experiment_id: str) -> set[str]:
+        """Keys of the rows the last completed window saw inside the next lookback."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key FROM tail_keys WHERE data_type = ? AND experiment_id = ?",
+                (data_type, experiment_id),
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def ledger(self, data_type: str | None = None) -> list[dict[str, Any]]:
         with self._lock:

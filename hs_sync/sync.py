@@ -33,7 +33,7 @@ from hs_sync.errors import (
 from hs_sync.extract import Extractor, PullResult, now_iso, quote_id, room_version
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import BY_NAME, DataType, Mode
-from hs_sync.state import ExtractState
+from hs_sync.state import ExtractState, remembered_requests
 from hs_sync.warehouse import Warehouse
 
 Progress = Callable[..., None]
@@ -157,7 +157,9 @@ def sync(config: Config, *, progress: Progress | None = None) -> RunSummary:
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = Warehouse(config.warehouse)
-    budget = RequestBudget(config.budget_per_hour, config.budget_per_minute)
+    budget = RequestBudget(
+        config.budget_per_hour, config.budget_per_minute, spent=remembered_requests(warehouse)
+    )
     types = config.data_types
     with ApiClient(config, budget) as client:
         experiments, listing = _discover(client, config, summary)
@@ -166,7 +168,6 @@ def sync(config: Config, *, progress: Progress | None = None) -> RunSummary:
         summary.window_end = client.server_time or now_iso()
         with warehouse_lock(warehouse, config.lock_timeout_seconds):
             with ExtractState(warehouse) as state:
-                budget.remember(state.budget_requests())
                 state.begin_run(summary.run_id)
                 run = _Run(config, summary, progress)
                 status = "failed"

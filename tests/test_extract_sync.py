@@ -1,0 +1,211 @@
+"""A sync lands exactly the simulator's rows, incrementally, through faults and late data."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+
+import orjson
+import pytest
+
+from hs_sync.errors import WarehouseLocked
+from hs_sync.registry import BY_NAME, DATA_TYPES, Mode
+from hs_sync.state import ExtractState
+from hs_sync.sync import sync
+from hs_sync.warehouse import Warehouse
+from tests.extract_helpers import (
+    assert_landed_equals_simulator,
+    data_files,
+    landed,
+    landed_lines,
+    make_config,
+)
+
+TIME_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.TIME]
+
+
+def test_full_sync_lands_every_simulator_row_for_every_type(sim, tmp_path):
+    summary = sync(make_config(sim, tmp_path / "wh"))
+
+    assert summary.exit_code == 0, summary.errors
+    assert not summary.skipped_types and not summary.errors
+    assert set(summary.experiments) == set(sim.dataset.experiment_ids)
+    compared = assert_landed_equals_simulator(sim, tmp_path / "wh")
+    assert compared == summary.total_rows  # a static dataset: nothing fetched twice
+    # Every data file has a manifest that names its pages and never the key.
+    for dt in DATA_TYPES:
+        for path in data_files(tmp_path / "wh", dt):
+            meta = orjson.loads(
+                path.with_name(path.name.replace(".ndjson", ".meta.json")).read_bytes()
+            )
+            assert meta["dataType"] == dt.name and meta["rows"] == len(
+                path.read_bytes().splitlines()
+            )
+            assert all("pagination" in page and "params" in page for page in meta["pages"])
+    assert sim.api_key not in _all_text(tmp_path)
+
+
+def _all_text(root) -> str:
+    return "\n".join(
+        p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file()
+    )
+
+
+def test_requests_stay_within_pages_plus_one_per_unit(sim, tmp_path):
+    sim.reset_requests()
+    summary = sync(make_config(sim, tmp_path / "wh", page_size=500))
+    for window in summary.windows:
+        total = window.get("total")
+        if total is not None:
+            assert window["requests"] <= math.ceil(total / 500) + 1, window
+            assert window["rows"] == total
+
+
+def test_no_change_resync_makes_one_request_per_unit_plus_snapshots(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh")
+    sync(config)
+    before = {dt.name: landed_lines(tmp_path / "wh", dt) for dt in DATA_TYPES}
+    sim.reset_requests()
+
+    summary = sync(config)
+
+    assert summary.exit_code == 0, summary.errors
+    experiments = sim.dataset.experiment_ids
+    by_path: dict[str, int] = {}
+    for request in sim.requests:
+        by_path[request["path"]] = by_path.get(request["path"], 0) + 1
+    data_requests = [
+        r for r in sim.requests if "/data/" in r["path"] and "check-access" not in r["path"]
+    ]
+    # One page per (time type, experiment) and per snapshot/merge table; none for rooms
+    # that have not changed.
+    snapshot_pages = 0
+    for dt in DATA_TYPES:
+        if dt.mode in (Mode.SNAPSHOT, Mode.MERGE) and dt.data_endpoint:
+            for exp in experiments:
+                rows = len(sim.dataset.records(dt.path, experiment_id=exp))
+                snapshot_pages += max(1, math.ceil(rows / config.page_size))
+    assert len(data_requests) == len(TIME_TYPES) * len(experiments) + snapshot_pages
+    checks = [r for r in sim.requests if "check-access" in r["path"]]
+    assert len(checks) == len(experiments)
+    listing = [r for r in sim.requests if r["path"].rstrip("/").endswith("/experiments")]
+    assert len(listing) == 1
+    deployments = [r for r in sim.requests if "/deployments" in r["path"]]
+    assert len(deployments) == len(experiments)
+    assert len(sim.requests) == len(data_requests) + len(checks) + 1 + len(deployments)
+    # Unchanged snapshots are not landed again.
+    for name in ("rooms", "participants", "deployments", "experiments", "recordings"):
+        assert landed_lines(tmp_path / "wh", BY_NAME[name]) == before[name]
+
+
+def test_live_mode_lands_new_and_late_rows_once(sim_factory, tmp_path):
+    sim = sim_factory(live=True)
+    config = make_config(sim, tmp_path / "wh", lookback_seconds=3600)
+    assert sync(config).exit_code == 0
+    sim.advance(900)
+    late = sim.add_late_rows("events", 25)
+    assert late
+    summary = sync(config)
+
+    assert summary.exit_code == 0, summary.errors
+    assert_landed_equals_simulator(sim, tmp_path / "wh")
+    got = landed(tmp_path / "wh", BY_NAME["events"])
+    events = BY_NAME["events"]
+    for row in late:
+        assert events.key_of(row) in got[row["experimentId"]]
+    with ExtractState(Warehouse(tmp_path / "wh")) as state:
+        marks = state.watermarks()
+        windows = state.ledger("events")
+    assert all(mark == summary.window_end for (name, _), mark in marks.items() if name == "events")
+    second_run = [w for w in windows if w["run_id"] == summary.run_id]
+    assert second_run and all(w["start_time"] is not None for w in second_run)
+
+
+def test_faults_change_nothing_in_what_lands(sim_factory, tmp_path):
+    clean = sim_factory()
+    clean_summary = sync(make_config(clean, tmp_path / "clean"))
+    faulty = sim_factory()
+    faulty.faults.configure(
+        http_5xx=0.05,
+        html_5xx=0.05,
+        rate_429=0.05,
+        retry_after=0,
+        reset=0.03,
+        truncate=0.03,
+        seed=7,
+    )
+    summary = sync(make_config(faulty, tmp_path / "faulty", max_attempts=12))
+
+    assert summary.exit_code == 0, summary.errors
+    assert summary.retries > 0
+    statuses = {r["status"] for r in faulty.requests}
+    assert 429 in statuses and any(s >= 500 for s in statuses if isinstance(s, int))
+    assert_landed_equals_simulator(faulty, tmp_path / "faulty")
+    for dt in DATA_TYPES:
+        assert landed(tmp_path / "faulty", dt) == landed(tmp_path / "clean", dt), dt.name
+    assert summary.total_rows == clean_summary.total_rows
+
+
+def test_room_repair_re_pulls_a_room_at_room_scope(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh")
+    sync(config)
+    exp = sim.dataset.experiment_ids[0]
+    room = sim.dataset.records("rooms", experiment_id=exp)[0]["id"]
+    sim.reset_requests()
+
+    summary = sync(config.replace(rooms=(room,)))
+
+    assert summary.exit_code == 0, summary.errors
+    room_windows = [w for w in summary.windows if w["scope"] == "room"]
+    capable = {dt.name for dt in DATA_TYPES if dt.data_endpoint and "room" in dt.scopes}
+    assert {w["data_type"] for w in room_windows} == capable
+    assert all(w["scope_id"] == room for w in room_windows)
+    assert not any(
+        "/experiment/" in r["path"]
+        and "/rooms/" not in r["path"]
+        and "check-access" not in r["path"]
+        for r in sim.requests
+    )
+    folders = {p.parent.name for p in data_files(tmp_path / "wh", BY_NAME["events"])}
+    assert any(name.endswith(f"-room-{room}") for name in folders)
+    assert_landed_equals_simulator(sim, tmp_path / "wh")
+
+
+def test_a_second_concurrent_sync_waits_then_stops_with_a_clear_message(sim_factory, tmp_path):
+    sim = sim_factory()
+    root = tmp_path / "wh"
+    config = make_config(sim, root, lock_timeout_seconds=0.5)
+    sim.faults.configure(slow=1.0, slow_seconds=0.2, seed=1)  # the first run holds the lock a while
+    first_done: list = []
+    first = threading.Thread(target=lambda: first_done.append(sync(config)))
+    first.start()
+    try:
+        assert _wait_for_running_run(root), "the first sync never took the lock"
+        with pytest.raises(WarehouseLocked, match="another hs-sync run"):
+            sync(config)
+    finally:
+        sim.faults.configure(seed=1)
+        first.join(timeout=120)
+    assert first_done and first_done[0].exit_code == 0
+    with ExtractState(Warehouse(root)) as state:
+        assert [r["status"] for r in state.runs()] == ["ok"]  # the second run never started
+
+
+def _wait_for_running_run(root, timeout: float = 30.0) -> bool:
+    path = root / "state" / "extract.sqlite"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    if db.execute("SELECT 1 FROM runs WHERE status = 'running'").fetchone():
+                        return True
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                pass
+        time.sleep(0.02)
+    return False
