@@ -1,0 +1,112 @@
+"""`Simulator`: the dataset, the HTTP server and the test controls behind one object."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .app import SimApp
+from .auth import KeyRing, default_key
+from .dataset import Dataset
+from .faults import Faults
+from .ratelimit import RateLimiter
+from .server import ServerThread, TransportRegistry
+from .timeutil import Clock
+
+
+class Simulator:
+    """A HyperStudy v3 API on 127.0.0.1, serving a dataset generated from (seed, scale).
+
+    scale 1.0 is about 10,000 events across three experiments (other types in
+    proportion); scale 100 about 1M events. `defects=False` plants no defects.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        scale: float = 1.0,
+        live: bool = False,
+        port: int = 0,
+        defects: bool = True,
+    ) -> None:
+        self.seed = seed
+        self.scale = scale
+        self.live = live
+        self.port = port
+        self.dataset = Dataset(seed, scale, live, defects)
+        self.keys = KeyRing()
+        self.api_key = default_key(seed)
+        self.keys.add(self.api_key, None)
+        self.faults = Faults()
+        self._limiter = RateLimiter()
+        self._registry = TransportRegistry()
+        self._app = SimApp(self.dataset, self.keys, self.faults, self._limiter, self._registry.get)
+        self._server: ServerThread | None = None
+        self.base_url: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> str:
+        if self._server is not None:
+            return self.base_url  # type: ignore[return-value]
+        server = ServerThread(self._app.starlette(), self.port, self._registry)
+        root = f"http://127.0.0.1:{server.port}"
+        self.dataset.base_url = root
+        self._app.server_root = root
+        server.start()
+        self._server = server
+        self.port = server.port
+        self.base_url = root + "/api/v3"
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- controls -----------------------------------------------------------
+
+    def add_key(self, key: str, scopes: set[str] | None = None) -> None:
+        self.keys.add(key, scopes)
+
+    def set_rate_limits(self, per_hour: int | None = None, per_minute: int | None = None) -> None:
+        self._limiter.configure(per_hour, per_minute)
+
+    @property
+    def media_url_ttl(self) -> float:
+        return self._app.media_url_ttl
+
+    @media_url_ttl.setter
+    def media_url_ttl(self, seconds: float) -> None:
+        self._app.media_url_ttl = float(seconds)
+
+    @property
+    def clock(self) -> Clock:
+        return self.dataset.clock
+
+    @property
+    def now(self) -> datetime:
+        return self.dataset.clock.now
+
+    def advance(self, seconds: float) -> None:
+        self.dataset.advance(seconds)
+
+    def add_late_rows(self, data_type: str, n: int, experiment_id: str | None = None) -> list[dict]:
+        return self.dataset.add_late_rows(data_type, n, experiment_id)
+
+    @property
+    def defects(self) -> dict:
+        return self.dataset.defects
+
+    @property
+    def requests(self) -> list[dict]:
+        return list(self._app.requests)
+
+    def reset_requests(self) -> None:
+        self._app.requests.clear()

@@ -1,0 +1,185 @@
+"""What the API shows, at a given clock, for entities whose state changes over time.
+
+Rooms go waiting -> active -> completed, participants active -> their final
+status (with completionCode IN_PROGRESS until then), recordings processing ->
+complete (or failed), deployments active -> completed; counts only include what
+exists at that instant. Each function returns (time-field ms, record, indexed
+columns) triples for `Table.build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .plan import Experiment, Recording, Room
+from .timeutil import iso, iso_or_none
+
+Row = tuple[int, dict[str, Any], dict[str, Any]]
+FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01: legacy storage URLs do not expire
+
+
+def room_rows(rooms: Iterable[Room], now: int) -> list[Row]:
+    out = []
+    for r in rooms:
+        if r.created_at > now:
+            continue
+        started = r.started_at if r.started_at is not None and r.started_at <= now else None
+        completed = r.completed_at if r.completed_at <= now else None
+        status = "completed" if completed else "active" if started else "waiting"
+        updated = completed or started or r.created_at
+        count = sum(1 for p in r.participants if p.joined_at <= now)
+        rec = {
+            "id": r.id,
+            "experimentId": r.experiment_id,
+            "deploymentId": r.deployment_id,
+            "deploymentName": r.deployment_name,
+            "status": status,
+            "participantCount": count,
+            "createdAt": iso(r.created_at),
+            "startedAt": iso_or_none(started),
+            "completedAt": iso_or_none(completed),
+            "updatedAt": iso(updated),
+        }
+        cols = {
+            "roomId": r.id,
+            "deploymentId": r.deployment_id,
+            "status": status,
+            "id": r.id,
+            "createdAt": rec["createdAt"],
+            "updatedAt": rec["updatedAt"],
+        }
+        out.append((r.created_at, rec, cols))
+    return out
+
+
+def participant_rows(rooms: Iterable[Room], now: int) -> list[Row]:
+    out = []
+    for r in rooms:
+        for p in r.participants:
+            if p.joined_at > now:
+                continue
+            ended = p.ended_at <= now
+            status = p.final_status if ended else "active"
+            code = p.completion_code if ended else "IN_PROGRESS"
+            completed_at = iso(p.ended_at) if ended and status == "completed" else None
+            rec = {
+                "id": p.id,
+                "experimentId": p.experiment_id,
+                "roomId": p.room_id,
+                "deploymentId": p.deployment_id,
+                "email": p.email,
+                "role": p.role,
+                "status": status,
+                "joinedAt": iso(p.joined_at),
+                "completedAt": completed_at,
+                "completionCode": code,
+            }
+            cols = {
+                "roomId": p.room_id,
+                "participantId": p.id,
+                "deploymentId": p.deployment_id,
+                "completionCode": code,
+                "joinedAt": rec["joinedAt"],
+                "completedAt": completed_at,
+                "id": p.id,
+                "email": p.email,
+                "role": p.role,
+                "status": status,
+            }
+            out.append((p.joined_at, rec, cols))
+    return out
+
+
+def recording_rows(recs: Iterable[Recording], now: int, base_url: str, sign) -> list[Row]:
+    out = []
+    for rec in recs:
+        if rec.start > now:
+            continue
+        done = rec.ready_at <= now
+        status = ("failed" if rec.failed else "complete") if done else "processing"
+        ended = rec.end <= now
+        record: dict[str, Any] = {
+            "recordingId": rec.id,
+            "egressId": rec.egress_id,
+            "experimentId": rec.experiment_id,
+            "roomId": rec.room_id,
+            "participantId": rec.participant_id,
+            "participantName": rec.participant_name,
+            "startTime": iso(rec.start),
+            "endTime": iso(rec.end) if ended else None,
+            "duration": rec.end - rec.start if ended else None,
+            "videoOffset": rec.video_offset,
+            "fileSize": rec.size if status == "complete" else None,
+            "format": rec.fmt,
+            "status": status,
+            "resolution": rec.resolution,
+            "metadata": {
+                "type": rec.kind,
+                "recordingType": "participant",
+                "roomName": rec.room_name,
+                "experimentId": rec.experiment_id,
+            },
+        }
+        if rec.legacy:
+            record["downloadUrl"] = (
+                f"{base_url}/media/{rec.id}?expires={FAR_FUTURE_MS}&sig={sign(rec.id, FAR_FUTURE_MS)}"
+            )
+        else:
+            record["downloadPath"] = f"/data/recordings/download/{rec.room_id}/{rec.id}"
+        cols = {
+            "roomId": rec.room_id,
+            "participantId": rec.participant_id,
+            "deploymentId": rec.deployment_id,
+            "status": status,
+        }
+        out.append((rec.start, record, cols))
+    return out
+
+
+def deployment_rows(experiments: Iterable[Experiment], rooms: list[Room], now: int) -> list[Row]:
+    counts: dict[str, int] = {}
+    room_counts: dict[str, int] = {}
+    for r in rooms:
+        if r.created_at <= now:
+            room_counts[r.deployment_id] = room_counts.get(r.deployment_id, 0) + 1
+        for p in r.participants:
+            if p.joined_at <= now:
+                counts[p.deployment_id] = counts.get(p.deployment_id, 0) + 1
+    out = []
+    for exp in experiments:
+        for d in exp.deployments:
+            if d.created_at > now:
+                continue
+            status = "completed" if d.closes_at <= now else "active"
+            rec = {
+                "id": d.id,
+                "experimentId": d.experiment_id,
+                "name": d.name,
+                "status": status,
+                "participantCount": counts.get(d.id, 0),
+                "roomCount": room_counts.get(d.id, 0),
+                "createdAt": iso(d.created_at),
+            }
+            cols = {"experimentId": d.experiment_id, "deploymentId": d.id, "status": status}
+            out.append((d.created_at, rec, cols))
+    return out
+
+
+def experiment_rows(experiments: Iterable[Experiment], rooms: list[Room], now: int) -> list[Row]:
+    out = []
+    for exp in experiments:
+        mine = [r for r in rooms if r.experiment_id == exp.id and r.created_at <= now]
+        people = sum(1 for r in mine for p in r.participants if p.joined_at <= now)
+        rec = {
+            "id": exp.id,
+            "name": exp.name,
+            "description": exp.description,
+            "ownerEmail": exp.owner_email,
+            "roomCount": len(mine),
+            "participantCount": people,
+            "createdAt": iso(exp.created_at),
+            "updatedAt": iso(exp.updated_at),
+        }
+        out.append((exp.created_at, rec, {"experimentId": exp.id, "name": exp.name}))
+    return out
