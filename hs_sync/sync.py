@@ -145,9 +145,11 @@ class _Run:
         return result
 
 
-def sync(config: Config, *, progress: Progress | None = None) -> RunSummary:
+def sync(config: Config, *, progress: Progress | None = None, transform: bool = True) -> RunSummary:
     """Run one incremental sync of `config`'s experiments and data types.
 
+    With `transform=False` the run only lands raw data (an orchestrator then
+    calls the transform per data type itself).
     Raises AuthError (401, nothing written), ConfigError and WarehouseLocked;
     every other failure is reported per unit in the returned RunSummary.
     """
@@ -165,7 +167,11 @@ def sync(config: Config, *, progress: Progress | None = None) -> RunSummary:
         experiments, listing = _discover(client, config, summary)
         summary.experiments = experiments
         # The run's window end comes from the server's clock, never ours.
-        summary.window_end = client.server_time or now_iso()
+        summary.window_end, source = client.server_now()
+        if source != "server":
+            summary.warnings.append(
+                f"the API sent no server time; time windows end at the {source} time"
+            )
         with warehouse_lock(warehouse, config.lock_timeout_seconds):
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
@@ -184,7 +190,8 @@ def sync(config: Config, *, progress: Progress | None = None) -> RunSummary:
                     _pull_all(run, extractor, client, types, experiments, listing)
                     if run.auth_error is not None:
                         raise run.auth_error
-                    summary.transform = _transform(warehouse, types, summary, run)
+                    if transform:
+                        summary.transform = _transform(warehouse, types, summary, run)
                     status = "partial" if summary.exit_code else "ok"
                 finally:
                     summary.requests = client.attempts
