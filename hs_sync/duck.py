@@ -70,7 +70,7 @@ def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, s
     ]
 
 
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "512MB") -> None:
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "64MB") -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 
+SLICE_ROWS = 5_000  # records parsed at once
 _BATCH_STAMP = re.compile(r"^(\d{8}T\d{12})Z")
 
 
@@ -94,6 +95,21 @@ def normalize_file(dt: DataType, path: Path, raw_file: str, synced_at: datetime)
 
 
 def normalize_lines(
+    dt: DataType, lines: list[bytes], raw_file: str, synced_at: datetime
+) -> Normalized:
+    """Type the records of one raw file, a slice at a time (parsed dicts are the
+    memory-hungry part, typed Arrow columns are compact)."""
+    tables, quarantined, drift = [], [], Drift()
+    for start in range(0, max(len(lines), 1), SLICE_ROWS):
+        part = _normalize_slice(dt, lines[start : start + SLICE_ROWS], raw_file, synced_at)
+        tables.append(part.table)
+        quarantined += [Quarantined(q.line + start, q.reason, q.text) for q in part.quarantined]
+        drift.update(part.drift)
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
+    return Normalized(table, quarantined, drift)
+
+
+def _normalize_slice(
     dt: DataType, lines: list[bytes], raw_file: str, synced_at: datetime
 ) -> Normalized:
     quarantined: list[Quarantined] = []

@@ -35,7 +35,7 @@ from hs_sync.warehouse import Warehouse, fsync_dir
 SMALL_FILE_BYTES = 32 * 1024 * 1024  # files below this are merged by compaction
 MAX_SMALL_FILES = 8  # compact a partition once it would hold more small files
 ROW_GROUP_ROWS = 128 * 1024
-BATCH_ROWS = 64 * 1024
+BATCH_ROWS = 32 * 1024
 
 
 @dataclass

@@ -31,7 +31,7 @@ from hs_sync.processed import Ledger
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse
 
-CHUNK_ROWS = 50_000  # typed rows buffered before they go to the staging table
+CHUNK_ROWS = 20_000  # typed rows buffered before they go to the staging table
 
 
 @dataclass
