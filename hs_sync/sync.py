@@ -167,11 +167,7 @@ def sync(config: Config, *, progress: Progress | None = None, transform: bool = 
         experiments, listing = _discover(client, config, summary)
         summary.experiments = experiments
         # The run's window end comes from the server's clock, never ours.
-        summary.window_end, source = client.server_now()
-        if source != "server":
-            summary.warnings.append(
-                f"the API sent no server time; time windows end at the {source} time"
-            )
+        summary.window_end = client.server_time or now_iso()
         with warehouse_lock(warehouse, config.lock_timeout_seconds):
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
