@@ -45,7 +45,7 @@ from starlette.routing import Route
 from .auth import SCOPE_FOR_TYPE, KeyRing
 from .dataset import DATA_TYPES, SERIES_TYPES, TIME_FIELD, Dataset
 from .faults import Faults
-from .media import media_bytes, parse_range
+from .media import MediaFault, media_bytes, parse_range
 from .ratelimit import RateLimiter
 from .timeutil import iso, parse_iso
 
@@ -103,6 +103,7 @@ class SimApp:
         self.transport_for = transport_for
         self.requests: list[dict] = []
         self.media_url_ttl = 300.0
+        self.media_faults: dict[str, MediaFault] = {}  # recording id -> scripted fault
         self.server_root = "http://127.0.0.1:0"
 
     def starlette(self) -> Starlette:
@@ -490,7 +491,24 @@ class SimApp:
             return faulty
         response = self._media(request)
         self._log(request, response.status_code)
+        self.requests[-1]["range"] = request.headers.get("range")
+        fault = self._media_fault(request, response, "drop")
+        if fault is not None:
+            self.requests[-1]["fault"] = "drop"
+            return _DroppedResponse(response, self.transport_for, fault.delay)
         return response
+
+    def _media_fault(self, request: Request, response: Response | None, kind: str):
+        """The scripted fault of `kind` due on this request, counted as used."""
+        fault = self.media_faults.get(request.path_params["recording_id"])
+        if fault is None or fault.kind != kind or request.method != "GET":
+            return None
+        if response is not None and response.status_code not in (200, 206):
+            return None
+        fault.times -= 1
+        if fault.times <= 0:
+            del self.media_faults[request.path_params["recording_id"]]
+        return fault
 
     def _media(self, request: Request) -> Response:
         rid = request.path_params["recording_id"]
@@ -507,6 +525,13 @@ class SimApp:
         if rec.failed or rec.ready_at > self.ds.cutoff:
             return _storage_error("NoSuchKey", "The specified key does not exist.", 404)
         data = media_bytes(self.ds.seed, rec)
+        resize = self._media_fault(request, None, "resize")
+        if resize is not None:
+            data = (
+                data[: len(data) + resize.delta]
+                if resize.delta < 0
+                else data + b"\0" * resize.delta
+            )
         size = len(data)
         ctype = {"mp4": "video/mp4", "webm": "video/webm"}[rec.fmt]
         if rec.kind == "audio":
@@ -687,6 +712,30 @@ class _ResetResponse(Response):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
+
+
+class _DroppedResponse(Response):
+    """Sends a media response's headers and half its body, then closes the connection."""
+
+    def __init__(self, response: Response, transport_for, delay: float) -> None:
+        super().__init__(b"")
+        self._inner = response
+        self._transport_for = transport_for
+        self._delay = delay
+
+    async def __call__(self, scope, receive, send) -> None:
+        body = self._inner.body
+        start = {"type": "http.response.start", "status": self._inner.status_code}
+        await send({**start, "headers": self._inner.raw_headers})
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
+        await asyncio.sleep(max(self._delay, 0.01))  # the half body reaches the client first
+        transport = self._transport_for(scope.get("client"))
+        if transport is not None:
+            transport.close()
+        else:
+            raise ConnectionError("simulated dropped connection")
 
 
 class _TruncatedResponse(Response):

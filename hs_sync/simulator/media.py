@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from dataclasses import dataclass
 
 from .plan import Recording
 
@@ -56,3 +57,18 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     if first >= size or last < first:
         return "unsatisfiable"
     return first, min(last, size - 1)
+
+
+@dataclass
+class MediaFault:
+    """A scripted fault on one recording's file, for the next `times` GETs that serve bytes.
+
+    `drop`: send the headers and half the body, wait `delay` seconds, close the
+    connection. `resize`: serve the file `delta` bytes longer or shorter (with a
+    matching Content-Length), as a storage object that does not match its metadata.
+    """
+
+    kind: str  # drop | resize
+    times: int = 1
+    delay: float = 0.0
+    delta: int = -1000

@@ -8,6 +8,7 @@ from .app import SimApp
 from .auth import KeyRing, default_key
 from .dataset import Dataset
 from .faults import Faults
+from .media import MediaFault
 from .ratelimit import RateLimiter
 from .server import ServerThread, TransportRegistry
 from .timeutil import Clock
@@ -85,6 +86,21 @@ class Simulator:
     @media_url_ttl.setter
     def media_url_ttl(self, seconds: float) -> None:
         self._app.media_url_ttl = float(seconds)
+
+    def media_fault(
+        self,
+        recording_id: str,
+        kind: str,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        delta: int = -1000,
+    ) -> None:
+        """Script a fault on a recording's file: `drop` (half the body, then the connection
+        closes, after `delay` s) or `resize` (the file served `delta` bytes off), `times` GETs."""
+        if kind not in ("drop", "resize"):
+            raise ValueError(f"unknown media fault {kind!r}")
+        self._app.media_faults[recording_id] = MediaFault(kind, times, delay, delta)
 
     @property
     def clock(self) -> Clock:
