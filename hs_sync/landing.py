@@ -111,7 +111,7 @@ class BatchWriter:
 
     def add(self, page: Envelope, fetched_at: str) -> LandedFile | None:
         """Buffer one page; write a data file when the buffer is full."""
-        records = page.records
+        records = self.data_type.redact(page.records)
         if records and self.track_cursor and self.data_type.cursor:
             records = self._note_cursor(records)
         if records:

@@ -60,6 +60,8 @@ def json_col(name: str, source: str | None = None) -> Column:
     return Column(name, JSON, source, json=True)
 
 
+REDACTED = "[redacted]"  # what a secret field's value is landed as
+
 # Columns every normalized table carries besides its declared ones.
 KEY_COLUMN = "_key"
 LINEAGE_COLUMNS = (
@@ -87,6 +89,20 @@ class DataType:
     per_experiment: bool = True  # pulled once per experiment (else once per run)
     date_partitioned: bool = False  # parquet partitioned by date of `cursor`
     extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Fields that carry credentials (signed media URLs): never landed, stored or logged.
+    secret_fields: tuple[str, ...] = ()
+
+    def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
+        if not self.secret_fields:
+            return records
+        secret = self.secret_fields
+        return [
+            {k: (REDACTED if k in secret and v is not None else v) for k, v in r.items()}
+            if isinstance(r, dict) and any(k in r for k in secret)
+            else r
+            for r in records
+        ]
 
     def url_path(self, scope: str, scope_id: str) -> str:
         if self.data_endpoint:
@@ -291,6 +307,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         api_scope="read:recordings",
         key=("recordingId",),
         cursor="startTime",
+        secret_fields=("downloadUrl", "url"),  # legacy records: signed URLs
         columns=(
             col("recordingId", STR),
             col("egressId", STR),
@@ -308,6 +325,7 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("mediaType", STR, "metadata.type"),
             col("recordingType", STR, "metadata.recordingType"),
             col("downloadPath", STR),
+            col("downloadUrl", STR),  # legacy records; stored without its signature
         ),
     ),
     DataType(
@@ -368,6 +386,7 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("status", STR),
             col("participantCount", INT),
             col("createdAt", TS),
+            col("roomCount", INT),
         ),
     ),
     DataType(
