@@ -355,7 +355,9 @@ def _expr(c: registry.Column, fmt: str) -> str:
 
 
 def _nothing_message(con, level, id_, categories, filters, present) -> str:
-    applied = ", ".join(f"{k} {v}" for k, v in filters.items() if v)
+    applied = "; ".join(
+        f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in filters.items() if v
+    )
     message = f"nothing to export: no rows for {level} {id_!r} match {applied or 'the filters'}"
     if categories and "events" in present:
         condition = level_condition(registry.get("events"), level)
