@@ -209,9 +209,7 @@ class Dataset:
     @staticmethod
     def _all_rows(table: Table, cutoff: int) -> list[dict]:
         hi = bisect_right(table.ts, cutoff)
-        if hi == 0:
-            return []
-        return orjson.loads(b"[" + bytes(table.buf[: table.offsets[hi] - 1]) + b"]")
+        return orjson.loads(b"[" + table.range_bytes(0, hi) + b"]")
 
     def arrow(self, data_type: str, experiment_id: str | None = None) -> pa.Table:
         """`records()` as a table: scalars as they are, objects and lists as JSON text."""

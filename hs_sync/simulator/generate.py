@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from .plan import Deployment, Experiment, Feature, Participant, Recording, Room
-from .store import Table
+from .store import Table, TableBuilder
 from .timeutil import iso
 
 DAY = 86_400_000
@@ -170,16 +171,6 @@ def anchor_ms(seed: int) -> int:
 
 
 @dataclass
-class Sink:
-    """Rows of one (data type, experiment) as they are generated."""
-
-    ts: list[int] = field(default_factory=list)
-    buf: bytearray = field(default_factory=bytearray)  # each row's JSON and a comma
-    offsets: list[int] = field(default_factory=lambda: [0])
-    cols: dict[str, list] = field(default_factory=dict)
-
-
-@dataclass
 class Generated:
     now: int
     experiments: list[Experiment]
@@ -192,7 +183,12 @@ class Generated:
 
 
 class _Emitter:
-    """Collects one experiment's rows; drops rows beyond the horizon; delays a few in live mode."""
+    """Collects one experiment's rows; drops rows beyond the horizon; delays a few in live mode.
+
+    Rooms are generated in creation order and no row of a room precedes its
+    creation, so after each room every pending row older than the next room's
+    creation is final: `flush` sorts those and appends them to the tables.
+    """
 
     def __init__(self, exp_id: str, horizon: int, now: int, live: bool, rng: random.Random):
         self.exp_id = exp_id
@@ -200,11 +196,14 @@ class _Emitter:
         self.now = now
         self.live = live
         self.rng = rng
-        self.sinks: dict[str, Sink] = {}
+        self.columns: dict[str, tuple[str, ...]] = {}
+        self.builders: dict[str, TableBuilder] = {}
+        self.pending: dict[str, list[tuple[int, bytes, tuple]]] = {}
         for name, extra in SERIES_COLUMNS.items():
-            sink = Sink()
-            sink.cols = {c: [] for c in ("roomId", "participantId", "deploymentId", *extra)}
-            self.sinks[name] = sink
+            cols = ("roomId", "participantId", "deploymentId", *extra)
+            self.columns[name] = cols
+            self.builders[name] = TableBuilder(cols, [c for c in cols if c in NUMERIC_COLUMNS])
+            self.pending[name] = []
         self.delayed: list[tuple[int, str, str, int, bytes, dict]] = []
         self._dumps = orjson.dumps
 
@@ -212,29 +211,27 @@ class _Emitter:
         if ts > self.horizon:
             return
         data = self._dumps(record)
-        sink = self.sinks[kind]
         if self.live and ts > self.now and self.rng.random() < 0.03:
             # a client batch flushed late: the row shows up after newer rows
             arrival = ts + self.rng.randint(2_000, 45_000)
-            self.delayed.append(
-                (arrival, kind, self.exp_id, ts, data, dict(zip(sink.cols, colvals, strict=True)))
-            )
+            cols = dict(zip(self.columns[kind], colvals, strict=True))
+            self.delayed.append((arrival, kind, self.exp_id, ts, data, cols))
             return
-        sink.ts.append(ts)
-        buf = sink.buf
-        buf += data  # copied at once: orjson's result carries a large spare capacity
-        buf += b","
-        sink.offsets.append(len(buf))
-        for column, value in zip(sink.cols.values(), colvals, strict=True):
-            column.append(value)
+        # `+ b","` also copies the row out of orjson's oversized buffer
+        self.pending[kind].append((ts, data + b",", colvals))
+
+    def flush(self, before: int) -> None:
+        for kind, rows in self.pending.items():
+            if not rows:
+                continue
+            rows.sort(key=lambda r: r[0])
+            cut = bisect_left(rows, before, key=lambda r: r[0])
+            self.builders[kind].extend(rows[:cut])
+            del rows[:cut]
 
     def tables(self) -> dict[str, Table]:
-        out = {}
-        for name, sink in self.sinks.items():
-            numeric = [c for c in sink.cols if c in NUMERIC_COLUMNS]
-            out[name] = Table.build(sink.ts, sink.buf, sink.offsets, sink.cols, numeric)
-            self.sinks[name] = Sink()
-        return out
+        self.flush(2**62)
+        return {name: builder.build() for name, builder in self.builders.items()}
 
 
 def generate(seed: int, scale: float, live: bool, defects: bool = True) -> Generated:
@@ -292,6 +289,8 @@ def generate(seed: int, scale: float, live: bool, defects: bool = True) -> Gener
             )
             rooms.append(room)
             recordings.extend(recs)
+            if room_index + 1 < len(starts):
+                emitter.flush(starts[room_index + 1][0])
         for name, table in emitter.tables().items():
             tables[(name, exp.id)] = table
         delayed.extend(emitter.delayed)

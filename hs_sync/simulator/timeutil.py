@@ -15,8 +15,21 @@ _EPOCH = date(1970, 1, 1)
 _day_prefix: dict[int, str] = {}
 
 
+_second_prefix: dict[int, str] = {}
+
+
 def iso(ms: int) -> str:
     """`1772446530123` -> `"2026-03-02T10:15:30.123Z"`."""
+    second, milli = divmod(ms, 1000)
+    prefix = _second_prefix.get(second)
+    if prefix is None:
+        if len(_second_prefix) > 200_000:
+            _second_prefix.clear()
+        prefix = _second_prefix[second] = _iso_second(ms)[:-5]
+    return f"{prefix}.{milli:03d}Z"
+
+
+def _iso_second(ms: int) -> str:
     day, rem = divmod(ms, _DAY_MS)
     prefix = _day_prefix.get(day)
     if prefix is None:
