@@ -1,0 +1,71 @@
+"""The sync split into its steps, for orchestrators that run each step as its own unit.
+
+`hs-sync sync` runs these steps in one call; Dagster runs them as separate
+assets: land raw data for the selected types (one API run), then transform
+each type, then make sure the views are current. Every step that writes the
+DuckDB database holds the warehouse lock, so writes from concurrent runs
+(or a cron `hs-sync sync`) queue instead of overwriting one another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hs_sync import duck
+from hs_sync.config import Config
+from hs_sync.lock import warehouse_lock
+from hs_sync.registry import DataType
+from hs_sync.sync import Progress, RunSummary, sync
+from hs_sync.transform import transform
+from hs_sync.warehouse import Warehouse
+
+
+def land(config: Config, *, progress: Progress | None = None) -> RunSummary:
+    """Pull `config`'s data types into raw/ (no transform); the sync's own summary."""
+    return sync(config, progress=progress, transform=False)
+
+
+def transform_type(config: Config, data_type: DataType) -> dict[str, Any]:
+    """Apply the raw files of one type landed since its last transform (Parquet + DuckDB)."""
+    warehouse = Warehouse(config.warehouse)
+    with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        summary = transform(warehouse, [data_type])
+    return {**summary, "type": summary["types"][data_type.name]}
+
+
+def refresh_views(config: Config) -> dict[str, Any]:
+    """(Re)create the SQL views when their definitions changed; list the views present."""
+    warehouse = Warehouse(config.warehouse)
+    with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        summary = transform(warehouse, [])  # no types: publishes only when views are stale
+    con = duck.connect_readonly(warehouse)
+    try:
+        views = [
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    return {"republished": summary["published"], "views": views}
+
+
+def table_rows(config: Config, data_type: DataType) -> int:
+    """Rows in the type's DuckDB table (0 before the first transform)."""
+    warehouse = Warehouse(config.warehouse)
+    if not warehouse.db_path.exists():
+        return 0
+    con = duck.connect_readonly(warehouse)
+    try:
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name = ?",
+            [data_type.name],
+        ).fetchone()[0]
+        if not found:
+            return 0
+        query = duck.sql("SELECT count(*) FROM {t}", t=duck.quote(data_type.name))
+        return con.execute(query).fetchone()[0]
+    finally:
+        con.close()
