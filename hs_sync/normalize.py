@@ -26,6 +26,9 @@ from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 
 SLICE_ROWS = 5_000  # records parsed at once
+# Signed media URLs are credentials (DESIGN.md invariant 7): below raw they are kept
+# without their query string, which carries the signature and expiry.
+SIGNED_URL_FIELDS = frozenset({"downloadUrl", "url", "signedUrl"})
 _BATCH_STAMP = re.compile(r"^(\d{8}T\d{12})Z")
 
 
@@ -121,6 +124,7 @@ def _normalize_slice(
         parsed = None
     if parsed is not None and all(type(r) is dict for r in parsed):
         records, line_nos = parsed, list(range(1, len(lines) + 1))
+        _unsign(records)
     else:
         for number, line in enumerate(lines, 1):
             try:
@@ -134,6 +138,7 @@ def _normalize_slice(
                 continue
             records.append(record)
             line_nos.append(number)
+        _unsign(records)
 
     drift = Drift()
     try:
@@ -152,6 +157,15 @@ def _normalize_slice(
         _note_new_fields(dt, good, drift)
     quarantined.sort(key=lambda q: q.line)
     return Normalized(table, quarantined, drift)
+
+
+def _unsign(records: list[dict[str, Any]]) -> None:
+    for record in records:
+        if not SIGNED_URL_FIELDS.isdisjoint(record):
+            for name in SIGNED_URL_FIELDS.intersection(record):
+                value = record[name]
+                if isinstance(value, str):
+                    record[name] = value.split("?", 1)[0].split("#", 1)[0]
 
 
 def _text(line: bytes) -> str:

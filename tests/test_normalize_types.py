@@ -180,3 +180,12 @@ def test_gzipped_raw_files_and_the_landing_time(tmp_path):
     out = normalize_file(registry.get("events"), path, "r", synced_at_of(path))
     assert out.table.num_rows == 2
     assert synced_at_of(path) == datetime(2024, 5, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+
+
+def test_signed_urls_lose_their_signature_below_raw():
+    dt = registry.get("recordings")
+    rec = {"recordingId": "rec_1", "downloadUrl": "https://media.example/rec_1.mp4?expires=9&sig=abc",
+           "status": "complete"}  # fmt: skip
+    row = normalize_lines(dt, lines(rec), "f", SYNCED).table.to_pylist()[0]
+    assert row["downloadUrl"] == "https://media.example/rec_1.mp4"
+    assert "sig=" not in str(row)
