@@ -86,9 +86,12 @@ def _rows(db: sqlite3.Connection, query: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _hours_since(value: str | None, now: datetime) -> float | None:
+def _hours_since(value: str | None, now: datetime, digits: int | None = 2) -> float | None:
     moment = parse_time(value)
-    return None if moment is None else round((now - moment).total_seconds() / 3600, 2)
+    if moment is None:
+        return None
+    hours = (now - moment).total_seconds() / 3600
+    return hours if digits is None else round(hours, digits)
 
 
 def _runs(wh: Warehouse) -> list[dict[str, Any]]:
@@ -200,14 +203,14 @@ def _freshness(
     last = runs[-1] if runs else None
     good = [r for r in runs if r.get("status") == "ok" and r.get("finished_at")]
     last_ok = good[-1]["finished_at"] if good else None
-    age = _hours_since(last_ok, now)
+    age = _hours_since(last_ok, now, digits=None)
     newest = max((t["newest"] for t in tables if t["newest"]), default=None)
     return {
         "threshold_hours": hours,
         "last_run_at": last.get("finished_at") or last.get("started_at") if last else None,
         "last_run_status": last.get("status") if last else None,
         "last_success_at": last_ok,
-        "hours_since_success": age,
+        "hours_since_success": None if age is None else round(age, 2),
         "newest_row_at": newest,
         "stale": age is None or age > hours,
     }
