@@ -1,0 +1,179 @@
+"""Materializing the Dagster graph against the simulator builds the same warehouse as a sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, materialize
+
+from dagster_project import factory, schedules
+from dagster_project.definitions import defs
+from dagster_project.resources import HyperStudyResource, WarehouseResource
+from hs_sync.config import load_config
+from hs_sync.registry import DATA_TYPES, Mode
+from hs_sync.sync import sync
+from hs_sync.warehouse import DB_FILE
+
+LINEAGE = ("_synced_at", "_raw_file")
+
+# Fast retries and a budget the tests never reach; read through WarehouseResource.config_file.
+TEST_SETTINGS = """\
+retry_floor_seconds = 0.01
+retry_max_wait_seconds = 2.0
+budget_per_hour = 100000
+budget_per_minute = 100000
+"""
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Path:
+    """An hs_sync.toml with test settings; no HS_SYNC/HYPERSTUDY variables leak in."""
+    for var in ("HYPERSTUDY_API_KEY", "HYPERSTUDY_BASE_URL", "HYPERSTUDY_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("HS_SYNC_WAREHOUSE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "settings.toml"
+    path.write_text(TEST_SETTINGS)
+    return path
+
+
+def _resources(sim, root: Path, settings: Path, **api) -> dict:
+    return {
+        "hyperstudy": HyperStudyResource(
+            api_key=api.pop("api_key", sim.api_key), base_url=sim.base_url, **api
+        ),
+        "warehouse": WarehouseResource(root=str(root), config_file=str(settings)),
+    }
+
+
+def _everything():
+    return [*defs.assets, *(defs.asset_checks or [])]
+
+
+def _table(root: Path, name: str) -> list[tuple]:
+    con = duckdb.connect(str(root / DB_FILE), read_only=True)
+    try:
+        cols = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = ? ORDER BY ordinal_position",
+                [name],
+            ).fetchall()
+            if r[0] not in LINEAGE
+        ]
+        select = ", ".join(f'"{c}"::VARCHAR' for c in cols)
+        return con.execute(f'SELECT {select} FROM "{name}" ORDER BY _key').fetchall()
+    finally:
+        con.close()
+
+
+def _views(root: Path) -> list[str]:
+    con = duckdb.connect(str(root / DB_FILE), read_only=True)
+    try:
+        query = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+        return [r[0] for r in con.execute(query).fetchall()]
+    finally:
+        con.close()
+
+
+def _parquet(root: Path, name: str) -> list[tuple]:
+    files = sorted((root / "parquet" / name).rglob("*.parquet"))
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        paths = [str(f) for f in files]
+        rel = con.execute(
+            "SELECT * EXCLUDE (_synced_at, _raw_file) FROM read_parquet(?, hive_partitioning = true)"
+            " ORDER BY _key",
+            [paths],
+        )
+        return [tuple(map(str, row)) for row in rel.fetchall()]
+    finally:
+        con.close()
+
+
+def _metadata(result, key: AssetKey) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+    assert len(events) == 1, key
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+
+def test_job_builds_the_same_warehouse_as_hs_sync_sync(sim, settings, tmp_path, monkeypatch):
+    # The job exactly as deployed: resources from the environment, like `dagster dev`.
+    monkeypatch.setenv("HYPERSTUDY_API_KEY", sim.api_key)
+    monkeypatch.setenv("HYPERSTUDY_BASE_URL", sim.base_url)
+    monkeypatch.setenv("HS_SYNC_WAREHOUSE", str(tmp_path / "dagster"))
+    (tmp_path / "hs_sync.toml").write_text(TEST_SETTINGS)  # read from the working folder
+
+    result = defs.resolve_job_def(schedules.JOB_NAME).execute_in_process()
+    assert result.success
+
+    reference = sync(load_config(warehouse=tmp_path / "cli"))
+    assert reference.exit_code == 0, reference.errors
+    a, b = tmp_path / "dagster", tmp_path / "cli"
+    for dt in DATA_TYPES:
+        rows = _table(a, dt.name)
+        assert rows == _table(b, dt.name), dt.name
+        assert _parquet(a, dt.name) == _parquet(b, dt.name), dt.name
+    assert _views(a) == _views(b) and _views(a)
+    assert sum(len(_table(a, dt.name)) for dt in DATA_TYPES) > 1000
+
+
+def test_runs_report_rows_requests_windows_and_skips_as_metadata(sim, settings, tmp_path):
+    root = tmp_path / "wh"
+    result = materialize(_everything(), resources=_resources(sim, root, settings))
+    assert result.success
+
+    total = 0
+    for dt in DATA_TYPES:
+        raw = _metadata(result, AssetKey(["raw", dt.name]))
+        assert raw["windows"] >= 1 and raw["requests"] >= 1, dt.name
+        assert raw["skipped"] == "" and raw["errors"] == {} and raw["run_skipped_types"] == {}
+        assert raw["rows"] == sum(raw["rows_by_experiment"].values())
+        duck = _metadata(result, AssetKey(["duckdb", dt.name]))
+        assert duck["dagster/row_count"] == len(_table(root, dt.name))
+        assert duck["rows_written"] == duck["dagster/row_count"]  # first run: every row is new
+        parquet = _metadata(result, AssetKey(["parquet", dt.name]))
+        assert parquet["rows_written"] == duck["dagster/row_count"]
+        total += raw["requests"]
+        run_requests = raw["run_requests"]
+    assert total <= run_requests  # the run also spent requests on discovery
+    views = _metadata(result, factory.VIEWS_KEY)
+    assert views["views"] == _views(root) and views["view_count"] > 0
+    checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks[(AssetKey(["raw", "events"]), factory.PULL_CHECK)] is True
+
+    # A second run is incremental: nothing new is landed or written, and the tables stay.
+    before = {dt.name: _table(root, dt.name) for dt in DATA_TYPES}
+    again = materialize(_everything(), resources=_resources(sim, root, settings))
+    assert again.success
+    for dt in DATA_TYPES:
+        assert _metadata(again, AssetKey(["duckdb", dt.name]))["rows_written"] == 0, dt.name
+        assert _table(root, dt.name) == before[dt.name]
+        if dt.mode in (Mode.TIME, Mode.ROOM):  # merge and snapshot types are re-read whole
+            assert _metadata(again, AssetKey(["raw", dt.name]))["rows"] == 0, dt.name
+
+
+def test_a_type_the_key_may_not_read_is_reported_as_skipped(sim, settings, tmp_path):
+    from hs_sync.simulator.auth import ALL_SCOPES
+
+    sim.add_key("no-chat-key", set(ALL_SCOPES) - {"read:chat"})
+    root = tmp_path / "wh"
+    selection = [AssetKey(["raw", "chat"]), AssetKey(["raw", "events"])]
+
+    result = materialize(
+        _everything(),
+        selection=selection,
+        resources=_resources(sim, root, settings, api_key="no-chat-key"),
+    )
+
+    assert result.success
+    chat = _metadata(result, AssetKey(["raw", "chat"]))
+    assert "missing scope" in chat["skipped"] and chat["rows"] == 0
+    assert "chat" in _metadata(result, AssetKey(["raw", "events"]))["run_skipped_types"]
+    # Only the selected types were pulled: nothing else was landed.
+    assert sorted(p.name for p in (root / "raw").iterdir()) == ["events"]
