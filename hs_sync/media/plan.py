@@ -1,0 +1,169 @@
+"""Which recordings there are, read from the warehouse, and where each one's file goes.
+
+Metadata comes from the DuckDB `recordings` table (read-only connection), or,
+when the database has none yet, from the newest raw records (a later landing
+of a recording wins). Paths are `media/<experiment>/<room>/<participant>/
+<recordingId>.<ext>`, every part built with `safe_part`, so no API value can
+escape the media folder or collide with another (also on case-insensitive disks).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from hs_sync import duck
+from hs_sync.warehouse import Warehouse, safe_part
+
+# Extension when `format` is missing or not a plain token, by the recording's media type.
+EXT_BY_MEDIA_TYPE = {"video": "mp4", "audio": "ogg"}
+_EXT = re.compile(r"[a-z0-9]{1,10}")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The fields of one recording that the downloader needs."""
+
+    id: str
+    experiment_id: str | None
+    room_id: str | None
+    participant_id: str | None
+    status: str | None
+    file_size: int | None
+    format: str | None
+    media_type: str | None
+    download_path: str | None
+
+
+def read_recordings(warehouse: Warehouse, experiments: Iterable[str] = ()) -> list[Recording]:
+    """Every recording the warehouse knows (of `experiments`, when given), by id."""
+    wanted = set(experiments)
+    found = _from_duckdb(warehouse)
+    if not found:
+        found = _from_raw(warehouse)
+    out = [r for r in found if not wanted or r.experiment_id in wanted]
+    return sorted(out, key=lambda r: r.id)
+
+
+def extension(rec: Recording) -> str:
+    """`format` when it is a plain token (mp4, webm), else by media type, else `bin`."""
+    fmt = (rec.format or "").strip().lower().lstrip(".")
+    if _EXT.fullmatch(fmt):
+        return fmt
+    return EXT_BY_MEDIA_TYPE.get((rec.media_type or "").strip().lower(), "bin")
+
+
+def media_file(warehouse: Warehouse, rec: Recording) -> Path:
+    """The recording's file, always inside `<warehouse>/media`."""
+    folder = warehouse.media_path(rec.experiment_id, rec.room_id, rec.participant_id, "_").parent
+    path = folder / f"{safe_part(rec.id)}.{extension(rec)}"
+    media_root = (warehouse.root / "media").resolve()
+    if not path.resolve().is_relative_to(media_root):  # safe_part makes this unreachable
+        raise ValueError(f"media path of recording {rec.id!r} escapes the media folder")
+    return path
+
+
+def relative(warehouse: Warehouse, path: Path) -> str:
+    """A path as stored in the manifest: relative to the warehouse root, with `/`."""
+    return path.relative_to(warehouse.root).as_posix()
+
+
+# -- sources ----------------------------------------------------------------
+
+
+def _from_duckdb(warehouse: Warehouse) -> list[Recording]:
+    if not warehouse.db_path.exists():
+        return []
+    try:
+        con = duck.connect_readonly(warehouse)
+    except duckdb.Error:
+        return []
+    try:
+        have = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name = 'recordings'"
+        ).fetchone()[0]
+        if not have:
+            return []
+        rows = con.execute(
+            """
+            SELECT recordingId,
+                   coalesce(experimentId, json_extract_string(metadata, '$.experimentId')),
+                   roomId, participantId, status, fileSize, format,
+                   coalesce(mediaType, json_extract_string(metadata, '$.type')), downloadPath
+            FROM recordings WHERE recordingId IS NOT NULL
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    return [
+        Recording(*(_text(v) for v in r[:5]), _size(r[5]), *(_text(v) for v in r[6:])) for r in rows
+    ]
+
+
+def _from_raw(warehouse: Warehouse) -> list[Recording]:
+    latest: dict[str, Recording] = {}
+    for experiment, record in _raw_records(warehouse.root / "raw" / "recordings"):
+        rec = _from_record(record, experiment)
+        if rec is not None:
+            latest[rec.id] = rec
+    return list(latest.values())
+
+
+def _raw_records(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Raw recording records in landing order (batch folders sort by landing time)."""
+    if not root.is_dir():
+        return
+    for exp_dir in sorted(root.glob("experiment_id=*")):
+        experiment = exp_dir.name.split("=", 1)[1]
+        for file in sorted(exp_dir.glob("*/*.ndjson*")):
+            if file.name.startswith(".") or not file.name.endswith((".ndjson", ".ndjson.gz")):
+                continue
+            opener = gzip.open if file.name.endswith(".gz") else open
+            with opener(file, "rb") as fh:
+                for line in fh:
+                    try:
+                        record = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue  # the normalizer quarantines it; nothing to download
+                    if isinstance(record, dict):
+                        yield experiment, record
+
+
+def _from_record(record: dict[str, Any], experiment: str) -> Recording | None:
+    rid = _text(record.get("recordingId"))
+    if not rid:
+        return None
+    meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    return Recording(
+        id=rid,
+        experiment_id=_text(record.get("experimentId") or meta.get("experimentId")) or experiment,
+        room_id=_text(record.get("roomId")),
+        participant_id=_text(record.get("participantId")),
+        status=_text(record.get("status")),
+        file_size=_size(record.get("fileSize")),
+        format=_text(record.get("format")),
+        media_type=_text(meta.get("type")),
+        download_path=_text(record.get("downloadPath")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _size(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        return None
+    return size if size >= 0 else None
