@@ -10,12 +10,14 @@ import click
 
 
 class OneLineUsageError(click.UsageError):
-    """A usage error shown as `<command path>: <message>` (exit code 2)."""
+    """A usage error shown as `hs-sync <command>: <message>` (exit code 2)."""
 
     def show(self, file=None) -> None:
-        path = self.ctx.command_path if self.ctx is not None else "hs-sync"
+        # the program's own name, however it was started (`python -m hs_sync`, a test runner)
+        name = self.ctx.command.name if self.ctx is not None else None
         message = " ".join(self.format_message().split())
-        click.echo(f"{path}: {message}", err=file is None, file=file)
+        prefix = f"hs-sync {name}" if name else "hs-sync"
+        click.echo(f"{prefix}: {message}", err=file is None, file=file)
 
 
 class OneLineCommand(click.Command):
