@@ -47,9 +47,20 @@ _FORMATS = ("csv", "json", "zip")
     type=click.Path(path_type=Path),
     help="File (one type, or zip) or folder (several types).",
 )
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--warehouse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default ./hs_sync.toml if present).",
+)
 def command(
     level: str,
     id_: str,

@@ -18,10 +18,28 @@ from hs_sync.errors import HsSyncError
 
 
 @click.command("status", cls=OneLineCommand)
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--runs", "last_runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--warehouse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
+)
+@click.option(
+    "--runs",
+    "last_runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="How many recent runs to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default ./hs_sync.toml if present).",
+)
 def command(warehouse: Path | None, last_runs: int, as_json: bool, config_file: str | None) -> None:
     """Show what the warehouse holds and how fresh it is.
 
