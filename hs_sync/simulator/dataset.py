@@ -76,6 +76,9 @@ class Dataset:
         self._entity_cache: dict[tuple, Table] = {}
         self._late_rng = random.Random(f"{seed}:add_late_rows")
         self.version = 0
+        # recording id -> fields served in place of the generated ones (test hook; the
+        # downloadPath keeps pointing at the real file unless overridden too)
+        self.recording_overrides: dict[str, dict] = {}
 
     # -- clock --------------------------------------------------------------
 
@@ -116,6 +119,8 @@ class Dataset:
             elif data_type == "recordings":
                 recs = [r for r in gen.recordings if experiment_id in (None, r.experiment_id)]
                 rows = snapshots.recording_rows(recs, now, self.base_url, self.signer.sign)
+                rows = [(t, {**r, **self.recording_overrides.get(r["recordingId"], {})}, c)
+                        for t, r, c in rows]  # fmt: skip
             elif data_type == "deployments":
                 rows = snapshots.deployment_rows(gen.experiments, gen.rooms, now)
             else:

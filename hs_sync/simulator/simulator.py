@@ -102,6 +102,13 @@ class Simulator:
             raise ValueError(f"unknown media fault {kind!r}")
         self._app.media_faults[recording_id] = MediaFault(kind, times, delay, delta)
 
+    def override_recording(self, recording_id: str, **fields) -> None:
+        """Serve a recording's listing record with `fields` replaced (e.g. hostile ids);
+        its downloadPath still mints the real file unless overridden too."""
+        with self.dataset._lock:
+            self.dataset.recording_overrides[recording_id] = fields
+            self.dataset.version += 1
+
     @property
     def clock(self) -> Clock:
         return self.dataset.clock
