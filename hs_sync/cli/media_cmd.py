@@ -1,0 +1,138 @@
+"""`hs-sync media`: download the recordings' files that the warehouse knows of.
+
+Reads recording metadata from the warehouse (run `hs-sync sync` first to
+refresh it), fetches every completed recording not yet verified on disk, and
+prints what was done. Exit codes: 0 success, 1 some download failed or the
+hourly budget ran out (progress is saved), 2 configuration, authentication or
+lock errors.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import click
+import orjson
+
+from hs_sync.config import load_config
+from hs_sync.errors import HsSyncError
+
+
+@click.command("media")
+@click.option("--experiment", "experiments", multiple=True, help="Experiment id (repeatable).")
+@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+def command(
+    experiments: tuple[str, ...],
+    warehouse: Path | None,
+    base_url: str | None,
+    as_json: bool,
+    config_file: str | None,
+) -> None:
+    """Download recording media into <warehouse>/media, verified, resuming where it stopped."""
+    from hs_sync.media import download_media
+
+    try:
+        config = load_config(
+            config_file, experiments=experiments, warehouse=warehouse, base_url=base_url
+        )
+        with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+            summary = download_media(config, progress=progress)
+    except HsSyncError as exc:
+        click.echo(f"hs-sync media: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    if as_json:
+        click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_summary(summary)
+    sys.exit(summary.exit_code)
+
+
+class _Progress:
+    """A byte-level bar with one line per file in flight, on a terminal only."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._bar = None
+        self._total = None
+        self._files: dict[str, object] = {}
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, event: str, **info: object) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        with self._lock:
+            rid = str(info.get("recording", ""))
+            if event == "media_plan":
+                self._total = bar.add_task(
+                    f"media: {info['files']} file(s)", total=int(info["bytes"] or 0) or None
+                )
+            elif event == "media_start":
+                task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
+                self._files[rid] = task
+                if self._total is not None:
+                    bar.advance(self._total, int(info.get("offset") or 0))
+            elif event == "media_bytes":
+                n = int(info.get("n") or 0)
+                if rid in self._files:
+                    bar.advance(self._files[rid], n)
+                if self._total is not None:
+                    bar.advance(self._total, n)
+            elif event == "media_done":
+                task = self._files.pop(rid, None)
+                if task is not None:
+                    bar.remove_task(task)
+                if info.get("status") != "downloaded":
+                    bar.console.print(f"{info['status']} {rid}: {info.get('reason') or ''}")
+
+
+def _print_summary(summary) -> None:
+    echo = click.echo
+    echo(
+        f"media: {summary.recordings} recording(s) known; {summary.downloaded} downloaded "
+        f"({summary.bytes_downloaded:,} bytes), {summary.up_to_date} already verified, "
+        f"{summary.pending} pending, {summary.failed} failed, {summary.skipped} skipped "
+        f"in {summary.duration_seconds:.1f} s"
+    )
+    echo(
+        f"  {summary.api_requests} API request(s), {summary.storage_requests} storage "
+        f"request(s), {summary.resumed} resumed, {summary.reminted} link(s) re-minted; "
+        f"{summary.bytes_on_disk:,} bytes verified on disk"
+    )
+    for rid in summary.server_failed:
+        echo(f"failed on the server (not retried): {rid}")
+    for rid, reason in summary.errors.items():
+        echo(f"error: {rid}: {reason}")
