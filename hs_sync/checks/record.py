@@ -1,0 +1,78 @@
+"""Store check results in the warehouse database (`check_results`, `check_issues`).
+
+The database is written the way every hs-sync write is: under the warehouse
+lock, on a copy that is published atomically (`duck.Build`). Recording a
+result replaces the stored rows of that check only, so running one check
+refreshes its own issues and leaves the others'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import orjson
+
+from hs_sync import duck
+from hs_sync.checks.model import CheckResult
+from hs_sync.config import Config
+from hs_sync.lock import warehouse_lock
+from hs_sync.warehouse import Warehouse
+
+VIEW_FILE = duck.VIEWS_DIR / "90_open_issues.sql"  # creates the tables and the view
+
+
+def record_results(config: Config, results: Sequence[CheckResult]) -> int:
+    """Replace the stored results and issues of these checks; returns the issues stored.
+
+    Raises WarehouseLocked when a sync holds the lock longer than lock_timeout_seconds.
+    """
+    warehouse = Warehouse(config.warehouse)
+    now = datetime.now(timezone.utc)
+    with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        build = duck.Build(warehouse)
+        try:
+            con = build.con
+            con.execute(VIEW_FILE.read_text(encoding="utf-8"))
+            names = [r.name for r in results]
+            con.execute("DELETE FROM check_results WHERE list_contains(?, check_name)", [names])
+            con.execute("DELETE FROM check_issues WHERE list_contains(?, check_name)", [names])
+            con.executemany(
+                "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.name,
+                        r.severity,
+                        r.status,
+                        r.passed,
+                        r.count,
+                        r.sample,
+                        r.hint,
+                        orjson.dumps(r.details, default=str).decode(),
+                        now,
+                    )
+                    for r in results
+                ],
+            )
+            rows = [
+                (
+                    r.name,
+                    r.severity,
+                    i.entity,
+                    i.id,
+                    i.experiment_id,
+                    i.room_id,
+                    i.participant_id,
+                    i.detail,
+                    now,
+                )  # fmt: skip
+                for r in results
+                for i in r.issues
+            ]
+            if rows:
+                con.executemany("INSERT INTO check_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            build.publish()
+        except BaseException:
+            build.discard()
+            raise
+    return len(rows)

@@ -1,0 +1,50 @@
+"""Checks over the sync state and the files beside the database: freshness, quarantine."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hs_sync import quarantine as quarantine_store
+from hs_sync.checks.context import CheckContext
+from hs_sync.checks.model import Issue
+
+
+def freshness(ctx: CheckContext) -> list[Issue]:
+    """(type, experiment) pairs whose last successful sync is older than freshness_hours."""
+    limit = timedelta(hours=ctx.config.freshness_hours)
+    now = datetime.now(timezone.utc)
+    skipped = {}
+    if ctx.runs:
+        skipped = ctx.runs[-1].get("skipped_types") or {}
+    experiments = ctx.experiments
+    if not experiments:
+        return [Issue("type", "*", detail="never synced: the warehouse knows no experiment")]
+    out = []
+    for dt in ctx.config.data_types:
+        for exp in experiments:
+            last = ctx.last_success(dt.name, exp)
+            if last is not None and now - last <= limit:
+                continue
+            if last is None:
+                detail = "never synced"
+            else:
+                hours = (now - last).total_seconds() / 3600
+                detail = f"last synced {last.isoformat(timespec='seconds')} ({hours:.1f} h ago)"
+            if dt.name in skipped:
+                detail += f"; last run skipped it: {skipped[dt.name]}"
+            out.append(Issue("type", f"{dt.name}/{exp}", experiment_id=exp, detail=detail))
+    return out
+
+
+def quarantine(ctx: CheckContext) -> list[Issue]:
+    """Data types with quarantined rows (records that did not fit their schema)."""
+    counts = quarantine_store.count(ctx.warehouse)
+    out = []
+    for type_name, n in sorted(counts.items()):
+        reasons = {}
+        for row in quarantine_store.rows(ctx.warehouse, type_name):
+            reason = str(row.get("reason", "?"))
+            reasons[reason] = reasons.get(reason, 0) + 1
+        top = ", ".join(f"{r} ({k})" for r, k in sorted(reasons.items(), key=lambda x: -x[1])[:3])
+        out.append(Issue("type", type_name, detail=f"{n} quarantined row(s): {top}"))
+    return out
