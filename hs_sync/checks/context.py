@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from hs_sync import duck

@@ -1,0 +1,118 @@
+"""`hs-sync check`: run the integrity checks, record them, show what is open.
+
+Exit codes: 0 no error-level check failed (warnings may be shown), 1 an
+error-level check failed (or could not run), 2 configuration, authentication
+or usage error (no warehouse, a wrong key, a bad flag or setting).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.config import load_config
+from hs_sync.errors import HsSyncError, WarehouseLocked
+
+
+@click.command("check", cls=OneLineCommand)
+@click.option(
+    "--warehouse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
+)
+@click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
+@click.option(
+    "--no-api", is_flag=True, help="Offline: skip the checks that ask the API (reconciliation)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default ./hs_sync.toml if present).",
+)
+def command(
+    warehouse: Path | None,
+    base_url: str | None,
+    no_api: bool,
+    as_json: bool,
+    config_file: str | None,
+) -> None:
+    """Check the warehouse for missing sessions and disagreement with the API.
+
+    The results are also stored in the warehouse: `SELECT * FROM open_issues`.
+
+    \b
+    Examples:
+      hs-sync check
+      hs-sync check --no-api --json | jq '.checks[] | select(.passed | not)'
+    """
+    from hs_sync.checks import record_results, run_checks
+
+    try:
+        config = load_config(config_file, warehouse=warehouse, base_url=base_url)
+        if not no_api and not config.api_key:
+            click.echo(
+                "hs-sync check: config: api_key: no API key: set HYPERSTUDY_API_KEY "
+                "(or pass --no-api to skip the API checks)",
+                err=True,
+            )
+            sys.exit(2)
+        results = run_checks(config, use_api=not no_api)
+    except HsSyncError as exc:
+        click.echo(f"hs-sync check: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    recorded = True
+    try:
+        record_results(config, results)
+    except WarehouseLocked as exc:
+        recorded = False
+        click.echo(f"hs-sync check: results not stored in open_issues: {exc}", err=True)
+    code = 1 if any(r.blocking for r in results) else 0
+    if as_json:
+        out = {"checks": [r.to_dict() for r in results], "recorded": recorded, "exit_code": code}
+        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
+    else:
+        _print_table(results)
+    sys.exit(code)
+
+
+_STYLE = {"passed": "green", "skipped": "dim", "failed": "red", "error": "red"}
+
+
+def _print_table(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="hs-sync integrity checks", show_lines=False)
+    table.add_column("check")
+    table.add_column("severity")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    table.add_column("sample")
+    for r in results:
+        style = _STYLE.get(r.status, "")
+        if r.status == "failed" and r.severity == "warning":
+            style = "yellow"
+        more = f" (+{r.count - len(r.sample)})" if r.count > len(r.sample) else ""
+        table.add_row(
+            r.name,
+            r.severity,
+            f"[{style}]{r.status}[/]",
+            str(r.count),
+            ", ".join(r.sample[:3]) + (" …" if len(r.sample) > 3 else "") + more,
+        )
+    console = Console()
+    console.print(table)
+    for r in results:
+        if r.status in ("failed", "error"):
+            console.print(f"[bold]{r.name}[/]: {r.hint}", highlight=False)
+        elif r.status == "skipped":
+            console.print(f"[dim]{r.name} skipped: {r.details.get('reason', '')}[/]")
+    console.print('all issues: hs-sync sql "SELECT * FROM open_issues"', highlight=False)
