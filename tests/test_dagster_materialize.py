@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,7 @@ from dagster_project import factory, schedules
 from dagster_project.definitions import defs
 from dagster_project.resources import HyperStudyResource, WarehouseResource
 from hs_sync.config import load_config
+from hs_sync.media import download_media
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.sync import sync
 from hs_sync.warehouse import DB_FILE
@@ -96,6 +98,26 @@ def _parquet(root: Path, name: str) -> list[tuple]:
         con.close()
 
 
+def _media(root: Path) -> dict[str, str]:
+    """Every media file under the warehouse, by relative path, with its content digest."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "media").rglob("*"))
+        if p.is_file()
+    }
+
+
+def _media_manifest(root: Path) -> list[tuple]:
+    con = duckdb.connect(str(root / DB_FILE), read_only=True)
+    try:
+        query = (
+            "SELECT * EXCLUDE (last_attempt, downloaded_at) FROM media_files ORDER BY recording_id"
+        )
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
 def _metadata(result, key: AssetKey) -> dict:
     events = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
     assert len(events) == 1, key
@@ -112,14 +134,19 @@ def test_job_builds_the_same_warehouse_as_hs_sync_sync(sim, settings, tmp_path, 
     result = defs.resolve_job_def(schedules.JOB_NAME).execute_in_process()
     assert result.success
 
-    reference = sync(load_config(warehouse=tmp_path / "cli"))
+    # The reference: what `hs-sync sync` and `hs-sync media` build from the same settings.
+    config = load_config(warehouse=tmp_path / "cli")
+    reference = sync(config)
     assert reference.exit_code == 0, reference.errors
+    assert download_media(config).exit_code == 0
     a, b = tmp_path / "dagster", tmp_path / "cli"
     for dt in DATA_TYPES:
         rows = _table(a, dt.name)
         assert rows == _table(b, dt.name), dt.name
         assert _parquet(a, dt.name) == _parquet(b, dt.name), dt.name
     assert _views(a) == _views(b) and _views(a)
+    assert _media(a) == _media(b) and _media(a)
+    assert _media_manifest(a) == _media_manifest(b)
     assert sum(len(_table(a, dt.name)) for dt in DATA_TYPES) > 1000
 
 
@@ -146,6 +173,9 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(sim, settings, 
     assert views["views"] == _views(root) and views["view_count"] > 0
     checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert checks[(AssetKey(["raw", "events"]), factory.PULL_CHECK)] is True
+    media = _metadata(result, factory.MEDIA_KEY)
+    assert media["downloaded"] > 0 and media["errors"] == {}
+    assert media["downloaded"] == len(_media(root))
 
     # A second run is incremental: nothing new is landed or written, and the tables stay.
     before = {dt.name: _table(root, dt.name) for dt in DATA_TYPES}
@@ -156,6 +186,8 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(sim, settings, 
         assert _table(root, dt.name) == before[dt.name]
         if dt.mode in (Mode.TIME, Mode.ROOM):  # merge and snapshot types are re-read whole
             assert _metadata(again, AssetKey(["raw", dt.name]))["rows"] == 0, dt.name
+    media_again = _metadata(again, factory.MEDIA_KEY)
+    assert media_again["downloaded"] == 0 and media_again["up_to_date"] == media["downloaded"]
 
 
 def test_a_type_the_key_may_not_read_is_reported_as_skipped(sim, settings, tmp_path):
