@@ -1,0 +1,567 @@
+"""hs-sync against the wire limit and its peers, side by side, on the simulator.
+
+    .venv/bin/python benchmarks/run.py --scale 10 --scale 100   # 100k and 1M events
+    .venv/bin/python benchmarks/run.py --quick                  # scale 1, about a minute
+
+Per scale, in one run, against one simulator:
+- hs-sync full sync (raw + Parquet + DuckDB) into an empty warehouse;
+- the wire limit: the very requests that sync sent, replayed with a bare httpx
+  loop at the same concurrency, bodies read and dropped (no parsing);
+- hs-sync again with no new data, then with 1% new rows (late rows inside the
+  lookback, spread over every time-mode type and experiment);
+- the official `hyperstudy` SDK fetching every data type of every experiment
+  (`output="dict"`) and writing one Parquet file per (type, experiment);
+- dlt's `rest_api` source (offset paginator, parquet loader) into DuckDB.
+
+The simulator runs in its own process (a remote server does not share the
+client's interpreter or GIL); each measured client runs in a fresh
+subprocess, whose peak RSS and CPU time come from `os.wait4`. Wall times are
+taken inside the client around the work itself (interpreter start and imports
+excluded; the process total is reported beside it). The request budget is
+lifted for the benchmark: at the published 1000 requests/hour a first 1M-event
+sync is paced over hours by design, which measures the API's limit, not ours.
+
+Results print as a table and (except --quick) replace the generated section
+of benchmarks/RESULTS.md; the rest of that file (notes, before/after figures)
+is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+KEY_ENV = "HYPERSTUDY_API_KEY"  # the key reaches workers only through their environment
+CONCURRENCY = 4  # hs-sync's default unit concurrency; the wire replay uses the same
+
+# The SDK call and the API path for every data endpoint, as a user of the SDK fetches them.
+SDK_CALLS = {
+    "events": ("get_events", {}),
+    "ratings_continuous": ("get_ratings", {"kind": "continuous"}),
+    "ratings_sparse": ("get_ratings", {"kind": "sparse"}),
+    "chat": ("get_chat", {}),
+    "videochat": ("get_videochat", {}),
+    "sync": ("get_sync", {}),
+    "components": ("get_components", {}),
+    "eyetracking": ("get_eyetracking", {}),
+    "recordings": ("get_recordings", {}),
+    "participants": ("get_participants", {}),
+    "rooms": ("get_rooms", {}),
+}
+API_PATHS = {
+    "events": "events",
+    "ratings_continuous": "ratings/continuous",
+    "ratings_sparse": "ratings/sparse",
+    "chat": "chat",
+    "videochat": "videochat",
+    "sync": "sync",
+    "components": "components",
+    "eyetracking": "eyetracking",
+    "recordings": "recordings",
+    "participants": "participants",
+    "rooms": "rooms",
+}
+
+
+# -- the simulator, in its own process ---------------------------------------
+
+
+def _serve(conn, seed: int, scale: float) -> None:
+    from hs_sync.simulator import Simulator
+
+    sim = Simulator(seed=seed, scale=scale)
+    with sim:
+        rows = {}
+        for (kind, exp), table in sim.dataset.tables.items():
+            rows.setdefault(kind, {})[exp] = len(table.ts)
+        conn.send((sim.base_url, sim.api_key, sim.dataset.experiment_ids, rows))
+        while True:
+            cmd, *args = conn.recv()
+            if cmd == "stop":
+                break
+            if cmd == "requests":
+                conn.send(sim.requests)
+            elif cmd == "reset":
+                sim.reset_requests()
+                conn.send(None)
+            elif cmd == "late":
+                kind, n, exp = args
+                conn.send(len(sim.add_late_rows(kind, n, exp)))
+    conn.send(None)
+
+
+class SimProcess:
+    def __init__(self, seed: int, scale: float):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        started = time.perf_counter()
+        self.proc = ctx.Process(target=_serve, args=(child, seed, scale), daemon=True)
+        self.proc.start()
+        self.base_url, self.api_key, self.experiments, self.rows = self.conn.recv()
+        self.startup = time.perf_counter() - started
+
+    def call(self, *cmd):
+        self.conn.send(cmd)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        try:
+            self.call("stop")
+        finally:
+            self.proc.join(15)
+            if self.proc.is_alive():
+                self.proc.terminate()
+
+
+# -- measured clients, each in a fresh subprocess ----------------------------
+
+
+def measure(kind: str, api_key: str, **args) -> dict:
+    """Run `kind` in a subprocess; its own report plus peak RSS and CPU from wait4."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    spec = {"kind": kind, "result": str(out), **args}
+    env = {**os.environ, KEY_ENV: api_key, "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+        env=env,
+        cwd=tempfile.gettempdir(),  # no hs_sync.toml of the caller's folder applies
+        stdout=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    total = time.perf_counter() - started
+    try:
+        report = json.loads(out.read_text()) if out.stat().st_size else {}
+    finally:
+        out.unlink(missing_ok=True)
+    if proc.returncode != 0 or "wall" not in report:
+        raise RuntimeError(f"{kind} failed (exit {proc.returncode}): {report.get('error')}")
+    report["process_wall"] = total
+    report["cpu"] = usage.ru_utime + usage.ru_stime
+    report["rss_mb"] = usage.ru_maxrss / 1024
+    return report
+
+
+def _worker(spec: dict) -> None:
+    result = Path(spec["result"])
+    key = os.environ[KEY_ENV]
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    report = WORKERS[spec["kind"]](spec, key)
+    report["wall"] = time.perf_counter() - started
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    report["work_cpu"] = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    result.write_text(json.dumps(report))
+
+
+def work_hs_sync(spec: dict, key: str) -> dict:
+    from hs_sync.config import load_config
+    from hs_sync.sync import sync
+
+    config = load_config(
+        env={},
+        api_key=key,
+        base_url=spec["base_url"],
+        warehouse=spec["warehouse"],
+        budget_per_hour=10**9,
+        budget_per_minute=10**9,
+        concurrency=CONCURRENCY,
+        media=False,
+    )
+    summary = sync(config)
+    if summary.errors:
+        raise RuntimeError(f"sync reported errors: {summary.errors}")
+    transform = summary.transform or {}
+    return {
+        "requests": summary.requests,
+        "rows": summary.total_rows,
+        "transform_seconds": transform.get("seconds"),
+        "bytes": summary.bytes_received,
+    }
+
+
+def work_wire(spec: dict, key: str) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    todo = json.loads(Path(spec["requests"]).read_text())
+    root = spec["root"]
+    nbytes = 0
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    with httpx.Client(base_url=root, headers={"X-API-Key": key}, limits=limits) as client:
+
+        def get(item) -> int:
+            r = client.get(item[0], params=item[1])
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}")
+            return len(r.content)
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            nbytes = sum(pool.map(get, todo))
+    return {"requests": len(todo), "bytes": nbytes}
+
+
+def _arrow_table(rows: list[dict]):
+    """What a careful SDK user writes: columns as pyarrow infers them, nested values as JSON."""
+    import orjson
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        cols = {}
+        for name in names:
+            values = [r.get(name) for r in rows]
+            if any(isinstance(v, (dict, list)) for v in values):
+                values = [None if v is None else orjson.dumps(v).decode() for v in values]
+            try:
+                cols[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                cols[name] = pa.array([None if v is None else str(v) for v in values])
+        return pa.table(cols)
+
+
+def work_sdk(spec: dict, key: str) -> dict:
+    import pyarrow.parquet as pq
+    from hyperstudy import HyperStudy
+
+    hs = HyperStudy(api_key=key, base_url=spec["base_url"])
+    out = Path(spec["dir"])
+    rows = 0
+    for name, (method, kw) in SDK_CALLS.items():
+        for exp in spec["experiments"]:
+            data = getattr(hs, method)(exp, output="dict", progress=False, **kw)
+            rows += len(data)
+            if data:
+                pq.write_table(_arrow_table(data), out / f"{name}-{exp}.parquet")
+            del data
+    return {"rows": rows}
+
+
+def work_dlt(spec: dict, key: str) -> dict:
+    import dlt
+    import duckdb
+    from dlt.sources.rest_api import rest_api_source
+
+    out = Path(spec["dir"])
+    resources = [
+        {
+            "name": f"{name}__{i}",
+            "table_name": name,
+            "endpoint": {"path": f"data/{path}/experiment/{exp}"},
+        }
+        for name, path in API_PATHS.items()
+        for i, exp in enumerate(spec["experiments"])
+    ]
+    source = rest_api_source(
+        {
+            "client": {
+                "base_url": spec["base_url"].rstrip("/") + "/",
+                "auth": {"type": "api_key", "name": "X-API-Key", "api_key": key},
+                "paginator": {
+                    "type": "offset",
+                    "limit": 1000,
+                    "offset_param": "offset",
+                    "limit_param": "limit",
+                    "total_path": "metadata.pagination.total",
+                },
+            },
+            "resource_defaults": {"endpoint": {"data_selector": "data"}},
+            "resources": resources,
+        }
+    )
+    db = out / "dlt.duckdb"
+    pipeline = dlt.pipeline(
+        pipeline_name="hs_bench",
+        destination=dlt.destinations.duckdb(str(db)),
+        dataset_name="hs",
+        pipelines_dir=str(out / "pipelines"),
+    )
+    pipeline.run(source, loader_file_format="parquet")
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = sum(
+            con.execute(f'SELECT count(*) FROM hs."{name}"').fetchone()[0]  # noqa: S608
+            for name in API_PATHS
+            if con.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = 'hs' "
+                "AND table_name = ?",
+                [name],
+            ).fetchone()
+        )
+    return {"rows": rows}
+
+
+WORKERS = {"hs-sync": work_hs_sync, "wire": work_wire, "sdk": work_sdk, "dlt": work_dlt}
+
+
+# -- one scale ---------------------------------------------------------------
+
+
+def _data_requests(log: list[dict]) -> list[dict]:
+    return [r for r in log if "/data/" in r["path"] and r.get("status") == 200]
+
+
+def _add_late_rows(sim: SimProcess, fraction: float) -> int:
+    """1% new rows, per time-mode type and experiment, arriving inside the lookback."""
+    from hs_sync.registry import DATA_TYPES, Mode
+
+    added = 0
+    for dt in DATA_TYPES:
+        if dt.mode is not Mode.TIME:
+            continue
+        for exp, n in sim.rows.get(dt.path, {}).items():
+            if n:
+                added += sim.call("late", dt.path, math.ceil(n * fraction), exp)
+    return added
+
+
+def run_scale(scale: float, seed: int, peers: bool, log) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"hs-bench-{scale:g}-"))
+    log(f"scale {scale:g}: starting the simulator")
+    sim = SimProcess(seed, scale)
+    res: dict = {"scale": scale, "sim_startup": sim.startup}
+    res["events"] = sum(sim.rows.get("events", {}).values())
+    res["series_rows"] = sum(sum(v.values()) for v in sim.rows.values())
+    try:
+        common = {"base_url": sim.base_url, "warehouse": str(work / "warehouse")}
+        log("  hs-sync full sync")
+        sim.call("reset")
+        res["full"] = measure("hs-sync", sim.api_key, **common)
+        full_log = sim.call("requests")
+        replay = [(r["path"], r["params"]) for r in full_log if r.get("status") == 200]
+        req_file = work / "requests.json"
+        req_file.write_text(json.dumps(replay))
+
+        log("  wire limit (the same requests, bare httpx)")
+        root = sim.base_url.split("/api/")[0]
+        res["wire"] = measure("wire", sim.api_key, requests=str(req_file), root=root)
+
+        log("  hs-sync, no new data")
+        sim.call("reset")
+        res["nochange"] = measure("hs-sync", sim.api_key, **common)
+        units = {}
+        for r in _data_requests(sim.call("requests")):
+            units[r["path"]] = units.get(r["path"], 0) + 1
+        res["nochange"]["data_requests"] = sum(units.values())
+        res["nochange"]["max_per_unit"] = max(units.values(), default=0)
+        res["nochange"]["units"] = len(units)
+
+        res["late_rows"] = _add_late_rows(sim, 0.01)
+        log(f"  hs-sync, 1% new data ({res['late_rows']:,} late rows)")
+        res["onepct"] = measure("hs-sync", sim.api_key, **common)
+
+        if peers:
+            log("  official SDK (output=dict) + pyarrow Parquet")
+            sdk_dir = work / "sdk"
+            sdk_dir.mkdir()
+            res["sdk"] = measure(
+                "sdk",
+                sim.api_key,
+                base_url=sim.base_url,
+                dir=str(sdk_dir),
+                experiments=sim.experiments,
+            )
+            try:
+                import dlt  # noqa: F401
+            except ImportError:
+                log("  dlt is not installed (pip install '.[bench]'): skipped")
+            else:
+                log("  dlt rest_api -> duckdb (parquet loader)")
+                dlt_dir = work / "dlt"
+                dlt_dir.mkdir()
+                res["dlt"] = measure(
+                    "dlt",
+                    sim.api_key,
+                    base_url=sim.base_url,
+                    dir=str(dlt_dir),
+                    experiments=sim.experiments,
+                )
+    finally:
+        sim.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+# -- report -------------------------------------------------------------------
+
+
+def _fmt_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def report(results: list[dict]) -> str:
+    lines = [
+        _fmt_row(
+            [
+                "scale",
+                "client",
+                "wall s",
+                "CPU s",
+                "peak RSS MB",
+                "requests",
+                "rows",
+                "ratio",
+            ]
+        ),
+        _fmt_row(["---"] * 8),
+    ]
+    for res in results:
+        full = res["full"]["wall"]
+        name = f"{res['scale']:g} ({res['events']:,} events)"
+
+        def row(label, m, ratio="", name=name):
+            lines.append(
+                _fmt_row(
+                    [
+                        name,
+                        label,
+                        f"{m['wall']:.2f}",
+                        f"{m['cpu']:.1f}",
+                        f"{m['rss_mb']:.0f}",
+                        f"{m.get('requests', '')}",
+                        f"{m['rows']:,}" if "rows" in m else "",
+                        ratio,
+                    ]
+                )
+            )
+
+        row("wire limit (bare httpx, same requests)", res["wire"])
+        row("hs-sync full sync", res["full"], f"{full / res['wire']['wall']:.2f}x wire")
+        nc = res["nochange"]
+        row(
+            "hs-sync, no new data",
+            nc,
+            f"{nc['max_per_unit']} req per unit, {nc['units']} units",
+        )
+        row(
+            f"hs-sync, 1% new ({res['late_rows']:,} rows)",
+            res["onepct"],
+            f"{100 * res['onepct']['wall'] / full:.1f}% of full",
+        )
+        for key, label in (("sdk", "hyperstudy SDK + pyarrow"), ("dlt", "dlt rest_api -> duckdb")):
+            if key in res:
+                row(label, res[key], f"{res[key]['wall'] / full:.1f}x hs-sync")
+    return "\n".join(lines)
+
+
+def targets(results: list[dict]) -> str:
+    out = []
+
+    def check(ok: bool, text: str) -> None:
+        out.append(f"- [{'x' if ok else ' '}] {text}")
+
+    for res in results:
+        s = f"scale {res['scale']:g}"
+        r = res["full"]["wall"] / res["wire"]["wall"]
+        check(r <= 2.5, f"{s}: full sync {r:.2f}x the wire limit (target <= 2.5x)")
+        if "dlt" in res:
+            d = res["dlt"]["wall"] / res["full"]["wall"]
+            check(d >= 5, f"{s}: dlt takes {d:.1f}x hs-sync's time (target >= 5x)")
+        rss = res["full"]["rss_mb"]
+        check(rss <= 250, f"{s}: full sync peak RSS {rss:.0f} MB (target <= 250 MB)")
+        nc = res["nochange"]
+        check(
+            nc["max_per_unit"] <= 1 and nc["wall"] < 1.5,
+            f"{s}: no-change sync {nc['wall']:.2f} s (process {nc['process_wall']:.2f} s), "
+            f"at most {nc['max_per_unit']} data request per (type, experiment) "
+            "(target 1 and < 1.5 s)",
+        )
+        p = 100 * res["onepct"]["wall"] / res["full"]["wall"]
+        check(p < 5, f"{s}: 1%-new sync {p:.1f}% of the full sync's time (target < 5%)")
+    by_scale = {r["scale"]: r for r in results}
+    if 10 in by_scale and 100 in by_scale:
+        g = by_scale[100]["full"]["rss_mb"] / by_scale[10]["full"]["rss_mb"]
+        check(g <= 1.5, f"peak RSS 1M / 100k events: {g:.2f}x (target <= 1.5x)")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = []
+    for pkg in ("hs-sync", "duckdb", "pyarrow", "httpx", "orjson", "uvicorn", "hyperstudy", "dlt"):
+        try:
+            versions.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{pkg} (not installed)")
+    return (
+        f"- machine: {os.cpu_count()} CPUs ({cpu or platform.machine()}), {mem} memory, "
+        f"{platform.system()} {platform.release()}\n"
+        f"- Python {platform.python_version()}; {', '.join(versions)}"
+    )
+
+
+def write_results(text: str) -> None:
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        new = head + block + rest.split(END, 1)[1]
+    else:
+        new = "# Benchmark results\n\n" + block + "\n" + old
+    RESULTS.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, action="append", help="repeatable; default 10")
+    parser.add_argument("--quick", action="store_true", help="scale 1, results not written")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-peers", action="store_true", help="skip the SDK and dlt")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return _worker(json.loads(args.worker))
+    scales = [1.0] if args.quick else (args.scale or [10.0])
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    results = [run_scale(s, args.seed, not args.no_peers, log) for s in scales]
+    table = report(results)
+    checks = targets(results)
+    text = (
+        f"Command: `{command.strip()}`\n\n{machine()}\n\n{table}\n\n"
+        f"Targets (DESIGN.md):\n\n{checks}\n"
+    )
+    print(text)
+    if not args.quick:
+        write_results(text)
+        log(f"written to {RESULTS.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()
