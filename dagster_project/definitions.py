@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
+from dagster_project.checks import build_checks
 from dagster_project.factory import build_assets
 from dagster_project.resources import HyperStudyResource, WarehouseResource
 from dagster_project.schedules import sync_job, sync_schedule
@@ -11,6 +12,7 @@ from hs_sync.registry import DATA_TYPES
 
 defs = Definitions(
     assets=build_assets(DATA_TYPES),
+    asset_checks=build_checks(),
     jobs=[sync_job],
     schedules=[sync_schedule()],
     resources={

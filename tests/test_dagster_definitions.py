@@ -7,6 +7,7 @@ from dagster import AssetKey, DefaultScheduleStatus, Definitions
 
 from dagster_project import factory, schedules
 from dagster_project.definitions import defs
+from hs_sync.checks import CHECKS
 from hs_sync.errors import ConfigError
 from hs_sync.registry import DATA_TYPES
 
@@ -101,3 +102,13 @@ def test_a_bad_cron_names_the_variable():
     with pytest.raises(ConfigError) as info:
         schedules.sync_schedule({schedules.CRON_VAR: "every hour"})
     assert schedules.CRON_VAR in str(info.value)
+
+
+def test_every_integrity_check_is_an_asset_check_and_error_level_ones_block():
+    specs = {spec.name: spec for check_def in defs.asset_checks for spec in check_def.check_specs}
+    for check in CHECKS:
+        spec = specs[check.name]
+        assert spec.blocking is (check.severity == "error"), check.name
+        assert spec.asset_key in {factory.VIEWS_KEY, factory.MEDIA_KEY}
+    assert specs["recordings_on_disk"].asset_key == factory.MEDIA_KEY
+    assert specs["missing_sessions"].asset_key == factory.VIEWS_KEY

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, materialize
+from dagster import AssetCheckSeverity, AssetKey, materialize
 
 from dagster_project import factory, schedules
 from dagster_project.definitions import defs
-from dagster_project.resources import HyperStudyResource, WarehouseResource
+from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
+from hs_sync.checks import CHECKS, run_check
 from hs_sync.config import load_config
 from hs_sync.media import download_media
 from hs_sync.registry import DATA_TYPES, Mode
@@ -39,6 +40,12 @@ def settings(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "settings.toml"
     path.write_text(TEST_SETTINGS)
     return path
+
+
+@pytest.fixture
+def clean_sim(sim_factory):
+    """A small simulator without planted defects: every error-level check passes."""
+    return sim_factory(seed=1, defects=False)
 
 
 def _resources(sim, root: Path, settings: Path, **api) -> dict:
@@ -124,7 +131,8 @@ def _metadata(result, key: AssetKey) -> dict:
     return {k: v.value for k, v in events[0].materialization.metadata.items()}
 
 
-def test_job_builds_the_same_warehouse_as_hs_sync_sync(sim, settings, tmp_path, monkeypatch):
+def test_job_builds_the_same_warehouse_as_hs_sync_sync(clean_sim, settings, tmp_path, monkeypatch):
+    sim = clean_sim
     # The job exactly as deployed: resources from the environment, like `dagster dev`.
     monkeypatch.setenv("HYPERSTUDY_API_KEY", sim.api_key)
     monkeypatch.setenv("HYPERSTUDY_BASE_URL", sim.base_url)
@@ -133,6 +141,9 @@ def test_job_builds_the_same_warehouse_as_hs_sync_sync(sim, settings, tmp_path, 
 
     result = defs.resolve_job_def(schedules.JOB_NAME).execute_in_process()
     assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} >= {c.name for c in CHECKS}
+    assert all(e.passed for e in evaluations if e.severity is AssetCheckSeverity.ERROR)
 
     # The reference: what `hs-sync sync` and `hs-sync media` build from the same settings.
     config = load_config(warehouse=tmp_path / "cli")
@@ -150,7 +161,8 @@ def test_job_builds_the_same_warehouse_as_hs_sync_sync(sim, settings, tmp_path, 
     assert sum(len(_table(a, dt.name)) for dt in DATA_TYPES) > 1000
 
 
-def test_runs_report_rows_requests_windows_and_skips_as_metadata(sim, settings, tmp_path):
+def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, settings, tmp_path):
+    sim = clean_sim
     root = tmp_path / "wh"
     result = materialize(_everything(), resources=_resources(sim, root, settings))
     assert result.success
@@ -209,3 +221,35 @@ def test_a_type_the_key_may_not_read_is_reported_as_skipped(sim, settings, tmp_p
     assert "chat" in _metadata(result, AssetKey(["raw", "events"]))["run_skipped_types"]
     # Only the selected types were pulled: nothing else was landed.
     assert sorted(p.name for p in (root / "raw").iterdir()) == ["events"]
+
+
+def test_an_error_level_check_that_fails_blocks_the_run_with_the_librarys_findings(
+    sim, settings, tmp_path
+):
+    root = tmp_path / "wh"
+    resources = _resources(sim, root, settings)
+
+    result = materialize(_everything(), resources=resources, raise_on_error=False)
+
+    assert not result.success  # the planted defects fail blocking checks
+    failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "missing_sessions" in failed
+    assert failed["missing_sessions"].severity is AssetCheckSeverity.ERROR
+    # The assets were all built before the checks ran; the run fails at the checks step.
+    built = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert built == set(defs.resolve_asset_graph().get_all_asset_keys())
+    # Same findings as the library call behind `hs-sync check`.
+    config = hs_config(resources["warehouse"], resources["hyperstudy"])
+    direct = run_check(config, "missing_sessions")
+    meta = {k: v.value for k, v in failed["missing_sessions"].metadata.items()}
+    assert meta["count"] == direct.count > 0 and meta["sample"] == direct.sample
+    assert meta["hint"] == direct.hint
+    # and recorded in the warehouse, where the open_issues view lists them
+    con = duckdb.connect(str(root / DB_FILE), read_only=True)
+    try:
+        listed = con.execute(
+            "SELECT count(*) FROM open_issues WHERE check_name = ?", ["missing_sessions"]
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert listed == direct.count
