@@ -1,7 +1,7 @@
 """One recording's file: streamed to `.part`, resumed with Range, verified, renamed.
 
-The body goes to `<file>.part` in 256 KiB chunks (memory stays flat whatever
-the size) while sha256 is computed. A broken connection resumes from the
+The body goes to `<file>.part` as the network delivers it (reads of at most
+64 KiB: memory stays flat whatever the size) while sha256 is computed. A broken connection resumes from the
 bytes already on disk with `Range: bytes=<n>-` (a `.part` left by an earlier
 run is resumed too). A link the storage refuses (400/401/403/410: expired
 or altered) is replaced by a freshly minted one and the download continues.
@@ -196,7 +196,9 @@ class Fetcher:
         try:
             with self.http.stream("GET", url.reveal(), headers=headers) as response:
                 total = self._check(response, part, expected)
-                for chunk in response.iter_raw(CHUNK):
+                # as the network delivers (at most 64 KiB a read): with a chunk size httpx
+                # would hold back bytes it already has when the connection breaks
+                for chunk in response.iter_raw():
                     part.write(chunk)
                     result.transferred += len(chunk)
                     if expected is not None and part.offset > expected:
