@@ -32,6 +32,7 @@ from hs_sync.errors import (
     NotFoundError,
     RetryableError,
 )
+from hs_sync.timeutil import parse_time
 
 _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: NotFoundError}
 
@@ -98,7 +99,8 @@ class ApiClient:
         self.attempts = 0  # HTTP requests sent, retries included
         self.retries = 0
         self.bytes_received = 0
-        self.server_time: str | None = None  # newest server clock reading seen
+        self.server_time: str | None = None  # newest server clock reading seen in a body
+        self.http_date: str | None = None  # the newest Date header (second resolution)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -123,10 +125,29 @@ class ApiClient:
         )
         return retrying(self._attempt, path, params, endpoint or path)
 
+    def server_now(self) -> tuple[str, str]:
+        """The server's current time and where it came from.
+
+        Time windows end at the server's clock, never ours. A response body seen
+        earlier in the run is used when there is one; otherwise `GET /health`
+        (no key scope needed); the Date header and the local clock are last resorts.
+        """
+        if self.server_time is None:
+            try:
+                self.get("health", endpoint="health")
+            except (RetryableError, BadRequestError, NotFoundError, ForbiddenError):
+                pass
+        if self.server_time is not None:
+            return self.server_time, "server"
+        if self.http_date is not None:
+            return self.http_date, "date-header"
+        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        return now, "local-clock"
+
     # -- one attempt -------------------------------------------------------
 
     def _attempt(self, path: str, params: dict[str, Any], endpoint: str) -> Envelope:
-        self.budget.acquire(endpoint)
+        token = self.budget.acquire(endpoint)
         with self._lock:
             self.attempts += 1
         try:
@@ -141,6 +162,8 @@ class ApiClient:
                 f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
                 path=path,
             ) from None
+        finally:
+            self.budget.settle(token)
         with self._lock:
             self.bytes_received += len(body)
         status = response.status_code
@@ -164,11 +187,18 @@ class ApiClient:
             metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
         else:  # a bare list or object: tolerate an envelope-less body
             data, metadata = payload, {}
-        server_time = metadata.get("timestamp") or _http_date(response.headers.get("date"))
-        if isinstance(server_time, str):
-            with self._lock:
-                if self.server_time is None or server_time > self.server_time:
+        server_time = metadata.get("timestamp")
+        if server_time is None and isinstance(payload, dict) and "data" not in payload:
+            server_time = payload.get("timestamp")  # bare bodies such as /health
+        with self._lock:
+            if isinstance(server_time, str) and parse_time(server_time) is not None:
+                if self.server_time is None or parse_time(server_time) > parse_time(
+                    self.server_time
+                ):
                     self.server_time = server_time
+            else:
+                server_time = None
+            self.http_date = _http_date(response.headers.get("date")) or self.http_date
         return Envelope(path, params, data, metadata, server_time, size)
 
     def _error(self, path: str, status: int, payload: Any, response: httpx.Response) -> ApiError:

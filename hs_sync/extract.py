@@ -65,7 +65,10 @@ def room_version(room: dict[str, Any]) -> str:
 
 def quote_id(value: object) -> str:
     """An API id as exactly one URL path segment (it can never add a segment)."""
-    return quote(str(value), safe="")
+    segment = quote(str(value), safe="")
+    # `.` and `..` are dot segments: an HTTP client resolves them and the request
+    # would go to another path, so they are percent-encoded too.
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def now_iso() -> str:
@@ -346,7 +349,7 @@ class Extractor:
         else:
             writer.flush()
         result.requests = requests
-        result.rows = writer.rows
+        result.rows = 0 if unchanged else writer.rows  # rows landed
         result.files = len(writer.files)
         result.rooms = rooms
         result.warnings = _page_warnings(writer)
@@ -356,7 +359,8 @@ class Extractor:
                 "experiment_id": exp,
                 "scope": "experiment",
                 "scope_id": exp,
-                "rows": writer.rows,
+                "fetched": writer.rows,
+                "rows": result.rows,
                 "requests": requests,
                 "files": len(writer.files),
                 "unchanged": unchanged,

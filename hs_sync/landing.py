@@ -13,7 +13,6 @@ sent it (parsed, re-serialized with orjson, nothing added).
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -22,7 +21,9 @@ from typing import Any
 
 import orjson
 
+from hs_sync import jsontext
 from hs_sync.client import Envelope
+from hs_sync.errors import ApiError
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse, atomic_write
@@ -59,11 +60,18 @@ class LandedFile:
 
 
 def encode_records(records: list[dict[str, Any]]) -> bytes:
-    """NDJSON for records; orjson, falling back to the stdlib for what orjson refuses."""
+    """NDJSON for records; orjson, falling back to the stdlib for what orjson refuses.
+
+    Raises ApiError (the unit fails, reported) for a record no encoder can write.
+    """
     try:
         return b"".join([orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records])
-    except TypeError:  # e.g. integers beyond 64 bits
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    except TypeError:  # integers beyond 64 bits, nesting deeper than 254
+        pass
+    try:
+        return b"".join(jsontext.dumps(r) + b"\n" for r in records)
+    except jsontext.Unencodable as exc:
+        raise ApiError(f"a record the API sent {exc}") from None
 
 
 @dataclass
@@ -164,7 +172,11 @@ class BatchWriter:
             "_warnings": self._warnings,
         }
         # Manifest first: whenever a data file is visible, its manifest is too.
-        atomic_write(self.folder / f"{seq:05d}.meta.json", orjson.dumps(manifest))
+        try:  # `pagination` is as the API sent it: any shape
+            meta = jsontext.dumps(manifest)
+        except jsontext.Unencodable as exc:
+            raise ApiError(f"the page metadata the API sent {exc}") from None
+        atomic_write(self.folder / f"{seq:05d}.meta.json", meta)
         atomic_write(data_path, b"".join(self._chunks))
         landed = LandedFile(data_path, self._buffered_rows, len(self._pages), self._max_cursor)
         self.files.append(landed)

@@ -122,6 +122,7 @@ def test_400_and_404_are_never_retried_5xx_is(sim_factory):
         with pytest.raises(Exception, match="HTTP 5"):
             client.get(f"data/events/experiment/{exp}", {"limit": 10})
         assert client.attempts == 3
+    sim.faults.configure(seed=3)
     with ApiClient(config.replace(api_key=WRONG_KEY)) as client:
         with pytest.raises(AuthError) as info:
             client.get(f"data/check-access/experiment/{exp}")
