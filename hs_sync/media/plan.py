@@ -40,6 +40,14 @@ class Recording:
     format: str | None
     media_type: str | None
     download_path: str | None
+    pulled_under: str | None = None  # the raw folder's experiment (safe_part of the id synced)
+
+    def in_experiments(self, wanted: set[str]) -> bool:
+        """Whether the recording belongs to one of `wanted` (by its own field or by the
+        experiment the sync pulled it under, which also covers a missing or odd field)."""
+        if not wanted or self.experiment_id in wanted:
+            return True
+        return self.pulled_under is not None and self.pulled_under in {safe_part(w) for w in wanted}
 
 
 def read_recordings(warehouse: Warehouse, experiments: Iterable[str] = ()) -> list[Recording]:
@@ -48,7 +56,7 @@ def read_recordings(warehouse: Warehouse, experiments: Iterable[str] = ()) -> li
     found = _from_duckdb(warehouse)
     if not found:
         found = _from_raw(warehouse)
-    out = [r for r in found if not wanted or r.experiment_id in wanted]
+    out = [r for r in found if r.in_experiments(wanted)]
     return sorted(out, key=lambda r: r.id)
 
 
@@ -97,7 +105,8 @@ def _from_duckdb(warehouse: Warehouse) -> list[Recording]:
             SELECT recordingId,
                    coalesce(experimentId, json_extract_string(metadata, '$.experimentId')),
                    roomId, participantId, status, fileSize, format,
-                   coalesce(mediaType, json_extract_string(metadata, '$.type')), downloadPath
+                   coalesce(mediaType, json_extract_string(metadata, '$.type')), downloadPath,
+                   regexp_extract(_raw_file, '/experiment_id=([^/]*)/', 1)
             FROM recordings WHERE recordingId IS NOT NULL
             """
         ).fetchall()
@@ -152,6 +161,7 @@ def _from_record(record: dict[str, Any], experiment: str) -> Recording | None:
         format=_text(record.get("format")),
         media_type=_text(meta.get("type")),
         download_path=_text(record.get("downloadPath")),
+        pulled_under=experiment,
     )
 
 
