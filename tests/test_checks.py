@@ -288,8 +288,11 @@ def test_open_issues_view_lists_every_open_issue(world, tmp_path):
     assert all(hint for *_, hint in rows)
 
     # re-running one check replaces its own issues only
-    execute(config, "DELETE FROM rooms WHERE id = ?", [next(iter(ids(results[0])))])
-    record_results(config, [run_check(config, "orphans")])
+    room = next(i.id for i in results[0].issues if i.entity == "room")
+    execute(config, "DELETE FROM rooms WHERE id = ?", [room])
+    orphans = run_check(config, "orphans")
+    assert ids(orphans) == {room}
+    record_results(config, [orphans])
     con = duckdb.connect(str(config.warehouse / "hyperstudy.duckdb"), read_only=True)
     names = {r[0] for r in con.execute("SELECT DISTINCT check_name FROM open_issues").fetchall()}
     con.close()
