@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
+import pyarrow as pa
 
 from hs_sync import duck
 from hs_sync.checks.model import CheckResult
@@ -20,6 +21,9 @@ from hs_sync.lock import warehouse_lock
 from hs_sync.warehouse import Warehouse
 
 VIEW_FILE = duck.VIEWS_DIR / "90_open_issues.sql"  # creates the tables and the view
+_ISSUE_TEXT = (
+    "check_name", "severity", "entity", "id", "experiment_id", "room_id", "participant_id", "detail"
+)  # fmt: skip
 
 
 def record_results(config: Config, results: Sequence[CheckResult]) -> int:
@@ -54,25 +58,29 @@ def record_results(config: Config, results: Sequence[CheckResult]) -> int:
                     for r in results
                 ],
             )
-            rows = [
-                (
-                    r.name,
-                    r.severity,
-                    i.entity,
-                    i.id,
-                    i.experiment_id,
-                    i.room_id,
-                    i.participant_id,
-                    i.detail,
-                    now,
-                )  # fmt: skip
-                for r in results
-                for i in r.issues
-            ]
-            if rows:
-                con.executemany("INSERT INTO check_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            issues = [(r, i) for r in results for i in r.issues]
+            table = pa.table(
+                {
+                    "check_name": [r.name for r, _ in issues],
+                    "severity": [r.severity for r, _ in issues],
+                    "entity": [i.entity for _, i in issues],
+                    "id": [i.id for _, i in issues],
+                    "experiment_id": [i.experiment_id for _, i in issues],
+                    "room_id": [i.room_id for _, i in issues],
+                    "participant_id": [i.participant_id for _, i in issues],
+                    "detail": [i.detail for _, i in issues],
+                },
+                schema=pa.schema([(n, pa.string()) for n in _ISSUE_TEXT]),
+            )
+            con.register("__issues", table)
+            try:
+                con.execute(
+                    "INSERT INTO check_issues SELECT *, ?::TIMESTAMPTZ FROM __issues", [now]
+                )
+            finally:
+                con.unregister("__issues")
             build.publish()
         except BaseException:
             build.discard()
             raise
-    return len(rows)
+    return len(issues)
