@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hs_sync.media import download_media
+from hs_sync.state import remembered_requests
 from hs_sync.sync import sync
 from hs_sync.transform import rebuild
 from hs_sync.warehouse import Warehouse
@@ -207,10 +208,48 @@ def test_manifest_survives_transform_runs_and_returns_after_a_rebuild(sim, tmp_p
 
 def test_media_reads_raw_records_when_the_database_has_none(sim, tmp_path):
     config = synced(sim, tmp_path)
-    (config.warehouse / "hyperstudy.duckdb").unlink()
+    db = config.warehouse / "hyperstudy.duckdb"
+    db.unlink()
     summary = download_media(config)
     complete = [r for r in served(sim).values() if r["status"] == "complete"]
     assert summary.downloaded == len(complete) and summary.errors == {}
+    # the manifest waits in state/ rather than creating a database the transform did not build
+    assert not db.exists() and not summary.manifest_published
+    rebuild(Warehouse(config.warehouse))
+    again = download_media(config)
+    assert again.manifest_published and again.storage_requests == 0
+    assert {r["status"] for r in manifest(config).values()} >= {"downloaded", "pending"}
+
+
+def test_spent_request_budget_stops_cleanly_and_the_next_run_finishes(sim, tmp_path):
+    rec = pick(sim)[0]
+    config = synced(sim, tmp_path, experiments=(rec["experimentId"],))
+    spent = len(remembered_requests(Warehouse(config.warehouse)))
+    summary = download_media(config.replace(budget_per_hour=spent + 3, media_concurrency=1))
+    assert "budget" in summary.errors and summary.exit_code == 1
+    assert summary.api_requests == 3 and summary.downloaded <= 3
+    rows = manifest(config)
+    waiting = [r for r in rows.values() if (r["reason"] or "").startswith("not attempted")]
+    assert waiting and all(r["status"] == "pending" for r in waiting)
+
+    finished = download_media(config)
+    complete = [r for r in served(sim, rec["experimentId"]).values() if r["status"] == "complete"]
+    assert finished.errors == {}
+    assert finished.downloaded + finished.up_to_date == len(complete)
+    assert finished.up_to_date == summary.downloaded
+
+
+def test_terminal_progress_follows_every_byte(sim, tmp_path):
+    from hs_sync.cli.media_cmd import _Progress
+
+    rec = pick(sim)[0]
+    config = synced(sim, tmp_path, experiments=(rec["experimentId"],))
+    sim.media_fault(rec["recordingId"], "drop")
+    with _Progress(enabled=True) as progress:
+        summary = download_media(config, progress=progress)
+        bar = progress._bar
+        (overall,) = bar.tasks  # per-file lines are gone once their file is done
+        assert overall.completed == overall.total == summary.bytes_downloaded
 
 
 def test_only_the_selected_experiments_are_downloaded(sim, tmp_path):

@@ -95,7 +95,10 @@ def download_media(
         manifest = mf.Manifest(warehouse)
         try:
             _Run(config, warehouse, manifest, summary, progress, budget).run()
-            if manifest.dirty or not mf.published(warehouse):
+            # No database yet (nothing transformed): the manifest waits in state/media.sqlite;
+            # creating the database here would make the transform think it has applied raw.
+            live = warehouse.db_path.exists()
+            if live and (manifest.dirty or not mf.published(warehouse)):
                 mf.publish(warehouse, manifest)
                 summary.manifest_published = True
         finally:
