@@ -42,6 +42,7 @@ from dagster import (
 from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
 from hs_sync import pipeline
 from hs_sync.duck import duck_type
+from hs_sync.media import download_media
 from hs_sync.registry import BY_NAME, DATA_TYPES, LINEAGE_COLUMNS, DataType
 from hs_sync.sync import RunSummary
 from hs_sync.warehouse import Warehouse
@@ -83,7 +84,6 @@ class TypeAssets:
             self.raw_key,
             group_name="raw",
             kinds={"hyperstudy", "json"},
-            skippable=True,  # a subset run pulls only the selected types
             description=(
                 f"HyperStudy `{dt.path}` pulled incrementally ({dt.mode.value} mode) and "
                 f"landed as NDJSON pages under raw/{self.name}/."
@@ -253,11 +253,14 @@ def media_asset() -> AssetsDefinition:
         pool=API_POOL,
         description="Recording media files under media/<experiment>/<room>/<participant>/.",
     )
-    def media(hyperstudy: HyperStudyResource, warehouse: WarehouseResource) -> MaterializeResult:
-        from hs_sync.media import download_media
-
-        summary = download_media(hs_config(warehouse, hyperstudy)).to_dict()
-        return MaterializeResult(metadata=_flat_metadata(summary))
+    def media(
+        context, hyperstudy: HyperStudyResource, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        summary = download_media(hs_config(warehouse, hyperstudy))
+        for recording, reason in summary.errors.items():
+            # failed files are retried by the next run; recordings_on_disk reports what is missing
+            context.log.warning(f"media {recording}: {reason}")
+        return MaterializeResult(metadata=_flat_metadata(summary.to_dict()))
 
     return media
 
