@@ -253,3 +253,23 @@ def test_an_error_level_check_that_fails_blocks_the_run_with_the_librarys_findin
     finally:
         con.close()
     assert listed == direct.count
+
+
+def test_a_pull_that_runs_out_of_budget_fails_its_pull_check_but_keeps_what_landed(
+    sim, settings, tmp_path
+):
+    settings.write_text(TEST_SETTINGS.replace("budget_per_hour = 100000", "budget_per_hour = 12"))
+    root = tmp_path / "wh"
+    raw = [AssetKey(["raw", dt.name]) for dt in DATA_TYPES]
+
+    result = materialize(_everything(), selection=raw, resources=_resources(sim, root, settings))
+
+    assert result.success  # like `hs-sync sync`: partial, progress saved, not a crash
+    checks = {e.asset_key: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == set(raw)
+    for key in raw:
+        assert not checks[key].passed
+        assert "budget" in checks[key].metadata["errors"].value
+    events = _metadata(result, AssetKey(["raw", "events"]))
+    assert "budget" in events["errors"]
+    assert events["run_requests"] <= 12
