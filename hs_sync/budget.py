@@ -4,6 +4,12 @@ Two sliding windows, as the API publishes its limits: requests per key per
 hour, and requests per endpoint per minute. The minute budget is waited for;
 the hour budget is not (a sync would sit idle for up to an hour), so spending
 it raises BudgetExhausted with the time to resume.
+
+A request is counted from the moment it is sent until a window's length after
+its answer arrived (`settle`): the server counts it when it arrives, somewhere
+in between, and starts its window then; a budget that dated requests by their
+sending alone let the 101st request of a minute arrive just inside the
+server's window when the first one had travelled longer.
 """
 
 from __future__ import annotations
@@ -38,38 +44,49 @@ class RequestBudget:
         self._sleep = sleep
         self._lock = threading.Lock()
         now = clock()
-        # Wall-clock times of requests made in the last hour, also by earlier runs.
-        self._hour: deque[float] = deque(sorted(t for t in spent if now - t < HOUR))
-        self._minute: dict[str, deque[float]] = {}
+        # Requests made in the last hour, also by earlier runs, as one-item lists
+        # [time] shared by both windows: the send time until `settle` moves it.
+        self._hour: deque[list[float]] = deque([t] for t in sorted(spent) if now - t < HOUR)
+        self._minute: dict[str, deque[list[float]]] = {}
         self.used = 0  # requests this process made
         self.waited_seconds = 0.0
         self.exhausted_until: float | None = None
 
-    def acquire(self, endpoint: str) -> None:
-        """Count one request to `endpoint`; wait for the minute budget if needed."""
+    def acquire(self, endpoint: str) -> list[float]:
+        """Count one request to `endpoint`; wait for the minute budget if needed.
+
+        Returns the request's token: pass it to `settle` when the answer arrived.
+        """
         while True:
             with self._lock:
                 now = self._clock()
                 _expire(self._hour, now - HOUR)
                 if len(self._hour) >= self.per_hour:
-                    self.exhausted_until = self._hour[0] + HOUR
+                    self.exhausted_until = self._hour[0][0] + HOUR
                     raise BudgetExhausted(_iso(self.exhausted_until))
                 window = self._minute.setdefault(endpoint, deque())
                 _expire(window, now - MINUTE)
                 if len(window) < self.per_minute:
-                    window.append(now)
-                    self._hour.append(now)
+                    token = [now]
+                    window.append(token)
+                    self._hour.append(token)
                     self.used += 1
-                    return
-                wait = window[0] + MINUTE - now
+                    return token
+                wait = window[0][0] + MINUTE - now
             self.waited_seconds += max(wait, 0.0)
             self._sleep(max(wait, 0.01))
+
+    def settle(self, token: list[float]) -> None:
+        """The request of `token` has its answer (or failed): date it now."""
+        with self._lock:
+            token[0] = max(token[0], self._clock())
 
     def remember(self, times: Iterable[float]) -> None:
         """Count requests made before this budget existed (e.g. by an earlier run)."""
         with self._lock:
             cutoff = self._clock() - HOUR
-            self._hour = deque(sorted([*self._hour, *(t for t in times if t > cutoff)]))
+            known = [*self._hour, *([t] for t in times if t > cutoff)]
+            self._hour = deque(sorted(known, key=lambda token: token[0]))
 
     def remaining_this_hour(self) -> int:
         with self._lock:
@@ -80,7 +97,7 @@ class RequestBudget:
         """Request times within the last hour (persisted so the next run honours them)."""
         with self._lock:
             _expire(self._hour, self._clock() - HOUR)
-            return list(self._hour)
+            return [token[0] for token in self._hour]
 
     def state(self) -> dict:
         return {
@@ -94,8 +111,10 @@ class RequestBudget:
         }
 
 
-def _expire(window: deque[float], cutoff: float) -> None:
-    while window and window[0] <= cutoff:
+def _expire(window: deque[list[float]], cutoff: float) -> None:
+    # Settling can leave a window slightly out of order; an entry behind a later
+    # one then expires with it: later, never early.
+    while window and window[0][0] <= cutoff:
         window.popleft()
 
 

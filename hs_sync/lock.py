@@ -8,12 +8,15 @@ from contextlib import contextmanager
 from filelock import FileLock, Timeout
 
 from hs_sync.errors import WarehouseLocked
-from hs_sync.warehouse import Warehouse
+from hs_sync.warehouse import Warehouse, owner_only
 
 
 @contextmanager
 def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]:
-    """Hold the warehouse's write lock; after `timeout` seconds, raise WarehouseLocked."""
+    """Hold the warehouse's write lock; after `timeout` seconds, raise WarehouseLocked.
+
+    Everything written while it is held is created owner-only (DESIGN.md invariant 8).
+    """
     warehouse.create()
     lock = FileLock(str(warehouse.lock_path), mode=0o600)
     try:
@@ -24,6 +27,7 @@ def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]
             f"(waited {timeout:g}s for {warehouse.lock_path}); try again when it has finished"
         ) from None
     try:
-        yield
+        with owner_only():
+            yield
     finally:
         lock.release()

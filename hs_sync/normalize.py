@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hs_sync import jsontext
 from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 
@@ -190,7 +191,7 @@ def _build(
     for i, record in enumerate(records):
         if not record.keys() <= declared:
             extra = {k: v for k, v in record.items() if k not in declared}
-            extras[i] = orjson.dumps(extra).decode()
+            extras[i] = _json_text(extra)
             drift.new_fields.update(extra.keys())
     arrays.append(_keys(dt, records, arrays))
     arrays.append(pa.array(extras, pa.string()))
@@ -219,8 +220,7 @@ def _dig(record: dict[str, Any], path: tuple[str, ...]) -> Any:
 def _typed_array(column: Column, values: list[Any]) -> pa.Array:
     kind = column.type
     if column.json:
-        dumps = orjson.dumps
-        return pa.array([None if v is None else dumps(v).decode() for v in values], pa.string())
+        return pa.array([None if v is None else _json_text(v) for v in values], pa.string())
     try:
         if pa.types.is_timestamp(kind):
             if all(v is None or type(v) is str for v in values):
@@ -247,6 +247,13 @@ def _typed_array(column: Column, values: list[Any]) -> pa.Array:
             return pa.array(values, kind)
         return pa.array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+        raise _Untypable(str(exc)) from None
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return jsontext.dumps(value).decode("utf-8", "surrogatepass")
+    except jsontext.Unencodable as exc:
         raise _Untypable(str(exc)) from None
 
 
@@ -290,6 +297,12 @@ def _row_problem(dt: DataType, record: dict[str, Any], drift: Drift) -> str | No
             problems.append(
                 f"{column.source or column.name}: expected {column.type}, got {seen} ({exc})"
             )
+    extra = {k: v for k, v in record.items() if k not in dt.declared_names}
+    if extra:
+        try:
+            _json_text(extra)
+        except _Untypable as exc:
+            problems.append(f"_extra: {exc}")
     if not problems and dt.cursor and dt.date_partitioned and record.get(dt.cursor) is None:
         problems.append(f"{dt.cursor}: missing (needed for the date partition)")
     return "; ".join(problems) or None

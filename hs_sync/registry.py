@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import orjson
 import pyarrow as pa
+
+from hs_sync import jsontext
 
 
 class Mode(str, Enum):
@@ -131,7 +132,10 @@ class DataType:
 
 
 def _digest(value: Any) -> str:
-    canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    try:
+        canonical = jsontext.dumps(value, sort_keys=True)
+    except jsontext.Unencodable:  # nested beyond any encoder: hash its repr, still stable
+        canonical = repr(value).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +51,34 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+_umask_lock = threading.Lock()
+_umask_users = 0
+_umask_saved = 0
+
+
+@contextmanager
+def owner_only() -> Iterator[None]:
+    """Create every file and folder inside readable by its owner only (umask 077).
+
+    Covers what other libraries create for us (Parquet files, SQLite and DuckDB
+    side files, parent folders made by `mkdir(parents=True)`). The umask is
+    process-wide, so nested or concurrent users share one saved value and the
+    last one out restores it.
+    """
+    global _umask_users, _umask_saved
+    with _umask_lock:
+        if _umask_users == 0:
+            _umask_saved = os.umask(0o077)
+        _umask_users += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_users -= 1
+            if _umask_users == 0:
+                os.umask(_umask_saved)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -35,6 +35,7 @@ import struct
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from starlette.applications import Starlette
@@ -125,6 +126,9 @@ class SimApp:
         }
         if fault:
             entry["fault"] = fault
+        org = request.headers.get("x-organization-id")
+        if org is not None:
+            entry["org"] = org
         self.requests.append(entry)
 
     async def _fault(self, request: Request) -> Response | None:
@@ -168,7 +172,7 @@ class SimApp:
         if faulty is not None:
             return faulty
         try:
-            response = self._dispatch(request, rest)
+            response = self._dispatch(request, _segments(request))
         except ApiError as err:
             headers = None
             if err.status == 429:
@@ -185,8 +189,7 @@ class SimApp:
             return Response(orjson.dumps(body), media_type="application/json")
         return error_response(_not_found("admin endpoint", what))
 
-    def _dispatch(self, request: Request, rest: str) -> Response:
-        parts = rest.split("/") if rest else []
+    def _dispatch(self, request: Request, parts: list[str]) -> Response:
         if parts == ["health"]:
             body = {"status": "healthy", "version": VERSION, "timestamp": iso(self.ds.clock.ms)}
             return _json(body)
@@ -218,7 +221,7 @@ class SimApp:
         if parts and parts[0] == "experiments":
             self._need(scopes, "read:experiments")
             return self._experiments(parts[1:], q)
-        raise _not_found("endpoint", "/" + rest)
+        raise _not_found("endpoint", "/" + "/".join(parts))
 
     @staticmethod
     def _endpoint_name(parts: list[str]) -> str:
@@ -606,6 +609,14 @@ class SimApp:
 
 
 # -- helpers ----------------------------------------------------------------
+
+
+def _segments(request: Request) -> list[str]:
+    """The path after /api/v3 as decoded segments, split before decoding, so an id
+    holding `/` (sent as %2F) stays one segment."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    rest = raw.decode("latin-1")[len(API_PREFIX) :].strip("/")
+    return [unquote(part) for part in rest.split("/")] if rest else []
 
 
 def _json(data: Any, envelope: bool = False) -> Response:

@@ -53,11 +53,18 @@ ROOM_CAP = 5000  # the API returns at most 5,000 rooms
 
 
 class Dataset:
-    def __init__(self, seed: int = 1, scale: float = 1.0, live: bool = False, defects: bool = True):
+    def __init__(
+        self,
+        seed: int = 1,
+        scale: float = 1.0,
+        live: bool = False,
+        defects: bool = True,
+        hostile_ids: bool = False,
+    ):
         self.seed = seed
         self.scale = scale
         self.live = live
-        gen = generate(seed, scale, live, defects)
+        gen = generate(seed, scale, live, defects, hostile_ids)
         self._gen = gen
         self.clock = Clock(gen.now)
         self.start_ms = gen.now

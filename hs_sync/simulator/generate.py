@@ -234,7 +234,29 @@ class _Emitter:
         return {name: builder.build() for name, builder in self.builders.items()}
 
 
-def generate(seed: int, scale: float, live: bool, defects: bool = True) -> Generated:
+# Ids made to attack file paths, URLs and SQL (`hostile_ids=True`): a dot segment, a
+# path escape, quotes, an SQL comment injection and a NUL byte. The random suffix keeps
+# them unique; the generator draws the same random numbers either way.
+HOSTILE_EXPERIMENT = "../../exp'\"; DROP TABLE events; --\x00"
+HOSTILE_ROOMS = ("..", "../../room_", "room'; DROP TABLE rooms; --", 'room"\x00')
+HOSTILE_PARTICIPANT = "../pt'\""
+
+
+def _hostile(kind: str, index: int, plain: str) -> str:
+    """The hostile id standing in for `plain` (None when this one stays plain)."""
+    suffix = plain.split("_", 1)[1]
+    if kind == "experiment" and index == 1:
+        return HOSTILE_EXPERIMENT + suffix
+    if kind == "room" and index < len(HOSTILE_ROOMS):
+        return HOSTILE_ROOMS[index] if index == 0 else HOSTILE_ROOMS[index] + suffix
+    if kind == "participant" and index == 0:
+        return HOSTILE_PARTICIPANT + suffix
+    return plain
+
+
+def generate(
+    seed: int, scale: float, live: bool, defects: bool = True, hostile_ids: bool = False
+) -> Generated:
     now = anchor_ms(seed)
     horizon = now + (3 * 3600_000 if live else 0)
     experiments: list[Experiment] = []
@@ -251,8 +273,9 @@ def generate(seed: int, scale: float, live: bool, defects: bool = True) -> Gener
     }
     for index, spec in enumerate(EXPERIMENT_SPECS):
         rng = random.Random(f"{seed}:experiment:{index}")
+        exp_id = f"exp_{_hex(rng, 10)}"
         exp = Experiment(
-            id=f"exp_{_hex(rng, 10)}",
+            id=_hostile("experiment", index, exp_id) if hostile_ids else exp_id,
             name=spec["name"],
             description=spec["description"],
             owner_email="lab.pi@university.example" if index != 1 else "müller@uni.example",
@@ -285,7 +308,16 @@ def generate(seed: int, scale: float, live: bool, defects: bool = True) -> Gener
         for room_index, (created, dep, _) in enumerate(starts):
             room_rng = random.Random(f"{seed}:{index}:{room_index}")
             room, recs = _room(
-                room_rng, spec, exp, dep, created, room_index, planted, emitter, manifest
+                room_rng,
+                spec,
+                exp,
+                dep,
+                created,
+                room_index,
+                planted,
+                emitter,
+                manifest,
+                hostile_ids and index == 0,
             )
             rooms.append(room)
             recordings.extend(recs)
@@ -320,12 +352,14 @@ def _plant(rng: random.Random, spec: dict, historical: list[int], enabled: bool)
     return out
 
 
-def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest):
+def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, hostile=False):
     f: Feature = spec["features"]
     size = _weighted(rng, spec["sizes"])
     if room_index in planted["nosync"]:
         size = max(size, 2)  # the defect only means something with two or more people
     room_id = f"room_{_hex(rng, 10)}"
+    if hostile:
+        room_id = _hostile("room", room_index, room_id)
     room = Room(room_id, exp.id, dep.id, dep.name, created, None, created)
     missing = room_index in planted["missing"]
     technical_ok = bool(planted.get("technical"))
@@ -342,8 +376,9 @@ def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest):
             code = "SUCCESS"
         email = None if rng.random() < 0.1 else f"p{_hex(rng, 6)}@participants.example"
         name = rng.choice(NAMES)
+        pt_id = f"pt_{_hex(rng, 10)}"
         p = Participant(
-            f"pt_{_hex(rng, 10)}",
+            _hostile("participant", slot, pt_id) if hostile and room_index == 0 else pt_id,
             room_id,
             exp.id,
             dep.id,

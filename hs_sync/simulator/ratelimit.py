@@ -11,25 +11,35 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 
 class RateLimiter:
     def __init__(self) -> None:
+        self.clock: Callable[[], float] = time.monotonic
         self.per_hour: int | None = None
         self.per_minute: int | None = None
         self._lock = threading.Lock()
         self._hour: dict[str, tuple[float, int]] = {}
         self._minute: dict[tuple[str, str], tuple[float, int]] = {}
 
-    def configure(self, per_hour: int | None, per_minute: int | None) -> None:
+    def configure(
+        self,
+        per_hour: int | None,
+        per_minute: int | None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Set the limits (None: off); `clock` (seconds) replaces the wall clock, e.g. a
+        sped-up clock shared with the client under test."""
         with self._lock:
             self.per_hour, self.per_minute = per_hour, per_minute
+            self.clock = clock or time.monotonic
             self._hour.clear()
             self._minute.clear()
 
     def check(self, key: str, endpoint: str) -> tuple[int, str] | None:
         """Count one request; -> (retry_after_seconds, which limit) when over a limit."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             checks = []
             if self.per_hour is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from .app import SimApp
@@ -19,6 +20,8 @@ class Simulator:
 
     scale 1.0 is about 10,000 events across three experiments (other types in
     proportion); scale 100 about 1M events. `defects=False` plants no defects.
+    `hostile_ids=True` gives some experiments, rooms and participants ids made to
+    attack paths and SQL (`..`, `../`, quotes, `'; DROP TABLE`, NUL), see generate.
     """
 
     def __init__(
@@ -28,12 +31,13 @@ class Simulator:
         live: bool = False,
         port: int = 0,
         defects: bool = True,
+        hostile_ids: bool = False,
     ) -> None:
         self.seed = seed
         self.scale = scale
         self.live = live
         self.port = port
-        self.dataset = Dataset(seed, scale, live, defects)
+        self.dataset = Dataset(seed, scale, live, defects, hostile_ids)
         self.keys = KeyRing()
         self.api_key = default_key(seed)
         self.keys.add(self.api_key, None)
@@ -76,8 +80,16 @@ class Simulator:
     def add_key(self, key: str, scopes: set[str] | None = None) -> None:
         self.keys.add(key, scopes)
 
-    def set_rate_limits(self, per_hour: int | None = None, per_minute: int | None = None) -> None:
-        self._limiter.configure(per_hour, per_minute)
+    def set_rate_limits(
+        self,
+        per_hour: int | None = None,
+        per_minute: int | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Per key per hour, per endpoint per minute (None: off); `clock` (seconds)
+        replaces the wall clock the windows are measured on."""
+        self._limiter.configure(per_hour, per_minute, clock)
 
     @property
     def media_url_ttl(self) -> float:
