@@ -147,3 +147,18 @@ def test_media_command_prints_a_summary_and_exits_by_outcome(sim, tmp_path):
 
     refused = CliRunner().invoke(main, args, env={"HYPERSTUDY_API_KEY": "hst_test_" + "x" * 64})
     assert refused.exit_code == 2 and "x" * 64 not in refused.output
+
+
+def test_a_download_path_that_is_a_full_url_never_gets_the_api_key(sim, tmp_path):
+    hostile, normal = pick(sim, 2)
+    rid = hostile["recordingId"]
+    # An absolute URL (here: back to the simulator) would carry the key to that host.
+    sim.override_recording(rid, downloadPath=sim.base_url + hostile["downloadPath"])
+    config = synced(sim, tmp_path, experiments=(hostile["experimentId"],))
+    sim.reset_requests()
+    summary = download_media(config)
+    row = manifest(config)[rid]
+    assert row["status"] == "skipped" and "not a path of the API" in row["reason"]
+    assert not [r for r in sim.requests if r["path"].endswith(f"/{rid}")]
+    assert manifest(config)[normal["recordingId"]]["status"] == "downloaded"
+    assert summary.skipped == 1 and summary.errors == {}
