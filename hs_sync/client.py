@@ -147,11 +147,18 @@ class ApiClient:
     # -- one attempt -------------------------------------------------------
 
     def _attempt(self, path: str, params: dict[str, Any], endpoint: str) -> Envelope:
+        try:
+            request = self._http.build_request("GET", path, params=params)
+        except httpx.InvalidURL as exc:  # e.g. a control character in an id from the API
+            raise BadRequestError(
+                f"GET {self._scrub(repr(path))}: not a valid URL ({self._scrub(str(exc))})",
+                path=path,
+            ) from None
         token = self.budget.acquire(endpoint)
         with self._lock:
             self.attempts += 1
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.send(request)
             body = response.content
         except httpx.TimeoutException as exc:
             raise RetryableError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from .plan import Experiment, Recording, Room
 from .timeutil import iso, iso_or_none
@@ -126,7 +127,8 @@ def recording_rows(recs: Iterable[Recording], now: int, base_url: str, sign) -> 
                 f"{base_url}/media/{rec.id}?expires={FAR_FUTURE_MS}&sig={sign(rec.id, FAR_FUTURE_MS)}"
             )
         else:
-            record["downloadPath"] = f"/data/recordings/download/{rec.room_id}/{rec.id}"
+            room, rec_id = _segment(rec.room_id), _segment(rec.id)
+            record["downloadPath"] = f"/data/recordings/download/{room}/{rec_id}"
         cols = {
             "roomId": rec.room_id,
             "participantId": rec.participant_id,
@@ -183,3 +185,9 @@ def experiment_rows(experiments: Iterable[Experiment], rooms: list[Room], now: i
         }
         out.append((exp.created_at, rec, {"experimentId": exp.id, "name": exp.name}))
     return out
+
+
+def _segment(value: str) -> str:
+    """An id as one percent-encoded URL path segment (`..` included), as the API sends it."""
+    text = quote(value, safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
