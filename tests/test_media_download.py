@@ -121,9 +121,9 @@ def test_signed_url_expiring_mid_download_is_reminted_and_the_file_completes(sim
     rec = pick(sim)[0]
     rid = rec["recordingId"]
     config = synced(sim, tmp_path, experiments=(rec["experimentId"],))
-    sim.media_url_ttl = 1.0
+    sim.media_url_ttl = 1.5
     # Half the file arrives, then the connection stalls past the link's expiry and drops.
-    sim.media_fault(rid, "drop", delay=1.5)
+    sim.media_fault(rid, "drop", delay=2.0)
     sim.reset_requests()
     summary = download_media(config)
 

@@ -79,8 +79,8 @@ def _files(tmp_path, config):
 def test_no_signed_url_or_key_in_the_warehouse_logs_or_output(sim, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     rec = pick(sim)[0]
-    sim.media_url_ttl = 1.0
-    sim.media_fault(rec["recordingId"], "drop", delay=1.5)  # a resume and a re-mint too
+    sim.media_url_ttl = 1.5
+    sim.media_fault(rec["recordingId"], "drop", delay=2.0)  # a resume and a re-mint too
     config = synced(sim, tmp_path)
     summary = download_media(config)
     assert summary.errors == {} and summary.reminted >= 1
