@@ -225,7 +225,7 @@ def _typed_array(column: Column, values: list[Any]) -> pa.Array:
         if pa.types.is_timestamp(kind):
             if all(v is None or type(v) is str for v in values):
                 try:
-                    return pc.cast(pa.array(values, pa.string()), kind)
+                    return _in_range(pc.cast(pa.array(values, pa.string()), kind))
                 except pa.ArrowInvalid:
                     pass  # other ISO forms (no zone, nanoseconds): parse one by one
             return pa.array([_timestamp(v) for v in values], kind)
@@ -255,6 +255,18 @@ def _json_text(value: Any) -> str:
         return jsontext.dumps(value).decode("utf-8", "surrogatepass")
     except jsontext.Unencodable as exc:
         raise _Untypable(str(exc)) from None
+
+
+# Timestamps every reader can turn into a datetime: UTC years 1 to 9999 (as parse_time).
+_MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _in_range(array: pa.Array) -> pa.Array:
+    micros = pc.min_max(array.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()))
+    low, high = micros["min"].as_py(), micros["max"].as_py()
+    if low is not None and (low < _MIN_US or high > _MAX_US):
+        raise _Untypable("timestamp outside the years 1 to 9999 (UTC)")
+    return array
 
 
 def _timestamp(value: Any) -> datetime | None:
