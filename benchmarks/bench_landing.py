@@ -63,6 +63,7 @@ def land(root: Path, all_pages: list[Envelope], pages_per_file: int) -> float:
     for page in all_pages:
         writer.add(page, "now")
     writer.flush()
+    writer.close()
     return time.perf_counter() - t0
 
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from hs_sync.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import NotFoundError
-from hs_sync.landing import BatchWriter, LandedFile
+from hs_sync.landing import BatchWriter
 from hs_sync.registry import DataType, Mode
 from hs_sync.state import ExtractState
 from hs_sync.timeutil import parse_time, to_iso
@@ -168,13 +168,20 @@ class Extractor:
                 tail_from=(end_at - lookback) if end_at is not None else None,
             )
             fetched, totals, requests = 0, [], 0
-            for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "experiment")):
-                requests += 1
-                fetched += len(page.records)
-                totals.append(_total(page))
-                self._checkpoint(dt, exp, writer, writer.add(page, fetched_at))
-                self.progress("page", data_type=dt.name, experiment=exp, rows=len(page.records))
-            self._checkpoint(dt, exp, writer, writer.flush())
+            try:
+                for page, fetched_at in self.pages(
+                    path, params, endpoint=_endpoint(dt, "experiment")
+                ):
+                    requests += 1
+                    fetched += len(page.records)
+                    totals.append(_total(page))
+                    writer.add(page, fetched_at)
+                    self._checkpoint(dt, exp, writer)
+                    self.progress("page", data_type=dt.name, experiment=exp, rows=len(page.records))
+                writer.flush()
+                self._checkpoint(dt, exp, writer)
+            finally:
+                writer.close()
             result.requests += requests
             result.rows += writer.rows
             result.files += len(writer.files)
@@ -224,17 +231,17 @@ class Extractor:
         )
         return result
 
-    def _checkpoint(
-        self, dt: DataType, exp: str, writer: BatchWriter, landed: LandedFile | None
-    ) -> None:
-        """After a durable file: move the watermark to its newest row, if rows came sorted.
+    def _checkpoint(self, dt: DataType, exp: str, writer: BatchWriter) -> None:
+        """After durable files: move the watermark to their newest row, if rows came sorted.
 
         A crash mid-window then resumes near where it stopped instead of from the
         window start; rows older than that are covered by the lookback.
         """
-        if landed is None or dt.mode is not Mode.TIME:
+        files = writer.take_landed()
+        if not files:
             return
-        self.progress("file", data_type=dt.name, experiment=exp, rows=landed.rows)
+        landed = files[-1]  # max_cursor is cumulative over the batch
+        self.progress("file", data_type=dt.name, experiment=exp, rows=sum(f.rows for f in files))
         if writer.ordered and landed.max_cursor is not None:
             end = parse_time(self.window_end)
             mark = landed.max_cursor if end is None else min(landed.max_cursor, end)
@@ -269,12 +276,15 @@ class Extractor:
                 dt, exp, f"room-{safe_part(room_id)}", "room", room_id, track_cursor=False
             )
             fetched, totals, requests = 0, [], 0
-            for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "room")):
-                requests += 1
-                fetched += len(page.records)
-                totals.append(_total(page))
-                writer.add(page, fetched_at)
-            writer.flush()
+            try:
+                for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "room")):
+                    requests += 1
+                    fetched += len(page.records)
+                    totals.append(_total(page))
+                    writer.add(page, fetched_at)
+                writer.flush()
+            finally:
+                writer.close()
             result.requests += requests
             result.rows += fetched
             result.files += len(writer.files)
@@ -332,22 +342,27 @@ class Extractor:
         """Land a whole-table read, skipping it when identical to the last one landed."""
         result = PullResult(dt.name, exp)
         label = "merge" if dt.mode is Mode.MERGE else "snap"
-        writer = self._writer(dt, exp, label, "experiment", exp, track_cursor=False)
+        writer = self._writer(dt, exp, label, "experiment", exp, track_cursor=False, digest=True)
         rooms: dict[str, str] | None = {} if dt.name == "rooms" else None
         requests = 0
-        for page, fetched_at in pages:
-            requests += 1
-            if rooms is not None:
-                for room in page.records:
-                    if isinstance(room, dict) and room.get("id") is not None:
-                        rooms[str(room["id"])] = room_version(room)
-            writer.add(page, fetched_at)
-        previous = None if self.config.full_refresh else self.state.snapshot_digest(dt.name, exp)
-        unchanged = not writer.files and writer.digest == previous
-        if unchanged:
-            writer.discard()
-        else:
-            writer.flush()
+        try:
+            for page, fetched_at in pages:
+                requests += 1
+                if rooms is not None:
+                    for room in page.records:
+                        if isinstance(room, dict) and room.get("id") is not None:
+                            rooms[str(room["id"])] = room_version(room)
+                writer.add(page, fetched_at)
+            previous = (
+                None if self.config.full_refresh else self.state.snapshot_digest(dt.name, exp)
+            )
+            unchanged = writer.files_started == 0 and writer.content_digest == previous
+            if unchanged:
+                writer.discard()
+            else:
+                writer.flush()
+        finally:
+            writer.close()
         result.requests = requests
         result.rows = 0 if unchanged else writer.rows  # rows landed
         result.files = len(writer.files)
@@ -380,7 +395,7 @@ class Extractor:
             batch=writer.folder.name if writer.files else None,
         )
         if not unchanged:
-            self.state.set_snapshot_digest(dt.name, exp, writer.digest)
+            self.state.set_snapshot_digest(dt.name, exp, writer.content_digest)
         self.progress("snapshot", data_type=dt.name, experiment=exp, rows=writer.rows)
         return result
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +26,7 @@ from hs_sync import jsontext
 from hs_sync.client import Envelope
 from hs_sync.errors import ApiError
 from hs_sync.registry import DataType
-from hs_sync.timeutil import parse_time
+from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, atomic_write
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
@@ -93,6 +94,7 @@ class BatchWriter:
     skip_keys: frozenset[str] | set[str] = frozenset()
     tail_from: datetime | None = None
     tail_limit: int = 50_000
+    digest: bool = False  # hash what is added (whole-table reads skip unchanged snapshots)
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
@@ -111,20 +113,26 @@ class BatchWriter:
         self._buffered_pages = 0
         self._buffered_bytes = 0
         self._max_cursor: datetime | None = None
-        self._digest = hashlib.blake2b(digest_size=16)
+        self._digest = hashlib.blake2b(digest_size=16) if self.digest else None
         self._ordered = True
         self._last_cursor: datetime | None = None
         self.skipped = 0  # rows not landed again (already landed by the last window)
         self.tail: dict[str, str] | None = {} if self.tail_from is not None else None
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: Future | None = None
+        self._seq = 0  # the next data file's number
+        self._landed: list[LandedFile] = []  # durable, not yet reported by take_landed
+        self._done_lock = threading.Lock()
 
-    def add(self, page: Envelope, fetched_at: str) -> LandedFile | None:
-        """Buffer one page; write a data file when the buffer is full."""
+    def add(self, page: Envelope, fetched_at: str) -> None:
+        """Buffer one page; start writing a data file when the buffer is full."""
         records = self.data_type.redact(page.records)
         if records and self.track_cursor and self.data_type.cursor:
             records = self._note_cursor(records)
         if records:
             chunk = encode_records(records)
-            self._digest.update(chunk)
+            if self._digest is not None:
+                self._digest.update(chunk)
             self._chunks.append(chunk)
             self._buffered_bytes += len(chunk)
             self._buffered_rows += len(records)
@@ -149,13 +157,22 @@ class BatchWriter:
             self._buffered_pages >= self.pages_per_file
             or self._buffered_bytes >= self.bytes_per_file
         )
-        return self.flush() if full else None
+        if full:
+            self.flush(wait=False)
+        return None
 
-    def flush(self) -> LandedFile | None:
-        """Write buffered rows (if any) as one durable data file plus its manifest."""
+    def flush(self, wait: bool = True) -> None:
+        """Write buffered rows (if any) as one durable data file plus its manifest.
+
+        With `wait=False` the file is written by a background thread while the
+        caller goes on fetching (one file in flight at most). Either way
+        `take_landed` reports a file once it is durable: checkpoint on that.
+        """
         if not self._buffered_rows:
-            return None
-        seq = len(self.files)
+            if wait:
+                self._drain()
+            return
+        seq, self._seq = self._seq, self._seq + 1
         data_path = self.folder / f"{seq:05d}.ndjson"
         manifest = {
             "dataType": self.data_type.name,
@@ -171,22 +188,63 @@ class BatchWriter:
             "pages": self._pages,
             "_warnings": self._warnings,
         }
-        # Manifest first: whenever a data file is visible, its manifest is too.
         try:  # `pagination` is as the API sent it: any shape
             meta = jsontext.dumps(manifest)
         except jsontext.Unencodable as exc:
             raise ApiError(f"the page metadata the API sent {exc}") from None
-        atomic_write(self.folder / f"{seq:05d}.meta.json", meta)
-        atomic_write(data_path, b"".join(self._chunks))
         landed = LandedFile(data_path, self._buffered_rows, len(self._pages), self._max_cursor)
-        self.files.append(landed)
+        chunks = self._chunks
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
-        return landed
+        if wait:
+            self._drain()
+            self._write(meta, chunks, landed)
+            return
+        if self._inflight is not None:
+            self._inflight.result()  # one file in flight at most; re-raises a failed write
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-land")
+        self._inflight = self._pool.submit(self._write, meta, chunks, landed)
+
+    def _write(self, meta: bytes, chunks: list[bytes], landed: LandedFile) -> None:
+        # Manifest first: whenever a data file is visible, its manifest is too.
+        atomic_write(landed.path.with_name(landed.path.name[:-7] + ".meta.json"), meta)
+        atomic_write(landed.path, b"".join(chunks))
+        with self._done_lock:
+            self.files.append(landed)
+            self._landed.append(landed)
 
     @property
-    def digest(self) -> str:
+    def files_started(self) -> int:
+        """Data files handed to the disk so far (durable or in flight)."""
+        return self._seq
+
+    def take_landed(self) -> list[LandedFile]:
+        """Files written in the background that became durable since the last call."""
+        with self._done_lock:
+            out, self._landed = self._landed, []
+        return out
+
+    def _drain(self) -> None:
+        """Wait for the background write, if any (re-raising its failure)."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            inflight.result()
+
+    def close(self) -> None:
+        """Finish the background write and stop its thread."""
+        try:
+            self._drain()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    @property
+    def content_digest(self) -> str:
         """A hash of every record added so far, in order (to skip unchanged snapshots)."""
+        if self._digest is None:
+            raise ValueError("BatchWriter(digest=True) is needed for content_digest")
         return self._digest.hexdigest()
 
     @property
@@ -202,11 +260,14 @@ class BatchWriter:
     def _note_cursor(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Track order and the newest cursor; drop rows already landed; note the tail."""
         name, dt = self.data_type.cursor, self.data_type
+        values = [r.get(name) for r in records]
+        if all(type(v) is str and len(v) == 24 and v[-1] == "Z" for v in values):
+            return self._note_canonical(records, values)
         best, last, ordered = self._max_cursor, self._last_cursor, self._ordered
         skip, tail, tail_from = self.skip_keys, self.tail, self.tail_from
         keep = []
-        for record in records:
-            value = parse_time(record.get(name))
+        for record, raw in zip(records, values, strict=True):
+            value = parse_time(raw)
             key = None
             if skip:
                 key = dt.key_of(record)
@@ -222,8 +283,38 @@ class BatchWriter:
             if best is None or value > best:
                 best = value
             if tail is not None and value >= tail_from:
-                tail[key or dt.key_of(record)] = record.get(name)
-                if len(tail) > self.tail_limit:  # too big to remember: land the overlap again
-                    tail = self.tail = None
+                tail[key or dt.key_of(record)] = raw
         self._max_cursor, self._last_cursor, self._ordered = best, last, ordered
+        self._cap_tail()
         return keep if skip else records
+
+    def _note_canonical(self, records: list[dict[str, Any]], values: list[str]) -> list:
+        """The fast path: every cursor is `YYYY-MM-DDTHH:MM:SS.mmmZ`, so text order is time
+        order and only the page's first and newest values need parsing."""
+        dt = self.data_type
+        first = parse_time(values[0])
+        ordered = self._ordered and (self._last_cursor is None or first >= self._last_cursor)
+        if ordered:
+            ordered = all(a <= b for a, b in zip(values, values[1:], strict=False))
+        newest = parse_time(max(values))
+        self._ordered = ordered
+        self._last_cursor = parse_time(values[-1])
+        if newest is not None and (self._max_cursor is None or newest > self._max_cursor):
+            self._max_cursor = newest
+        keep = records
+        keys: list[str] | None = None
+        if self.skip_keys:
+            keys = [dt.key_of(r) for r in records]
+            keep = [r for r, k in zip(records, keys, strict=True) if k not in self.skip_keys]
+            self.skipped += len(records) - len(keep)
+        if self.tail is not None:
+            cut = to_iso(self.tail_from)
+            for i, value in enumerate(values):
+                if value >= cut:
+                    self.tail[keys[i] if keys else dt.key_of(records[i])] = value
+            self._cap_tail()
+        return keep
+
+    def _cap_tail(self) -> None:
+        if self.tail is not None and len(self.tail) > self.tail_limit:
+            self.tail = None  # too big to remember: the next window lands its overlap again

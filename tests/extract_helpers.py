@@ -23,6 +23,7 @@ def make_config(sim: Any, warehouse: Path, **changes: Any) -> Config:
         budget_per_hour=100_000,
         budget_per_minute=100_000,
         lock_timeout_seconds=1.0,
+        media=False,  # media downloads have their own tests
     )
     values.update(changes)
     return Config(**values)
