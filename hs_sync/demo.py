@@ -56,7 +56,6 @@ class DemoResult:
 def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) -> DemoResult:
     """Serve the simulator on a free loopback port, sync everything, stop it again."""
     from hs_sync.checks import run_checks
-    from hs_sync.media import download_media
     from hs_sync.simulator import Simulator
     from hs_sync.sync import sync
 
@@ -76,11 +75,10 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
             budget_per_minute=10_000,
         )
         summary = sync(config, progress=progress)
-        media = download_media(config, progress=progress) if summary.exit_code == 0 else None
         checks = [c.to_dict() for c in run_checks(config)]
         now = sim.clock.now.isoformat()
     atomic_write(marker, orjson.dumps({"runs": runs + 1}))
-    result = DemoResult(runs + 1, now, summary.to_dict(), media and media.to_dict(), checks)
+    result = DemoResult(runs + 1, now, summary.to_dict(), summary.media, checks)
     result.queries = run_queries(wh)
     result.exit_code = summary.exit_code
     return result

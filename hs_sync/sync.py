@@ -58,6 +58,7 @@ class RunSummary:
     errors: dict[str, str] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] | None = None
+    media: dict[str, Any] | None = None
     duration_seconds: float = 0.0
 
     @property
@@ -203,9 +204,13 @@ def sync(
                         raise run.auth_error
                     if transform:
                         summary.transform = _transform(warehouse, types, summary, run)
+                        if config.media and any(dt.name == "recordings" for dt in types):
+                            summary.media = _media(config, budget, summary, progress)
                     status = "partial" if summary.exit_code else "ok"
                 finally:
-                    summary.requests = client.attempts
+                    summary.requests = client.attempts + (summary.media or {}).get(
+                        "api_requests", 0
+                    )
                     summary.retries = client.retries
                     summary.bytes_received = client.bytes_received
                     summary.budget = {**budget.state(), **summary.budget}
@@ -373,17 +378,23 @@ def _land_experiment(ex: Extractor, dt: DataType, exp: str, listing: Envelope) -
 def _transform(
     warehouse: Warehouse, types: Sequence[DataType], summary: RunSummary, run: _Run
 ) -> dict[str, Any] | None:
-    # The integration point with the normalizer: raw NDJSON in, Parquet and DuckDB out.
-    # A tree without hs_sync.transform lands raw data only.
-    try:
-        from hs_sync.transform import transform
-    except ModuleNotFoundError as exc:
-        if exc.name != "hs_sync.transform":
-            raise
-        return None
+    from hs_sync.transform import transform
+
     run.progress("transform")
     try:
         return transform(warehouse, list(types))
     except Exception as exc:  # the raw landing stands; the next run normalizes again
         summary.errors["transform"] = f"{type(exc).__name__}: {exc}"
         return None
+
+
+def _media(
+    config: Config, budget: RequestBudget, summary: RunSummary, progress: Progress
+) -> dict[str, Any]:
+    """Download the recordings' media; failures are reported, the sync stands."""
+    from hs_sync.media import download_media
+
+    media = download_media(config, progress=progress, lock=False, budget=budget)
+    for recording, reason in media.errors.items():
+        summary.errors[f"media/{recording}"] = reason
+    return media.to_dict()

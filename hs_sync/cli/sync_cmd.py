@@ -25,6 +25,7 @@ from hs_sync.errors import HsSyncError
 @click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks: re-read everything.")
 @click.option("--lookback", type=float, default=None, help="Seconds re-read before a watermark.")
+@click.option("--no-media", is_flag=True, help="Skip downloading recording media files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
 def command(
@@ -35,6 +36,7 @@ def command(
     base_url: str | None,
     full_refresh: bool,
     lookback: float | None,
+    no_media: bool,
     as_json: bool,
     config_file: str | None,
 ) -> None:
@@ -51,6 +53,7 @@ def command(
             base_url=base_url,
             full_refresh=True if full_refresh else None,
             lookback_seconds=lookback,
+            media=False if no_media else None,
         )
         with _Progress(enabled=not as_json) as progress:
             summary = sync(config, progress=progress)
@@ -132,6 +135,13 @@ def _print_summary(summary) -> None:
         echo(
             f"request budget: {budget.get('remaining_this_hour')} of "
             f"{budget.get('per_hour')} left this hour"
+        )
+    if summary.media is not None:
+        m = summary.media
+        echo(
+            f"media: {m['downloaded']} downloaded, {m['up_to_date']} up to date, "
+            f"{m['pending']} pending, {m['failed']} failed "
+            f"({m['bytes_downloaded']:,} bytes)"
         )
     if summary.transform is not None:
         echo(f"transform: {orjson.dumps(summary.transform).decode()}")
