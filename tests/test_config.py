@@ -1,0 +1,49 @@
+"""Settings are layered defaults < file < environment < flags; a bad one is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hs_sync.config import load_config
+from hs_sync.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_commented_example_file_loads():
+    cfg = load_config(ROOT / "hs_sync.toml.example", env={})
+    assert cfg.lookback_seconds == 300 and cfg.media is True
+
+
+def test_layers_override_in_order(tmp_path):
+    file = tmp_path / "hs_sync.toml"
+    file.write_text('base_url = "http://file.example/api/v3"\nconcurrency = 2\n')
+    env = {
+        "HYPERSTUDY_BASE_URL": "http://env.example/api/v3",
+        "HYPERSTUDY_API_KEY": "hst_test_" + "s3cr3t" * 10,
+    }
+    cfg = load_config(file, env=env, concurrency=7)
+    assert cfg.base_url == "http://env.example/api/v3"
+    assert cfg.concurrency == 7
+    assert cfg.api_key.startswith("hst_test_") and "s3cr3t" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("text", "setting"),
+    [
+        ("page_size = 5000\n", "page_size"),
+        ('types = ["events", "nope"]\n', "types"),
+        ('api_key = "hst_live_x"\n', "api_key"),
+        ("colour = 3\n", "colour"),
+        ('concurrency = "many"\n', "concurrency"),
+    ],
+)
+def test_a_bad_setting_is_named(tmp_path, text, setting):
+    file = tmp_path / "hs_sync.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(file, env={})
+    assert err.value.setting == setting
+    assert setting in str(err.value)
