@@ -81,6 +81,16 @@ class _Checker:
                     )
 
 
+def _visible_files(root: Path) -> int:
+    raw = root / "raw"
+    return sum(
+        1
+        for _, _, names in os.walk(raw)
+        for name in names
+        if name.endswith(".ndjson") and not name.startswith(".")
+    )
+
+
 def test_kill_9_at_random_moments_then_resume_loses_nothing(sim, tmp_path):
     root = tmp_path / "wh"
     config_file = tmp_path / "hs_sync.toml"
@@ -104,8 +114,13 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(sim, tmp_path):
     while kills < KILLS:
         files_before = len(check.seen)
         proc = _start(config_file, env)
-        # Python start-up is ~0.5 s; the kills spread over the pulls, renames and state writes.
-        time.sleep(rng.uniform(0.3, 1.2))
+        # A moment is "after `target` more data files became visible, plus up to 30 ms":
+        # random but tied to the run's progress, so a slow machine moves the kills
+        # with the work instead of before it.
+        target = _visible_files(root) + rng.randint(0, 6)
+        while proc.poll() is None and _visible_files(root) < target:
+            time.sleep(0.003)
+        time.sleep(rng.uniform(0.0, 0.03))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
