@@ -240,12 +240,12 @@ def test_spent_request_budget_stops_cleanly_and_the_next_run_finishes(sim, tmp_p
 
 
 def test_terminal_progress_follows_every_byte(sim, tmp_path):
-    from hs_sync.cli.media_cmd import _Progress
+    from hs_sync.cli.progress import MediaProgress
 
     rec = pick(sim)[0]
     config = synced(sim, tmp_path, experiments=(rec["experimentId"],))
     sim.media_fault(rec["recordingId"], "drop")
-    with _Progress(enabled=True) as progress:
+    with MediaProgress(enabled=True) as progress:
         summary = download_media(config, progress=progress)
         bar = progress._bar
         (overall,) = bar.tasks  # per-file lines are gone once their file is done

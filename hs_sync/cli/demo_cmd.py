@@ -33,12 +33,13 @@ def command(warehouse: Path, as_json: bool) -> None:
       hs-sync demo
       hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 5"
     """
-    from hs_sync.cli.sync_cmd import _print_summary, _Progress
+    from hs_sync.cli.progress import SyncProgress
+    from hs_sync.cli.sync_cmd import print_summary
     from hs_sync.demo import run_demo
     from hs_sync.sync import RunSummary
 
     try:
-        with _Progress(enabled=not as_json) as progress:
+        with SyncProgress(enabled=not as_json) as progress:
             result = run_demo(warehouse, progress=progress)
     except HsSyncError as exc:
         click.echo(f"hs-sync demo: {exc}", err=True)
@@ -50,7 +51,7 @@ def command(warehouse: Path, as_json: bool) -> None:
     echo = click.echo
     echo(f"demo run {result.run} · simulator clock at {result.simulated_now}\n")
     fields = RunSummary.__dataclass_fields__
-    _print_summary(RunSummary(**{k: v for k, v in result.sync.items() if k in fields}))
+    print_summary(RunSummary(**{k: v for k, v in result.sync.items() if k in fields}))
     if result.media:
         m = result.media
         echo(

@@ -10,12 +10,12 @@ lock errors.
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import click
 import orjson
 
+from hs_sync.cli.progress import MediaProgress
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
@@ -40,7 +40,7 @@ def command(
         config = load_config(
             config_file, experiments=experiments, warehouse=warehouse, base_url=base_url
         )
-        with _Progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        with MediaProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
             summary = download_media(config, progress=progress)
     except HsSyncError as exc:
         click.echo(f"hs-sync media: {exc}", err=True)
@@ -50,73 +50,6 @@ def command(
     else:
         _print_summary(summary)
     sys.exit(summary.exit_code)
-
-
-class _Progress:
-    """A byte-level bar with one line per file in flight, on a terminal only."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._lock = threading.Lock()
-        self._bar = None
-        self._total = None
-        self._files: dict[str, object] = {}
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def __call__(self, event: str, **info: object) -> None:
-        bar = self._bar
-        if bar is None:
-            return
-        with self._lock:
-            rid = str(info.get("recording", ""))
-            if event == "media_plan":
-                self._total = bar.add_task(
-                    f"media: {info['files']} file(s)", total=int(info["bytes"] or 0) or None
-                )
-            elif event == "media_start":
-                task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
-                self._files[rid] = task
-                if self._total is not None:
-                    bar.advance(self._total, int(info.get("offset") or 0))
-            elif event == "media_bytes":
-                n = int(info.get("n") or 0)
-                if rid in self._files:
-                    bar.advance(self._files[rid], n)
-                if self._total is not None:
-                    bar.advance(self._total, n)
-            elif event == "media_done":
-                task = self._files.pop(rid, None)
-                if task is not None:
-                    bar.remove_task(task)
-                if info.get("status") != "downloaded":
-                    bar.console.print(f"{info['status']} {rid}: {info.get('reason') or ''}")
 
 
 def _print_summary(summary) -> None:

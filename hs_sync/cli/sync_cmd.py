@@ -7,12 +7,12 @@ ran out; progress is saved), 2 configuration, authentication or lock errors.
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import click
 import orjson
 
+from hs_sync.cli.progress import SyncProgress
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
@@ -55,7 +55,7 @@ def command(
             lookback_seconds=lookback,
             media=False if no_media else None,
         )
-        with _Progress(enabled=not as_json) as progress:
+        with SyncProgress(enabled=not as_json) as progress:
             summary = sync(config, progress=progress)
     except HsSyncError as exc:
         click.echo(f"hs-sync sync: {exc}", err=True)
@@ -63,54 +63,11 @@ def command(
     if as_json:
         click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
-        _print_summary(summary)
+        print_summary(summary)
     sys.exit(summary.exit_code)
 
 
-class _Progress:
-    """A live status line on a terminal; plain lines per finished unit otherwise."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.tty = enabled and sys.stderr.isatty()
-        self.rows = 0
-        self.units = 0
-        self._lock = threading.Lock()
-        self._status = None
-
-    def __enter__(self) -> _Progress:
-        if self.tty:
-            from rich.console import Console
-
-            self._status = Console(stderr=True).status("syncing…")
-            self._status.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.stop()
-
-    def __call__(self, event: str, **info: object) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            if event == "page":
-                self.rows += int(info.get("rows", 0))
-            elif event in ("done", "skip", "error"):
-                self.units += 1
-            where = f"{info.get('data_type', '')}/{info.get('experiment', '')}"
-            if self._status is not None:
-                text = f"syncing… {self.units} units done, {self.rows:,} rows · {event} {where}"
-                self._status.update(text)
-            elif event == "done":
-                click.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
-            elif event in ("skip", "error"):
-                click.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
-            elif event == "transform":
-                click.echo("normalizing…", err=True)
-
-
-def _print_summary(summary) -> None:
+def print_summary(summary) -> None:
     echo = click.echo
     echo(
         f"synced {len(summary.experiments)} experiment(s) in {summary.duration_seconds:.1f} s: "

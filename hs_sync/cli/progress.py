@@ -1,0 +1,131 @@
+"""Progress on a terminal for long work; plain lines (or nothing) when not a terminal.
+
+A run reports events as `progress(event, **info)`: the sync's units and pages
+drive a status line, the media downloader's `media_*` events a byte-level bar.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import click
+
+
+class SyncProgress:
+    """A live status line on a terminal; plain lines per finished unit otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.rows = 0
+        self.units = 0
+        self._lock = threading.Lock()
+        self._status = None
+        self._media = MediaProgress(self.tty)
+
+    def __enter__(self) -> SyncProgress:
+        if self.tty:
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status("syncing…")
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._media.__exit__(*exc)
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, event: str, **info: object) -> None:
+        if not self.enabled:
+            return
+        if event.startswith("media_"):
+            if event == "media_plan" and self._status is not None:
+                self._status.stop()  # the byte bar takes over the terminal
+                self._status = None
+                self._media.__enter__()
+            self._media(event, **info)
+            return
+        with self._lock:
+            if event == "page":
+                self.rows += int(info.get("rows", 0))
+            elif event in ("done", "skip", "error"):
+                self.units += 1
+            where = f"{info.get('data_type', '')}/{info.get('experiment', '')}"
+            if self._status is not None:
+                text = f"syncing… {self.units} units done, {self.rows:,} rows · {event} {where}"
+                self._status.update(text)
+            elif event == "done":
+                click.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
+            elif event in ("skip", "error"):
+                click.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
+            elif event == "transform":
+                click.echo("normalizing…", err=True)
+
+
+class MediaProgress:
+    """A byte-level bar with one line per file in flight, on a terminal only."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._bar = None
+        self._total = None
+        self._files: dict[str, object] = {}
+
+    def __enter__(self) -> MediaProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, event: str, **info: object) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        with self._lock:
+            rid = str(info.get("recording", ""))
+            if event == "media_plan":
+                self._total = bar.add_task(
+                    f"media: {info['files']} file(s)", total=int(info["bytes"] or 0) or None
+                )
+            elif event == "media_start":
+                task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
+                self._files[rid] = task
+                if self._total is not None:
+                    bar.advance(self._total, int(info.get("offset") or 0))
+            elif event == "media_bytes":
+                n = int(info.get("n") or 0)
+                if rid in self._files:
+                    bar.advance(self._files[rid], n)
+                if self._total is not None:
+                    bar.advance(self._total, n)
+            elif event == "media_done":
+                task = self._files.pop(rid, None)
+                if task is not None:
+                    bar.remove_task(task)
+                if info.get("status") != "downloaded":
+                    bar.console.print(f"{info['status']} {rid}: {info.get('reason') or ''}")
