@@ -177,8 +177,8 @@ def test_recording_still_processing_is_downloaded_by_a_later_sync(sim_factory, t
     assert pending and first.pending == len(pending)
 
     sim.advance(600)
-    assert not sync(config).errors  # the merge re-read picks up processing -> complete
-    second = download_media(config)
+    later = sync(config)  # the merge re-read picks up processing -> complete, then downloads
+    assert not later.errors
     rows = manifest(config)
     now_complete = {k for k in pending if served(sim)[k]["status"] == "complete"}
     assert now_complete
@@ -187,7 +187,7 @@ def test_recording_still_processing_is_downloaded_by_a_later_sync(sim_factory, t
         data = sim.dataset.media_bytes(rid)
         assert (config.warehouse / rows[rid]["path"]).read_bytes() == data
         assert rows[rid]["sha256"] == sha256(data)
-    assert second.downloaded >= len(now_complete) and second.errors == {}
+    assert later.media["downloaded"] >= len(now_complete) and later.media["errors"] == {}
 
 
 def test_manifest_survives_transform_runs_and_returns_after_a_rebuild(sim, tmp_path):
