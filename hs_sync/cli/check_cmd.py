@@ -14,29 +14,19 @@ import click
 import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import base_url_option, config_option, json_option, warehouse_option
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError, WarehouseLocked
 
 
 @click.command("check", cls=OneLineCommand)
-@click.option(
-    "--warehouse",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
-)
-@click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
+@warehouse_option
+@base_url_option
 @click.option(
     "--no-api", is_flag=True, help="Offline: skip the checks that ask the API (reconciliation)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Settings file (default ./hs_sync.toml if present).",
-)
+@json_option("the results")
+@config_option
 def command(
     warehouse: Path | None,
     base_url: str | None,

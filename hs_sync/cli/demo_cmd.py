@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import json_option
 from hs_sync.errors import HsSyncError
 
 
-@click.command("demo")
+@click.command("demo", cls=OneLineCommand)
 @click.option(
     "--warehouse",
     type=click.Path(file_okay=False, path_type=Path),
@@ -19,7 +21,7 @@ from hs_sync.errors import HsSyncError
     show_default=True,
     help="Warehouse folder to sync into.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@json_option("the whole result")
 def command(warehouse: Path, as_json: bool) -> None:
     """Run a full sync with media and checks against the embedded simulator.
 

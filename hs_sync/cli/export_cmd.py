@@ -14,6 +14,7 @@ import click
 import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import config_option, json_option, warehouse_option
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
@@ -47,20 +48,9 @@ _FORMATS = ("csv", "json", "zip")
     type=click.Path(path_type=Path),
     help="File (one type, or zip) or folder (several types).",
 )
-@click.option(
-    "--warehouse",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Settings file (default ./hs_sync.toml if present).",
-)
+@warehouse_option
+@json_option("what was written")
+@config_option
 def command(
     level: str,
     id_: str,

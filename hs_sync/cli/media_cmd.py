@@ -15,17 +15,25 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import (
+    base_url_option,
+    config_option,
+    experiment_option,
+    json_option,
+    warehouse_option,
+)
 from hs_sync.cli.progress import MediaProgress
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
 
-@click.command("media")
-@click.option("--experiment", "experiments", multiple=True, help="Experiment id (repeatable).")
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@click.command("media", cls=OneLineCommand)
+@experiment_option
+@warehouse_option
+@base_url_option
+@json_option("the run summary")
+@config_option
 def command(
     experiments: tuple[str, ...],
     warehouse: Path | None,
@@ -33,7 +41,13 @@ def command(
     as_json: bool,
     config_file: str | None,
 ) -> None:
-    """Download recording media into <warehouse>/media, verified, resuming where it stopped."""
+    """Download recording media into <warehouse>/media, verified, resuming where it stopped.
+
+    \b
+    Examples:
+      hs-sync media
+      hs-sync media --experiment exp_123 --json
+    """
     from hs_sync.media import download_media
 
     try:

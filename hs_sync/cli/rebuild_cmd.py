@@ -12,19 +12,27 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import config_option, json_option, warehouse_option
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
 
-@click.command("rebuild")
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.command("rebuild", cls=OneLineCommand)
+@warehouse_option
 @click.option("--type", "types", multiple=True, help="Only this data type (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@json_option("the summary")
+@config_option
 def command(
     warehouse: Path | None, types: tuple[str, ...], as_json: bool, config_file: str | None
 ) -> None:
-    """Rebuild Parquet and hyperstudy.duckdb from the raw NDJSON (no API)."""
+    """Rebuild Parquet and hyperstudy.duckdb from the raw NDJSON (no API).
+
+    \b
+    Examples:
+      hs-sync rebuild
+      hs-sync rebuild --type events --json
+    """
     from hs_sync.lock import warehouse_lock
     from hs_sync.transform import rebuild
     from hs_sync.warehouse import Warehouse

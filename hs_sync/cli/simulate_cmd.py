@@ -21,7 +21,13 @@ import click
     "reset, truncate, slow, rate_429).",
 )
 def command(seed: int, scale: float, port: int, live: bool, no_defects: bool, faults: str) -> None:
-    """Serve a simulated HyperStudy v3 API on 127.0.0.1 and print its URL and a test key."""
+    """Serve a simulated HyperStudy v3 API on 127.0.0.1 and print its URL and a test key.
+
+    \b
+    Examples:
+      hs-sync simulate --port 8765
+      hs-sync simulate --scale 100 --live --faults http_5xx=0.05,rate_429=0.02
+    """
     from hs_sync.simulator import Simulator
 
     settings: dict[str, float] = {}

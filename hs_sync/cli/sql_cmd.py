@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import config_option, warehouse_option
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 from hs_sync.warehouse import Warehouse
@@ -29,13 +31,13 @@ def _plain(value):
     return value
 
 
-@click.command("sql")
+@click.command("sql", cls=OneLineCommand)
 @click.argument("query")
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
+@warehouse_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (header + rows).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of row objects.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Rows shown in a table.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@config_option
 def command(
     query: str,
     warehouse: Path | None,
@@ -44,7 +46,14 @@ def command(
     limit: int,
     config_file: str | None,
 ) -> None:
-    """Run QUERY against the warehouse (tables and views) and print the rows."""
+    """Run QUERY against the warehouse (tables and views) and print the rows.
+
+    \b
+    Examples:
+      hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 10"
+      hs-sync sql "SELECT category, count(*) FROM events GROUP BY 1" --csv > categories.csv
+      hs-sync sql "SELECT * FROM open_issues" --json
+    """
     import duckdb
 
     from hs_sync.duck import connect_readonly

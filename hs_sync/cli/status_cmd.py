@@ -13,17 +13,13 @@ import click
 import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import config_option, json_option, warehouse_option
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
 
 @click.command("status", cls=OneLineCommand)
-@click.option(
-    "--warehouse",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
-)
+@warehouse_option
 @click.option(
     "--runs",
     "last_runs",
@@ -32,14 +28,8 @@ from hs_sync.errors import HsSyncError
     show_default=True,
     help="How many recent runs to show.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Settings file (default ./hs_sync.toml if present).",
-)
+@json_option("the status")
+@config_option
 def command(warehouse: Path | None, last_runs: int, as_json: bool, config_file: str | None) -> None:
     """Show what the warehouse holds and how fresh it is.
 

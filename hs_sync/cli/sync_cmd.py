@@ -12,22 +12,30 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import (
+    base_url_option,
+    config_option,
+    experiment_option,
+    json_option,
+    warehouse_option,
+)
 from hs_sync.cli.progress import SyncProgress
 from hs_sync.config import load_config
 from hs_sync.errors import HsSyncError
 
 
-@click.command("sync")
-@click.option("--experiment", "experiments", multiple=True, help="Experiment id (repeatable).")
+@click.command("sync", cls=OneLineCommand)
+@experiment_option
 @click.option("--type", "types", multiple=True, help="Data type name (repeatable).")
 @click.option("--room", "rooms", multiple=True, help="Re-pull this room at room scope (repair).")
-@click.option("--warehouse", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL).")
+@warehouse_option
+@base_url_option
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks: re-read everything.")
 @click.option("--lookback", type=float, default=None, help="Seconds re-read before a watermark.")
 @click.option("--no-media", is_flag=True, help="Skip downloading recording media files.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None)
+@json_option("the run summary")
+@config_option
 def command(
     experiments: tuple[str, ...],
     types: tuple[str, ...],
@@ -40,7 +48,18 @@ def command(
     as_json: bool,
     config_file: str | None,
 ) -> None:
-    """Pull every data type incrementally and land it in the warehouse."""
+    """Pull every data type incrementally and land it in the warehouse.
+
+    Needs HYPERSTUDY_API_KEY in the environment. Lands raw NDJSON, builds
+    Parquet and DuckDB, then downloads recording media.
+
+    \b
+    Examples:
+      hs-sync sync
+      hs-sync sync --experiment exp_123 --type events --type ratings_sparse
+      hs-sync sync --room room_456          # repair one room at room scope
+      hs-sync sync --no-media --json > last_run.json
+    """
     from hs_sync.sync import sync
 
     try:

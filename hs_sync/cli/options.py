@@ -1,0 +1,32 @@
+"""Options several subcommands share, declared once so they read the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+warehouse_option = click.option(
+    "--warehouse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
+)
+base_url_option = click.option(
+    "--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL)."
+)
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default ./hs_sync.toml if present).",
+)
+experiment_option = click.option(
+    "--experiment", "experiments", multiple=True, help="Experiment id (repeatable)."
+)
+
+
+def json_option(what: str):
+    """`--json`: print `what` as JSON instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
