@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from hs_sync.registry import DATA_TYPES, DataType
-from hs_sync.warehouse import Warehouse, fsync_dir
+from hs_sync.warehouse import Warehouse, fsync_path
 
 VIEWS_DIR = Path(__file__).resolve().parent.parent / "sql" / "views"
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
@@ -169,10 +169,10 @@ class Build:
         create_views(self.con, views_dir)
         self.con.execute("CHECKPOINT")
         self.con.close()
-        _fsync(self.path)
+        fsync_path(self.path)
         os.chmod(self.path, 0o600)
         os.replace(self.path, self.live)
-        fsync_dir(self.live.parent)
+        fsync_path(self.live.parent)
 
     def discard(self) -> None:
         try:
@@ -196,14 +196,6 @@ def _copy(src: Path, dst: Path) -> None:
         except OSError:
             pass  # no reflinks on this disk: copy the bytes (sendfile)
     shutil.copyfile(src, dst)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:

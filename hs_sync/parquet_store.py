@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from hs_sync.duck import quote, sql
 from hs_sync.registry import DataType
-from hs_sync.warehouse import Warehouse, fsync_dir
+from hs_sync.warehouse import Warehouse, fsync_path
 
 SMALL_FILE_BYTES = 32 * 1024 * 1024  # files below this are merged by compaction
 MAX_SMALL_FILES = 8  # compact a partition once it would hold more small files
@@ -177,7 +177,7 @@ def _append(con: duckdb.DuckDBPyConnection, dt: DataType, folder: Path, part: st
     tmp = folder / f".{name}.tmp"
     _write(con, dt, tmp, sql("SELECT {c} FROM __pq_delta WHERE __part = ?", c=_select(dt)), [part])
     os.replace(tmp, folder / name)
-    fsync_dir(folder)
+    fsync_path(folder)
 
 
 def _rewrite(
@@ -209,12 +209,12 @@ def _rewrite(
     name = _new_name()
     if _write(con, dt, fresh / name, query, params) == 0:
         (fresh / name).unlink()
-    fsync_dir(fresh)
+    fsync_path(fresh)
     folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not folder.exists():
         folder.mkdir(mode=0o700)
     exchange(fresh, folder)
-    fsync_dir(folder.parent)
+    fsync_path(folder.parent)
     shutil.rmtree(fresh)  # the old partition, now under the staging name
 
 

@@ -27,7 +27,7 @@ from hs_sync import __version__
 from hs_sync.config import Config
 from hs_sync.media.links import SignedUrl
 from hs_sync.media.plan import Recording
-from hs_sync.warehouse import fsync_dir
+from hs_sync.warehouse import fsync_path
 
 CHUNK = 256 * 1024
 MAX_LINKS = 4  # signed links used for one file in one run (the first plus re-mints)
@@ -108,7 +108,7 @@ class _Part:
         os.fsync(self.fd)
         self.close()
         os.replace(self.path, dest)
-        fsync_dir(dest.parent)
+        fsync_path(dest.parent)
 
 
 def part_path(dest: Path) -> Path:
