@@ -1,12 +1,13 @@
-"""hs-sync: keep a local, analysis-ready warehouse of HyperStudy experiment data."""
+"""hs-sync: keep a local, analysis-ready warehouse of HyperStudy experiment data.
+
+`hs_sync.sync(config) -> RunSummary` is the library entry point; build the
+config with `hs_sync.config.load_config`.
+"""
 
 __version__ = "0.1.0"
 
+# Bound eagerly: a lazy attribute would be shadowed by the `hs_sync.sync` submodule
+# as soon as anything imports it.
+from hs_sync.sync import RunSummary, sync  # noqa: E402
 
-def __getattr__(name: str):
-    # `sync` is imported on first use so that `import hs_sync` stays cheap.
-    if name == "sync":
-        from hs_sync.sync import sync
-
-        return sync
-    raise AttributeError(f"module 'hs_sync' has no attribute {name!r}")
+__all__ = ["RunSummary", "__version__", "sync"]

@@ -47,3 +47,13 @@ def test_a_bad_setting_is_named(tmp_path, text, setting):
         load_config(file, env={})
     assert err.value.setting == setting
     assert setting in str(err.value)
+
+
+def test_the_library_entry_point_is_the_function_whatever_was_imported_first():
+    import sys
+
+    import hs_sync
+    import hs_sync.cli.sync_cmd  # noqa: F401
+
+    assert callable(hs_sync.sync)
+    assert hs_sync.sync is sys.modules["hs_sync.sync"].sync
