@@ -252,32 +252,54 @@ class Extractor:
     def pull_rooms(
         self, dt: DataType, exp: str, rooms: dict[str, str], *, force: bool = False
     ) -> PullResult:
-        """Pull each room that is new or whose version changed (all of them if `force`)."""
+        """Pull each room that is new or whose version changed (all of them if `force`).
+
+        When that many rooms are due that one experiment-scope read needs fewer
+        requests (a first sync), the rooms are read that way instead: one probe
+        request learns the row count; the overlap with unchanged rooms de-duplicates
+        by key downstream.
+        """
         result = PullResult(dt.name, exp)
         known = (
             {} if (force or self.config.full_refresh) else self.state.room_versions(dt.name, exp)
         )
-        for room_id, version in rooms.items():
-            if known.get(room_id) == version:
-                continue
+        due = {room: v for room, v in rooms.items() if known.get(room) != v}
+        if not force and len(due) > 1 and self._experiment_read_pays(dt, exp, len(due), result):
+            if self._pull_scope(dt, exp, "experiment", exp, "rooms", result):
+                for room_id, version in due.items():
+                    self.state.set_room_version(dt.name, exp, room_id, version)
+            return result
+        for room_id, version in due.items():
             try:
-                self._pull_room(dt, exp, room_id, version, result)
+                if self._pull_scope(dt, exp, "room", room_id, f"room-{safe_part(room_id)}", result):
+                    self.state.set_room_version(dt.name, exp, room_id, version)
             except NotFoundError as exc:
                 result.warnings.append(f"{dt.name}/{exp}: room {room_id} not found ({exc})")
         return result
 
-    def _pull_room(
-        self, dt: DataType, exp: str, room_id: str, version: str, result: PullResult
-    ) -> None:
-        path = dt.url_path("room", quote_id(room_id))
+    def _experiment_read_pays(self, dt: DataType, exp: str, due: int, result: PullResult) -> bool:
+        """Whether reading the whole experiment takes fewer requests than `due` room reads."""
+        path = dt.url_path("experiment", quote_id(exp))
+        probe = self.client.get(
+            path,
+            {**dict(dt.extra_params), "limit": 1, "offset": 0},
+            endpoint=_endpoint(dt, "experiment"),
+        )
+        result.requests += 1
+        total = _total(probe)
+        return total is not None and -(-total // self.config.page_size) < due
+
+    def _pull_scope(
+        self, dt: DataType, exp: str, scope: str, scope_id: str, label: str, result: PullResult
+    ) -> bool:
+        """Read one room (or, for room types, a whole experiment); True once consistent."""
+        path = dt.url_path(scope, quote_id(scope_id))
         params = dict(dt.extra_params)
         for _pass in range(MAX_REREADS + 1):
-            writer = self._writer(
-                dt, exp, f"room-{safe_part(room_id)}", "room", room_id, track_cursor=False
-            )
+            writer = self._writer(dt, exp, label, scope, scope_id, track_cursor=False)
             fetched, totals, requests = 0, [], 0
             try:
-                for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, "room")):
+                for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, scope)):
                     requests += 1
                     fetched += len(page.records)
                     totals.append(_total(page))
@@ -294,8 +316,8 @@ class Extractor:
                 {
                     "data_type": dt.name,
                     "experiment_id": exp,
-                    "scope": "room",
-                    "scope_id": room_id,
+                    "scope": scope,
+                    "scope_id": scope_id,
                     "rows": fetched,
                     "total": total,
                     "requests": requests,
@@ -307,8 +329,8 @@ class Extractor:
                     self.run_id,
                     dt.name,
                     exp,
-                    scope="room",
-                    scope_id=room_id,
+                    scope=scope,
+                    scope_id=scope_id,
                     start=None,
                     end=None,
                     rows=fetched,
@@ -316,12 +338,11 @@ class Extractor:
                     requests=requests,
                     batch=writer.folder.name if writer.files else None,
                 )
-                self.state.set_room_version(dt.name, exp, room_id, version)
                 self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
-                return
-        result.errors.append(
-            f"{dt.name}/{exp}: room {room_id}: row count disagrees with pagination.total"
-        )
+                return True
+        what = f"room {scope_id}" if scope == "room" else "experiment-scope read"
+        result.errors.append(f"{dt.name}/{exp}: {what}: row count disagrees with pagination.total")
+        return False
 
     # -- merge and snapshot --------------------------------------------------
 

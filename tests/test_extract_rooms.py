@@ -1,0 +1,43 @@
+"""Room-mode types: a first sync reads each experiment at once, later syncs only changed rooms."""
+
+from __future__ import annotations
+
+import math
+
+from hs_sync.registry import DATA_TYPES, Mode
+from hs_sync.sync import sync
+from tests.extract_helpers import assert_landed_equals_simulator, make_config
+
+ROOM_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.ROOM]
+
+
+def _room_type_requests(sim, dt) -> list[dict]:
+    return [r for r in sim.requests if f"/data/{dt.path}/" in r["path"]]
+
+
+def test_first_sync_reads_room_types_at_experiment_scope(sim, tmp_path):
+    sim.reset_requests()
+    summary = sync(make_config(sim, tmp_path / "wh"))
+
+    assert summary.exit_code == 0, summary.errors
+    assert_landed_equals_simulator(sim, tmp_path / "wh")
+    for dt in ROOM_TYPES:
+        requests = _room_type_requests(sim, dt)
+        assert requests and all("/experiment/" in r["path"] for r in requests)
+        for exp in sim.dataset.experiment_ids:
+            rows = len(sim.dataset.records(dt.path, experiment_id=exp))
+            mine = [r for r in requests if r["path"].endswith(f"/experiment/{exp}")]
+            # one probe, then the pages of one read: never one request per room
+            assert len(mine) <= math.ceil(rows / 1000) + 2
+
+
+def test_a_later_sync_reads_only_rooms_that_changed(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh")
+    assert sync(config).exit_code == 0
+    sim.reset_requests()
+
+    summary = sync(config)
+
+    assert summary.exit_code == 0, summary.errors
+    for dt in ROOM_TYPES:
+        assert _room_type_requests(sim, dt) == []  # nothing changed: no room read at all
