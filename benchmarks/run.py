@@ -462,7 +462,12 @@ def report(results: list[dict]) -> str:
             )
 
         row("wire limit (bare httpx, same requests)", res["wire"])
-        row("hs-sync full sync", res["full"], f"{full / res['wire']['wall']:.2f}x wire")
+        tr = res["full"].get("transform_seconds") or 0
+        row(
+            "hs-sync full sync",
+            res["full"],
+            f"{full / res['wire']['wall']:.2f}x wire (transform {tr:.1f} s)",
+        )
         nc = res["nochange"]
         row(
             "hs-sync, no new data",
