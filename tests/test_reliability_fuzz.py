@@ -249,6 +249,7 @@ def test_the_client_turns_any_body_into_an_envelope_or_a_typed_error(tmp_path):
                     assert KEY not in str(exc)
                     outcomes["typed error"] += 1
     assert outcomes["envelope"] > BODIES // 4 and outcomes["typed error"] > BODIES // 10, outcomes
+    print(f"\nfuzz: {BODIES} bodies: {outcomes}")
 
 
 def _use(page: Envelope, warehouse: Warehouse, n: int) -> None:
@@ -370,6 +371,10 @@ def test_a_sync_of_malformed_records_quarantines_or_reports_every_one(tmp_path):
         [[r["id"] for r in bad if r in good]],
     )[0]
     assert kept == untouched  # no good record was lost beside the bad ones
+    print(
+        f"\nfuzz: {RECORDS} records ({RECORDS - untouched} malformed) synced: "
+        f"{report['rows_read']} rows, {report['quarantined']} quarantined; poisoned page reported"
+    )
 
 
 # -- 3. raw lines as anyone may leave them ----------------------------------------------
@@ -420,3 +425,7 @@ def test_raw_files_of_any_bytes_normalize_into_rows_or_quarantine(sim, tmp_path)
         (count,) = query(wh, f'SELECT count(*) FROM "{dt.name}"')[0]
         assert count == r["rows_unique"], dt.name
     assert report["quarantined"] > 0
+    print(
+        f"\nfuzz: {sum(served.values())} raw lines over {len(DATA_TYPES)} types: "
+        f"{report['quarantined']} quarantined, the rest typed"
+    )

@@ -114,3 +114,8 @@ def test_published_limits_never_429_and_hourly_exhaustion_resumes(sim_factory, t
     events = BY_NAME["events"]
     (stored,) = query(Warehouse(root), "SELECT count(*) FROM events")[0]
     assert stored == len(sim.dataset.records(events.path))
+    print(
+        f"\nrate limits: {first.requests} requests then the hour was spent "
+        f"({first.budget['waited_seconds']:.0f} simulated s waited for minute budgets), "
+        f"{resumed.requests} more after it; 0 responses 429"
+    )
