@@ -158,6 +158,9 @@ class Build:
     def __init__(self, warehouse: Warehouse, fresh: bool = False):
         self.live = warehouse.db_path
         self.path = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.building"
+        # Copies left by killed runs (one writer holds the warehouse lock: none is live).
+        for stale in warehouse.state_dir.glob(f".{self.live.name}.*.building"):
+            _remove(stale)
         _remove(self.path)
         if self.live.exists() and not fresh:
             _copy(self.live, self.path)
