@@ -8,7 +8,7 @@ after the file behind a checkpoint is durable:
   fixed (server time at the start of the run) for the whole pagination; the
   rows fetched are reconciled with `pagination.total`, a mismatch re-reads the
   window; the ledger records the window and the watermark moves to its end.
-- `room`: one pull per room that is new or changed since it was last pulled.
+- `room`: one pull per room that is new, changed or still collecting since it was last pulled.
 - `merge` / `snapshot`: the whole table re-read; landed only when it changed.
 """
 
@@ -58,9 +58,35 @@ class PullResult:
         self.warnings += [w for w in other.warnings if w not in self.warnings]
 
 
+# Room statuses after which a room's data no longer grows (compared case-insensitively).
+FINAL_ROOM_STATUSES = frozenset(
+    {
+        "completed",
+        "complete",
+        "finished",
+        "ended",
+        "closed",
+        "abandoned",
+        "failed",
+        "timeout",
+        "timed_out",
+        "cancelled",
+        "canceled",
+        "expired",
+    }
+)
+
+
 def room_version(room: dict[str, Any]) -> str:
-    """What makes a room 'changed' since the last pull: its updatedAt and status."""
-    return f"{room.get('updatedAt')}|{room.get('status')}"
+    """What makes a room 'changed' since the last pull: its updatedAt and status.
+
+    A room still collecting data has no stable version (""): its rows can grow
+    while neither field changes, so it is pulled on every sync until it is final.
+    """
+    status = str(room.get("status") or "")
+    if status.lower() not in FINAL_ROOM_STATUSES:
+        return ""
+    return f"{room.get('updatedAt')}|{status}"
 
 
 def quote_id(value: object) -> str:
@@ -252,7 +278,7 @@ class Extractor:
     def pull_rooms(
         self, dt: DataType, exp: str, rooms: dict[str, str], *, force: bool = False
     ) -> PullResult:
-        """Pull each room that is new or whose version changed (all of them if `force`).
+        """Pull each room that is new, changed or still collecting (all of them if `force`).
 
         When that many rooms are due that one experiment-scope read needs fewer
         requests (a first sync), the rooms are read that way instead: one probe
@@ -263,19 +289,23 @@ class Extractor:
         known = (
             {} if (force or self.config.full_refresh) else self.state.room_versions(dt.name, exp)
         )
-        due = {room: v for room, v in rooms.items() if known.get(room) != v}
+        due = {room: v for room, v in rooms.items() if not v or known.get(room) != v}
         if not force and len(due) > 1 and self._experiment_read_pays(dt, exp, len(due), result):
             if self._pull_scope(dt, exp, "experiment", exp, "rooms", result):
                 for room_id, version in due.items():
-                    self.state.set_room_version(dt.name, exp, room_id, version)
+                    self._remember_room(dt, exp, room_id, version)
             return result
         for room_id, version in due.items():
             try:
                 if self._pull_scope(dt, exp, "room", room_id, f"room-{safe_part(room_id)}", result):
-                    self.state.set_room_version(dt.name, exp, room_id, version)
+                    self._remember_room(dt, exp, room_id, version)
             except NotFoundError as exc:
                 result.warnings.append(f"{dt.name}/{exp}: room {room_id} not found ({exc})")
         return result
+
+    def _remember_room(self, dt: DataType, exp: str, room_id: str, version: str) -> None:
+        if version:  # a room still collecting is pulled again next time
+            self.state.set_room_version(dt.name, exp, room_id, version)
 
     def _experiment_read_pays(self, dt: DataType, exp: str, due: int, result: PullResult) -> bool:
         """Whether reading the whole experiment takes fewer requests than `due` room reads."""

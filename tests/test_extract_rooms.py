@@ -31,7 +31,30 @@ def test_first_sync_reads_room_types_at_experiment_scope(sim, tmp_path):
             assert len(mine) <= math.ceil(rows / 1000) + 2
 
 
-def test_a_later_sync_reads_only_rooms_that_changed(sim, tmp_path):
+def collecting_rooms(sim) -> dict[str, str]:
+    """Rooms whose data can still grow (not completed), by id, with their experiment."""
+    return {
+        r["id"]: r["experimentId"]
+        for r in sim.dataset.records("rooms")
+        if r["status"] != "completed"
+    }
+
+
+def assert_only_collecting_rooms_read(sim, collecting: dict[str, str]) -> None:
+    for dt in ROOM_TYPES:
+        requests = _room_type_requests(sim, dt)
+        read_rooms = {r["path"].rsplit("/", 1)[1] for r in requests if "/room/" in r["path"]}
+        read_experiments = {
+            r["path"].rsplit("/", 1)[1]
+            for r in requests
+            if "/experiment/" in r["path"] and r["params"].get("limit") != "1"
+        }
+        assert read_rooms <= set(collecting)  # never a completed, unchanged room
+        for room, exp in collecting.items():
+            assert room in read_rooms or exp in read_experiments  # a running session is re-read
+
+
+def test_a_later_sync_reads_only_rooms_that_changed_or_still_collect(sim, tmp_path):
     config = make_config(sim, tmp_path / "wh")
     assert sync(config).exit_code == 0
     sim.reset_requests()
@@ -39,5 +62,22 @@ def test_a_later_sync_reads_only_rooms_that_changed(sim, tmp_path):
     summary = sync(config)
 
     assert summary.exit_code == 0, summary.errors
-    for dt in ROOM_TYPES:
-        assert _room_type_requests(sim, dt) == []  # nothing changed: no room read at all
+    collecting = collecting_rooms(sim)
+    assert collecting, "the dataset has sessions running at its 'now'"
+    assert_only_collecting_rooms_read(sim, collecting)
+
+
+def test_rows_a_running_session_adds_between_syncs_are_landed(sim_factory, tmp_path):
+    # seed 6: sessions with eye tracking are running at the dataset's "now"
+    sim = sim_factory(seed=6, scale=0.3, live=True)
+    config = make_config(sim, tmp_path / "wh")
+    assert sync(config).exit_code == 0
+    rooms_before = sim.dataset.records("rooms")
+    gaze_before = len(sim.dataset.records("eyetracking"))
+    sim.advance(3)
+    # the premise: new gaze samples, while no room's updatedAt or status moved
+    assert sim.dataset.records("rooms") == rooms_before
+    assert len(sim.dataset.records("eyetracking")) > gaze_before
+
+    assert sync(config).exit_code == 0
+    assert_landed_equals_simulator(sim, tmp_path / "wh")

@@ -22,6 +22,7 @@ from tests.extract_helpers import (
     landed_lines,
     make_config,
 )
+from tests.test_extract_rooms import assert_only_collecting_rooms_read, collecting_rooms
 
 TIME_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.TIME]
 
@@ -76,11 +77,16 @@ def test_no_change_resync_makes_one_request_per_unit_plus_snapshots(sim, tmp_pat
     by_path: dict[str, int] = {}
     for request in sim.requests:
         by_path[request["path"]] = by_path.get(request["path"], 0) + 1
+    room_paths = tuple(f"/data/{dt.path}/" for dt in DATA_TYPES if dt.mode is Mode.ROOM)
+    room_requests = [r for r in sim.requests if r["path"].startswith(room_paths, 7)]
+    assert_only_collecting_rooms_read(sim, collecting_rooms(sim))
     data_requests = [
-        r for r in sim.requests if "/data/" in r["path"] and "check-access" not in r["path"]
+        r
+        for r in sim.requests
+        if "/data/" in r["path"] and "check-access" not in r["path"] and r not in room_requests
     ]
-    # One page per (time type, experiment) and per snapshot/merge table; none for rooms
-    # that have not changed.
+    # One page per (time type, experiment) and per snapshot/merge table; rooms are read
+    # only while they still collect data (checked above).
     snapshot_pages = 0
     for dt in DATA_TYPES:
         if dt.mode in (Mode.SNAPSHOT, Mode.MERGE) and dt.data_endpoint:
@@ -94,7 +100,9 @@ def test_no_change_resync_makes_one_request_per_unit_plus_snapshots(sim, tmp_pat
     assert len(listing) == 1
     deployments = [r for r in sim.requests if "/deployments" in r["path"]]
     assert len(deployments) == len(experiments)
-    assert len(sim.requests) == len(data_requests) + len(checks) + 1 + len(deployments)
+    assert len(sim.requests) == (
+        len(data_requests) + len(room_requests) + len(checks) + 1 + len(deployments)
+    )
     # Unchanged snapshots are not landed again.
     for name in ("rooms", "participants", "deployments", "experiments", "recordings"):
         assert landed_lines(tmp_path / "wh", BY_NAME[name]) == before[name]
