@@ -11,6 +11,8 @@ partitions its rows fall in:
   files hard-linked) and the two folders are exchanged in one atomic rename
   (`renameat2(RENAME_EXCHANGE)` on Linux; elsewhere two renames, during which
   the partition is briefly absent, never doubled).
+The batch is read once: its rows are routed to every touched partition's new
+file in the same pass, so the work grows with the rows, not rows x partitions.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hs_sync.duck import quote, sql
@@ -36,6 +39,7 @@ SMALL_FILE_BYTES = 32 * 1024 * 1024  # files below this are merged by compaction
 MAX_SMALL_FILES = 8  # compact a partition once it would hold more small files
 ROW_GROUP_ROWS = 128 * 1024
 BATCH_ROWS = 32 * 1024
+MAX_BUFFERED_ROWS = 64 * 1024  # delta rows held across all partitions before writing
 
 
 @dataclass
@@ -123,22 +127,33 @@ def apply(
     new_rows = dict(
         con.execute("SELECT __part, count(*) FROM __pq_delta GROUP BY __part").fetchall()
     )
-    for part in parts:
-        replace = [f for f in existing[part] if str(f) in changed_files]
-        rows = new_rows.get(part, 0)
-        if not replace and not rows:
-            continue
-        small = [
-            f for f in existing[part] if f not in replace and f.stat().st_size < SMALL_FILE_BYTES
-        ]
-        result.partitions.add(part)
-        result.rows_written += rows
-        if not replace and len(small) < MAX_SMALL_FILES:
-            _append(con, dt, root / part, part)
-        else:
-            _rewrite(con, dt, root / part, staging, part, replace + small)
-            result.rewritten.add(part)
-        result.files_written += 1
+    outputs: dict[str, _Output] = {}
+    try:
+        for part in parts:
+            replace = [f for f in existing[part] if str(f) in changed_files]
+            rows = new_rows.get(part, 0)
+            if not replace and not rows:
+                continue
+            small = [
+                f
+                for f in existing[part]
+                if f not in replace and f.stat().st_size < SMALL_FILE_BYTES
+            ]
+            result.partitions.add(part)
+            result.rows_written += rows
+            if not replace and len(small) < MAX_SMALL_FILES:
+                outputs[part] = _Output.append(dt, root / part)
+            else:
+                outputs[part] = _Output.rewrite(con, dt, root / part, staging, replace + small)
+                result.rewritten.add(part)
+            result.files_written += 1
+        _route_delta(con, dt, outputs)
+        for output in outputs.values():
+            output.finish()
+    except BaseException:
+        for output in outputs.values():
+            output.abandon()
+        raise
     con.execute("DROP TABLE IF EXISTS __pq_overlap")
     con.execute("DROP TABLE IF EXISTS __pq_delta")
     return result
@@ -148,74 +163,147 @@ def _select(dt: DataType) -> str:
     return ", ".join(quote(f.name) for f in dt.arrow_schema)
 
 
-def _write(con: duckdb.DuckDBPyConnection, dt: DataType, path: Path, query: str, params) -> int:
-    """Stream a query's rows into one Parquet file with the declared schema."""
-    schema = dt.arrow_schema
-    reader = con.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
-    rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in reader:
-            table = pa.Table.from_batches([batch]).cast(schema)
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            rows += table.num_rows
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return rows
-
-
 def _new_name() -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     return f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def _append(con: duckdb.DuckDBPyConnection, dt: DataType, folder: Path, part: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    name = _new_name()
-    tmp = folder / f".{name}.tmp"
-    _write(con, dt, tmp, sql("SELECT {c} FROM __pq_delta WHERE __part = ?", c=_select(dt)), [part])
-    os.replace(tmp, folder / name)
-    fsync_path(folder)
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _rewrite(
-    con: duckdb.DuckDBPyConnection,
-    dt: DataType,
-    folder: Path,
-    staging: Path,
-    part: str,
-    replace: list[Path],
-) -> None:
-    """Rebuild a partition beside it (keeping untouched files) and exchange the folders."""
-    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fresh = staging / uuid.uuid4().hex
-    fresh.mkdir(mode=0o700)
-    for f in visible_files(folder):
-        if f not in replace:
-            os.link(f, fresh / f.name)
-    cols = _select(dt)
-    query = sql("SELECT {c} FROM __pq_delta WHERE __part = $part", c=cols)
-    params: dict = {"part": part}
-    if replace:
-        query = sql(
-            "SELECT {c} FROM read_parquet($files, hive_partitioning = false) "
-            "WHERE _key NOT IN (SELECT _key FROM __pq_delta) UNION ALL {rest}",
-            c=cols,
-            rest=query,
-        )
-        params["files"] = [str(f) for f in replace]
-    name = _new_name()
-    if _write(con, dt, fresh / name, query, params) == 0:
-        (fresh / name).unlink()
-    fsync_path(fresh)
-    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not folder.exists():
-        folder.mkdir(mode=0o700)
-    exchange(fresh, folder)
-    fsync_path(folder.parent)
-    shutil.rmtree(fresh)  # the old partition, now under the staging name
+class _Output:
+    """The one new file of a touched partition, written to while the delta streams by.
+
+    Appending writes a dot-named temporary file in the live folder, renamed when
+    done; rewriting builds the partition beside it (untouched files hard-linked,
+    kept rows of the replaced files first) and exchanges the folders when done.
+    """
+
+    def __init__(self, dt: DataType, folder: Path, path: Path, fresh: Path | None):
+        self.schema = dt.arrow_schema
+        self.folder = folder
+        self.path = path  # where the file is written
+        self.fresh = fresh  # the rebuilt partition folder (rewrite only)
+        self.rows = 0
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+
+    @classmethod
+    def append(cls, dt: DataType, folder: Path) -> _Output:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = _new_name()
+        return cls(dt, folder, folder / f".{name}.tmp", None)
+
+    @classmethod
+    def rewrite(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        dt: DataType,
+        folder: Path,
+        staging: Path,
+        replace: list[Path],
+    ) -> _Output:
+        staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = staging / uuid.uuid4().hex
+        fresh.mkdir(mode=0o700)
+        for f in visible_files(folder):
+            if f not in replace:
+                os.link(f, fresh / f.name)
+        out = cls(dt, folder, fresh / _new_name(), fresh)
+        if replace:
+            kept = sql(
+                "SELECT {c} FROM read_parquet($files, hive_partitioning = false) "
+                "WHERE _key NOT IN (SELECT _key FROM __pq_delta)",
+                c=_select(dt),
+            )
+            reader = con.sql(kept, params={"files": [str(f) for f in replace]})
+            for batch in reader.to_arrow_reader(BATCH_ROWS):
+                out.add(pa.Table.from_batches([batch]))
+        return out
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            table = pa.concat_tables(self.pending).cast(self.schema)
+            self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            self.rows += table.num_rows
+        self.pending, self.pending_rows = [], 0
+
+    def finish(self) -> None:
+        self.flush()
+        self.writer.close()
+        self.writer = None
+        _fsync_file(self.path)
+        if self.fresh is None:
+            os.replace(self.path, self.folder / self.path.name[1:-4])
+            fsync_path(self.folder)
+            return
+        if self.rows == 0:
+            self.path.unlink()
+        fsync_path(self.fresh)
+        self.folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.folder.exists():
+            self.folder.mkdir(mode=0o700)
+        exchange(self.fresh, self.folder)
+        fsync_path(self.folder.parent)
+        shutil.rmtree(self.fresh)  # the old partition, now under the staging name
+
+    def abandon(self) -> None:
+        """After a failure: close and remove what was not moved into place."""
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except Exception:
+                pass
+            self.writer = None
+            self.path.unlink(missing_ok=True)
+            if self.fresh is not None:
+                shutil.rmtree(self.fresh, ignore_errors=True)
+
+
+def _route_delta(con: duckdb.DuckDBPyConnection, dt: DataType, outputs: dict[str, _Output]) -> None:
+    """One pass over `__pq_delta`: each batch's rows go to their partition's file.
+
+    Rows are buffered per partition up to a row group; when all buffers together
+    exceed MAX_BUFFERED_ROWS the largest is written out, which bounds memory
+    whatever the number of partitions.
+    """
+    if not outputs:
+        return
+    query = sql("SELECT {c}, __part FROM __pq_delta", c=_select(dt))
+    buffered = 0
+    for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
+        table = pa.Table.from_batches([batch])
+        part_col = table.column("__part")
+        table = table.drop_columns(["__part"])
+        order = pc.sort_indices(part_col)
+        part_col = part_col.take(order)
+        table = table.take(order)
+        offset = 0
+        for entry in pc.value_counts(part_col):
+            part, count = entry["values"].as_py(), entry["counts"].as_py()
+            out = outputs[part]
+            before = out.pending_rows
+            out.add(table.slice(offset, count))
+            buffered += out.pending_rows - before
+            offset += count
+        if buffered > MAX_BUFFERED_ROWS:
+            for out in sorted(outputs.values(), key=lambda o: -o.pending_rows):
+                if buffered <= MAX_BUFFERED_ROWS // 2:
+                    break
+                buffered -= out.pending_rows
+                out.flush()
 
 
 _libc = None
