@@ -292,20 +292,19 @@ class Extractor:
         due = {room: v for room, v in rooms.items() if not v or known.get(room) != v}
         if not force and len(due) > 1 and self._experiment_read_pays(dt, exp, len(due), result):
             if self._pull_scope(dt, exp, "experiment", exp, "rooms", result):
-                for room_id, version in due.items():
-                    self._remember_room(dt, exp, room_id, version)
+                self._remember_rooms(dt, exp, due)
             return result
         for room_id, version in due.items():
             try:
                 if self._pull_scope(dt, exp, "room", room_id, f"room-{safe_part(room_id)}", result):
-                    self._remember_room(dt, exp, room_id, version)
+                    self._remember_rooms(dt, exp, {room_id: version})
             except NotFoundError as exc:
                 result.warnings.append(f"{dt.name}/{exp}: room {room_id} not found ({exc})")
         return result
 
-    def _remember_room(self, dt: DataType, exp: str, room_id: str, version: str) -> None:
-        if version:  # a room still collecting is pulled again next time
-            self.state.set_room_version(dt.name, exp, room_id, version)
+    def _remember_rooms(self, dt: DataType, exp: str, versions: dict[str, str]) -> None:
+        # a room still collecting ("" version) is not remembered: it is pulled again
+        self.state.set_room_versions(dt.name, exp, {r: v for r, v in versions.items() if v})
 
     def _experiment_read_pays(self, dt: DataType, exp: str, due: int, result: PullResult) -> bool:
         """Whether reading the whole experiment takes fewer requests than `due` room reads."""

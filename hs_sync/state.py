@@ -222,14 +222,23 @@ class ExtractState:
             ).fetchall()
         return dict(rows)
 
-    def set_room_version(self, data_type: str, experiment_id: str, room_id: str, version: str):
+    def set_room_versions(self, data_type: str, experiment_id: str, versions: dict[str, str]):
+        """Remember the versions of rooms just pulled, in one transaction."""
+        now = _now()
+        rows = [(data_type, experiment_id, room, v, now) for room, v in versions.items()]
         with self._lock:
-            self._db.execute(
-                "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (data_type, experiment_id, room_id) "
-                "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at",
-                (data_type, experiment_id, room_id, version, _now()),
-            )
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (data_type, experiment_id, room_id) "
+                    "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def snapshot_digest(self, data_type: str, experiment_id: str) -> str | None:
         return self._one(
