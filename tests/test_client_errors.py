@@ -150,3 +150,25 @@ def test_budget_waits_for_the_minute_and_raises_for_the_hour():
         budget.acquire("data/sync/experiment")
     assert "resume after" in str(info.value)
     assert budget.state()["exhausted"] and budget.remaining_this_hour() == 0
+
+
+def test_a_unit_that_keeps_failing_fails_alone_with_its_state_intact(sim, tmp_path):
+    sim.faults.configure(http_5xx=0.5, html_5xx=0.5, only_paths="/data/chat/", seed=3)
+    config = make_config(sim, tmp_path / "wh", max_attempts=3)
+
+    summary = sync(config)
+
+    chat_units = {f"chat/{exp}" for exp in sim.dataset.experiment_ids}
+    assert summary.exit_code == 1
+    assert set(summary.errors) == chat_units  # every other unit completed
+    assert all("5" in reason for reason in summary.errors.values())
+    with ExtractState(Warehouse(tmp_path / "wh")) as state:
+        marks = state.watermarks()
+    assert not any(name == "chat" for name, _ in marks)  # no watermark moved for chat
+    assert any(name == "events" for name, _ in marks)
+    chat_requests = [r for r in sim.requests if "/data/chat/" in r["path"]]
+    assert len(chat_requests) == 3 * len(chat_units)  # bounded attempts, then give up
+
+    sim.faults.configure()  # the outage is over: the next run completes the job
+    assert sync(config).exit_code == 0
+    assert_landed_equals_simulator(sim, tmp_path / "wh")

@@ -134,7 +134,7 @@ class SimApp:
     async def _fault(self, request: Request) -> Response | None:
         if not self.faults.active:
             return None
-        draw = self.faults.draw()
+        draw = self.faults.draw(request.url.path)
         if draw.slow:
             await asyncio.sleep(draw.slow)
         if draw.kind is None:

@@ -7,7 +7,7 @@ with an HTML body; `reset` the TCP connection is reset before any response;
 then the connection closes; `rate_429` a 429 RATE_LIMIT_EXCEEDED with
 `Retry-After: retry_after`. `slow` (independent) delays the response by
 `slow_seconds`. Only API and media requests are subject to faults, never the
-`/_sim/` admin endpoints.
+`/_sim/` admin endpoints. `only_paths` confines faults to request paths containing it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Faults:
         rate_429: float = 0.0,
         retry_after: int = 0,
         seed: int = 0,
+        only_paths: str | None = None,
     ) -> None:
         rates = {
             "http_5xx": http_5xx,
@@ -58,6 +59,7 @@ class Faults:
             self.rates = rates
             self.slow_seconds = slow_seconds
             self.retry_after = retry_after
+            self.only_paths = only_paths  # faults only on request paths containing this
             self._rng = random.Random(seed)
             self.counts = dict.fromkeys((*KINDS, "slow"), 0)
 
@@ -65,8 +67,10 @@ class Faults:
     def active(self) -> bool:
         return any(self.rates.values())
 
-    def draw(self) -> Draw:
+    def draw(self, path: str = "") -> Draw:
         with self._lock:
+            if self.only_paths is not None and self.only_paths not in path:
+                return Draw(None, 0.0, 0)
             rng = self._rng
             slow = self.slow_seconds if rng.random() < self.rates["slow"] else 0.0
             if slow:
