@@ -126,6 +126,11 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
     Returns the number of rows written.
     """
     table = quote(dt.name)
+    names = ", ".join(quote(n) for n, _ in table_columns(dt))
+    if con.execute(sql("SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)", t=table)).fetchone()[0]:
+        source = "__delta"
+    else:  # an empty table (a first sync): every row is new, no join or copy needed
+        source = batch
     differs = " OR ".join(
         f"b.{quote(c.name)}{'::JSON' if c.json else ''} IS DISTINCT FROM o.{quote(c.name)}"
         for c in dt.columns
@@ -133,6 +138,11 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
     differs += " OR b._extra::JSON IS DISTINCT FROM o._extra"
     # a key that changed within the batch is rewritten unless already stored from that file
     differs += " OR (b.__multi AND b._raw_file IS DISTINCT FROM o._raw_file)"
+    if source == batch:
+        written = con.execute(sql("SELECT count(*) FROM {b}", b=batch)).fetchone()[0]
+        if written:
+            con.execute(sql("INSERT INTO {t} ({c}) SELECT {c} FROM {b}", t=table, c=names, b=batch))
+        return written
     con.execute(
         sql(
             "CREATE OR REPLACE TEMP TABLE __delta AS SELECT b.* FROM {batch} b "
@@ -145,7 +155,6 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
     )
     written = con.execute("SELECT count(*) FROM __delta").fetchone()[0]
     if written:
-        names = ", ".join(quote(n) for n, _ in table_columns(dt))
         con.execute(sql("DELETE FROM {t} WHERE _key IN (SELECT _key FROM __delta)", t=table))
         con.execute(sql("INSERT INTO {t} ({c}) SELECT {c} FROM __delta", t=table, c=names))
     con.execute("DROP TABLE __delta")

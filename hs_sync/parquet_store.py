@@ -122,8 +122,8 @@ def apply(
             r[0]
             for r in con.execute("SELECT DISTINCT file FROM __pq_overlap WHERE changed").fetchall()
         }
-    else:
-        con.execute(sql("CREATE OR REPLACE TEMP TABLE __pq_delta AS SELECT * FROM {b}", b=batch))
+    else:  # nothing stored yet: every batch row is new; read the batch itself, no copy
+        con.execute(sql("CREATE OR REPLACE TEMP VIEW __pq_delta AS SELECT * FROM {b}", b=batch))
     new_rows = dict(
         con.execute("SELECT __part, count(*) FROM __pq_delta GROUP BY __part").fetchall()
     )
@@ -155,7 +155,7 @@ def apply(
             output.abandon()
         raise
     con.execute("DROP TABLE IF EXISTS __pq_overlap")
-    con.execute("DROP TABLE IF EXISTS __pq_delta")
+    con.execute("DROP VIEW IF EXISTS __pq_delta" if not all_files else "DROP TABLE __pq_delta")
     return result
 
 
