@@ -218,3 +218,34 @@ def _wait_for_running_run(root, timeout: float = 30.0) -> bool:
                 pass
         time.sleep(0.02)
     return False
+
+
+def test_rows_arriving_mid_scan_make_the_window_be_read_again(sim, tmp_path):
+    exp = max(sim.dataset.experiment_ids, key=lambda e: len(sim.dataset.records("events", e)))
+    assert len(sim.dataset.records("events", experiment_id=exp)) > 1000  # several pages
+    late: list[dict] = []
+
+    def arrive_during_the_scan(entry):
+        # once the first page of exp's events is answered, late rows arrive
+        if (
+            not late
+            and entry["path"].endswith(f"/data/events/experiment/{exp}")
+            and entry["params"].get("offset") == "0"
+        ):
+            late.extend(sim.add_late_rows("events", 40, experiment_id=exp))
+
+    sim.on_request(arrive_during_the_scan)
+    summary = sync(make_config(sim, tmp_path / "wh"))
+    sim.on_request(None)
+
+    assert summary.exit_code == 0, summary.errors
+    assert late, "the late rows arrived mid-scan"
+    passes = [
+        w for w in summary.windows if w["data_type"] == "events" and w["experiment_id"] == exp
+    ]
+    # the first pass saw pagination.total change between its pages; the second agreed
+    assert len(passes) == 2
+    assert passes[1]["fetched"] == passes[1]["total"]
+    got = landed(tmp_path / "wh", BY_NAME["events"])[exp]
+    assert {BY_NAME["events"].key_of(r) for r in late} <= set(got)
+    assert_landed_equals_simulator(sim, tmp_path / "wh")

@@ -106,6 +106,7 @@ class SimApp:
         self.media_url_ttl = 300.0
         self.media_faults: dict[str, MediaFault] = {}  # recording id -> scripted fault
         self.server_root = "http://127.0.0.1:0"
+        self.on_request = None  # test hook: called with each logged request, after its answer
 
     def starlette(self) -> Starlette:
         return Starlette(
@@ -130,6 +131,8 @@ class SimApp:
         if org is not None:
             entry["org"] = org
         self.requests.append(entry)
+        if self.on_request is not None:
+            self.on_request(entry)
 
     async def _fault(self, request: Request) -> Response | None:
         if not self.faults.active:

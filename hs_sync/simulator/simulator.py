@@ -132,6 +132,10 @@ class Simulator:
     def advance(self, seconds: float) -> None:
         self.dataset.advance(seconds)
 
+    def on_request(self, callback) -> None:
+        """Call `callback(entry)` after each API request is answered (None: stop)."""
+        self._app.on_request = callback
+
     def add_late_rows(self, data_type: str, n: int, experiment_id: str | None = None) -> list[dict]:
         return self.dataset.add_late_rows(data_type, n, experiment_id)
 
