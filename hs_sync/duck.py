@@ -70,10 +70,15 @@ def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, s
     ]
 
 
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "64MB") -> None:
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "64MB", threads: int = 1) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
+    # The transform's statements are many and small (per type and partition) and the
+    # process around them is single-threaded Python: extra DuckDB threads cost more
+    # in start-up and per-thread buffers than they save (measured: about 10% faster
+    # and less memory with one).
+    con.execute(f"SET threads = {int(threads)}")
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

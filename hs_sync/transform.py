@@ -105,7 +105,8 @@ def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dic
         results = {dt.name: TypeResult() for dt in data_types}
         published = False
         if rebuild or stale_views or any(todo.values()):
-            _apply(warehouse, data_types, todo, results, ledger, rebuild)
+            with _system_pool():
+                _apply(warehouse, data_types, todo, results, ledger, rebuild)
             ledger.set_meta("views", digest)
             published = True
         return _summary(results, published, rebuild, time.monotonic() - started)
@@ -160,6 +161,19 @@ def _swap_in(fresh: Path, live: Path) -> None:
         shutil.rmtree(fresh)
     else:
         fresh.rename(live)
+
+
+@contextmanager
+def _system_pool():
+    # Arrow's default allocator keeps freed memory for reuse; the transform frees a
+    # type's buffers before the next type, so the system allocator's prompt return
+    # keeps peak memory lower (measured: about 50 MB at 100k events, same speed).
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 @contextmanager
