@@ -39,7 +39,8 @@ SMALL_FILE_BYTES = 32 * 1024 * 1024  # files below this are merged by compaction
 MAX_SMALL_FILES = 8  # compact a partition once it would hold more small files
 ROW_GROUP_ROWS = 128 * 1024
 BATCH_ROWS = 32 * 1024
-MAX_BUFFERED_ROWS = 64 * 1024  # delta rows held across all partitions before writing
+MAX_BUFFERED_ROWS = 32 * 1024  # delta rows held across all partitions before writing
+MAX_OPEN_FILES = 32  # partition files written at once
 
 
 @dataclass
@@ -127,33 +128,41 @@ def apply(
     new_rows = dict(
         con.execute("SELECT __part, count(*) FROM __pq_delta GROUP BY __part").fetchall()
     )
-    outputs: dict[str, _Output] = {}
-    try:
-        for part in parts:
-            replace = [f for f in existing[part] if str(f) in changed_files]
-            rows = new_rows.get(part, 0)
-            if not replace and not rows:
-                continue
-            small = [
-                f
-                for f in existing[part]
-                if f not in replace and f.stat().st_size < SMALL_FILE_BYTES
-            ]
-            result.partitions.add(part)
-            result.rows_written += rows
-            if not replace and len(small) < MAX_SMALL_FILES:
-                outputs[part] = _Output.append(dt, root / part)
-            else:
-                outputs[part] = _Output.rewrite(con, dt, root / part, staging, replace + small)
-                result.rewritten.add(part)
-            result.files_written += 1
-        _route_delta(con, dt, outputs)
-        for output in outputs.values():
-            output.finish()
-    except BaseException:
-        for output in outputs.values():
-            output.abandon()
-        raise
+    plan: list[tuple[str, list[Path] | None]] = []  # (partition, files to replace or None)
+    for part in parts:
+        replace = [f for f in existing[part] if str(f) in changed_files]
+        rows = new_rows.get(part, 0)
+        if not replace and not rows:
+            continue
+        small = [
+            f for f in existing[part] if f not in replace and f.stat().st_size < SMALL_FILE_BYTES
+        ]
+        result.partitions.add(part)
+        result.rows_written += rows
+        if not replace and len(small) < MAX_SMALL_FILES:
+            plan.append((part, None))
+        else:
+            plan.append((part, replace + small))
+            result.rewritten.add(part)
+        result.files_written += 1
+    # Each open writer holds about a megabyte: at most MAX_OPEN_FILES at once, one
+    # pass over the delta per group of partitions.
+    for start in range(0, len(plan), MAX_OPEN_FILES):
+        group = plan[start : start + MAX_OPEN_FILES]
+        outputs: dict[str, _Output] = {}
+        try:
+            for part, rewrite in group:
+                if rewrite is None:
+                    outputs[part] = _Output.append(dt, root / part)
+                else:
+                    outputs[part] = _Output.rewrite(con, dt, root / part, staging, rewrite)
+            _route_delta(con, dt, outputs, whole=len(group) == len(plan))
+            for output in outputs.values():
+                output.finish()
+        except BaseException:
+            for output in outputs.values():
+                output.abandon()
+            raise
     con.execute("DROP TABLE IF EXISTS __pq_overlap")
     con.execute("DROP VIEW IF EXISTS __pq_delta" if not all_files else "DROP TABLE __pq_delta")
     return result
@@ -272,8 +281,11 @@ class _Output:
                 shutil.rmtree(self.fresh, ignore_errors=True)
 
 
-def _route_delta(con: duckdb.DuckDBPyConnection, dt: DataType, outputs: dict[str, _Output]) -> None:
-    """One pass over `__pq_delta`: each batch's rows go to their partition's file.
+def _route_delta(
+    con: duckdb.DuckDBPyConnection, dt: DataType, outputs: dict[str, _Output], whole: bool
+) -> None:
+    """One pass over `__pq_delta` (`whole`) or its rows in `outputs`' partitions:
+    each batch's rows go to their partition's file.
 
     Rows are buffered per partition up to a row group; when all buffers together
     exceed MAX_BUFFERED_ROWS the largest is written out, which bounds memory
@@ -282,20 +294,23 @@ def _route_delta(con: duckdb.DuckDBPyConnection, dt: DataType, outputs: dict[str
     if not outputs:
         return
     query = sql("SELECT {c}, __part FROM __pq_delta", c=_select(dt))
+    params = None
+    if not whole:
+        query += " WHERE list_contains($parts, __part)"
+        params = {"parts": list(outputs)}
     buffered = 0
-    for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
+    for batch in con.sql(query, params=params).to_arrow_reader(BATCH_ROWS):
         table = pa.Table.from_batches([batch])
         part_col = table.column("__part")
         table = table.drop_columns(["__part"])
         order = pc.sort_indices(part_col)
-        part_col = part_col.take(order)
-        table = table.take(order)
         offset = 0
-        for entry in pc.value_counts(part_col):
+        for entry in pc.value_counts(part_col.take(order)):
             part, count = entry["values"].as_py(), entry["counts"].as_py()
             out = outputs[part]
             before = out.pending_rows
-            out.add(table.slice(offset, count))
+            # a compact copy per partition: a slice would keep the whole batch alive
+            out.add(table.take(order.slice(offset, count)))
             buffered += out.pending_rows - before
             offset += count
         if buffered > MAX_BUFFERED_ROWS:
