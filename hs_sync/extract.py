@@ -392,7 +392,9 @@ class Extractor:
         """Land a whole-table read, skipping it when identical to the last one landed."""
         result = PullResult(dt.name, exp)
         label = "merge" if dt.mode is Mode.MERGE else "snap"
-        writer = self._writer(dt, exp, label, "experiment", exp, track_cursor=False, digest=True)
+        writer = self._writer(
+            dt, exp, label, "experiment", exp, track_cursor=False, digest=True, staged=True
+        )
         rooms: dict[str, str] | None = {} if dt.name == "rooms" else None
         requests = 0
         try:
@@ -406,11 +408,11 @@ class Extractor:
             previous = (
                 None if self.config.full_refresh else self.state.snapshot_digest(dt.name, exp)
             )
-            unchanged = writer.files_started == 0 and writer.content_digest == previous
+            unchanged = writer.content_digest == previous
             if unchanged:
                 writer.discard()
             else:
-                writer.flush()
+                writer.publish()
         finally:
             writer.close()
         result.requests = requests

@@ -13,9 +13,11 @@ sent it (parsed, re-serialized with orjson, nothing added).
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from hs_sync.client import Envelope
 from hs_sync.errors import ApiError
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
-from hs_sync.warehouse import Warehouse, atomic_write
+from hs_sync.warehouse import Warehouse, atomic_write, fsync_path
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
 # than one file per page, since the fsync and rename per file dominate
@@ -95,6 +97,9 @@ class BatchWriter:
     tail_from: datetime | None = None
     tail_limit: int = 50_000
     digest: bool = False  # hash what is added (whole-table reads skip unchanged snapshots)
+    # Write under a hidden folder that `publish` renames into place, or `drop` removes:
+    # a whole-table read is landed only once it is known to differ from the last one.
+    staged: bool = False
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
@@ -105,6 +110,9 @@ class BatchWriter:
         if "/" in self.label or "\\" in self.label or self.label.startswith("."):
             raise ValueError(f"unsafe batch label {self.label!r}")
         self.folder = parent / f"{batch_stamp()}-{self.label}"
+        self._write_folder = (
+            self.folder.with_name("." + self.folder.name) if self.staged else self.folder
+        )
         self._chunks: list[bytes] = []
         self._pages: list[dict[str, Any]] = []
         self._warnings: list[str] = []
@@ -173,7 +181,7 @@ class BatchWriter:
                 self._drain()
             return
         seq, self._seq = self._seq, self._seq + 1
-        data_path = self.folder / f"{seq:05d}.ndjson"
+        data_path = self._write_folder / f"{seq:05d}.ndjson"
         manifest = {
             "dataType": self.data_type.name,
             "apiPath": self.data_type.path,
@@ -253,9 +261,24 @@ class BatchWriter:
         return self._ordered
 
     def discard(self) -> None:
-        """Drop what is buffered and not yet written."""
+        """Drop what is buffered and not yet written (and, when staged, what was)."""
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
+        if self.staged:
+            self._drain()
+            shutil.rmtree(self._write_folder, ignore_errors=True)
+            self.files, self._landed = [], []
+
+    def publish(self) -> None:
+        """Flush, then move a staged batch into place in one rename (no-op otherwise)."""
+        self.flush()
+        if not self.staged or not self._write_folder.exists():
+            return
+        os.replace(self._write_folder, self.folder)
+        fsync_path(self.folder.parent)
+        moved = {f.path: replace(f, path=self.folder / f.path.name) for f in self.files}
+        self.files = list(moved.values())
+        self._landed = [moved.get(f.path, f) for f in self._landed]
 
     def _note_cursor(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Track order and the newest cursor; drop rows already landed; note the tail."""

@@ -249,3 +249,21 @@ def test_rows_arriving_mid_scan_make_the_window_be_read_again(sim, tmp_path):
     got = landed(tmp_path / "wh", BY_NAME["events"])[exp]
     assert {BY_NAME["events"].key_of(r) for r in late} <= set(got)
     assert_landed_equals_simulator(sim, tmp_path / "wh")
+
+
+def test_an_unchanged_whole_table_spanning_several_files_is_not_landed_again(sim, tmp_path):
+    # pages of 2 rows: an experiment's recordings listing spans several raw files
+    config = make_config(sim, tmp_path / "wh", types=("recordings", "rooms"), page_size=2)
+    first = sync(config)
+    assert first.exit_code == 0, first.errors
+    recordings = BY_NAME["recordings"]
+    folders = [f.parent for f in data_files(tmp_path / "wh", recordings)]
+    assert max(folders.count(f) for f in folders) > 1
+    before = landed_lines(tmp_path / "wh", recordings)
+
+    second = sync(config)
+
+    assert second.exit_code == 0, second.errors
+    assert landed_lines(tmp_path / "wh", recordings) == before
+    assert not any((tmp_path / "wh" / "raw").rglob(".*-merge"))  # no staging left behind
+    assert_landed_equals_simulator(sim, tmp_path / "wh", types=(recordings,))
