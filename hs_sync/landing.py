@@ -52,6 +52,29 @@ def batch_stamp() -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
+def sweep_temporaries(warehouse: Warehouse) -> int:
+    """Remove what killed runs left half-written under raw/; returns how many.
+
+    Only call it holding the warehouse lock: then no writer is mid-way. Hidden
+    names are temporaries (`.NNNNN.ndjson.<pid>.tmp`) or staged batches never
+    published (`.<batch>`); nothing downstream reads them.
+    """
+    removed = 0
+    for exp_dir in (warehouse.root / "raw").glob("*/experiment_id=*"):
+        for entry in exp_dir.iterdir():
+            if entry.name.startswith("."):
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+            elif entry.is_dir():
+                for tmp in entry.glob(".*"):
+                    tmp.unlink()
+                    removed += 1
+    return removed
+
+
 @dataclass
 class LandedFile:
     """A data file that is durable on disk, with what the caller checkpoints on."""

@@ -30,6 +30,7 @@ from hs_sync.errors import (
     NotFoundError,
 )
 from hs_sync.extract import Extractor, PullResult, now_iso, quote_id, room_version
+from hs_sync.landing import sweep_temporaries
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import BY_NAME, DataType, Mode
 from hs_sync.state import ExtractState, remembered_requests
@@ -185,6 +186,7 @@ def sync(
                 f"the API sent no server time; time windows end at the {source} time"
             )
         with warehouse_lock(warehouse, config.lock_timeout_seconds):
+            sweep_temporaries(warehouse)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
                 run = _Run(config, summary, progress)

@@ -14,9 +14,10 @@ import orjson
 
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.state import ExtractState
+from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import assert_landed_equals_simulator, data_files, landed
+from tests.extract_helpers import assert_landed_equals_simulator, data_files, landed, make_config
 
 KILLS = 22
 SEED = 20240501
@@ -154,3 +155,20 @@ def test_kill_9_at_random_moments_then_resume_loses_nothing(sim, tmp_path):
         for exp in sim.dataset.experiment_ids
     }
     assert time_units <= set(marks)
+
+
+def test_leftovers_of_killed_writes_are_swept_by_the_next_run(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh", types=("events", "recordings"))
+    assert sync(config).exit_code == 0
+    raw = tmp_path / "wh" / "raw"
+    batch = next((raw / "events").glob("experiment_id=*/*"))
+    half_file = batch / ".00007.ndjson.4242.tmp"
+    half_file.write_bytes(b'{"id": "half')
+    staged = batch.parent / f".{batch.name[:-2]}-merge"  # a staged batch never published
+    staged.mkdir()
+    (staged / "00000.ndjson").write_bytes(b"{}\n")
+
+    assert sync(config).exit_code == 0
+
+    assert not half_file.exists() and not staged.exists()
+    assert batch.is_dir()  # published batches are never touched
