@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from hs_sync.config import load_config
+from hs_sync.sync import RunSummary
 from hs_sync.warehouse import Warehouse, atomic_write
 
 SEED = 7
@@ -46,11 +47,23 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
 class DemoResult:
     run: int
     simulated_now: str
-    sync: dict[str, Any]
-    media: dict[str, Any] | None
+    sync: RunSummary  # its `media` holds what the media download did
     checks: list[dict[str, Any]]
     queries: list[dict[str, Any]] = field(default_factory=list)
-    exit_code: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return self.sync.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "simulated_now": self.simulated_now,
+            "sync": self.sync.to_dict(),
+            "checks": self.checks,
+            "queries": self.queries,
+            "exit_code": self.exit_code,
+        }
 
 
 def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) -> DemoResult:
@@ -78,9 +91,8 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
         checks = [c.to_dict() for c in run_checks(config)]
         now = sim.clock.now.isoformat()
     atomic_write(marker, orjson.dumps({"runs": runs + 1}))
-    result = DemoResult(runs + 1, now, summary.to_dict(), summary.media, checks)
+    result = DemoResult(runs + 1, now, summary, checks)
     result.queries = run_queries(wh)
-    result.exit_code = summary.exit_code
     return result
 
 

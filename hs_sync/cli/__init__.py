@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from hs_sync.errors import HsSyncError
+
 # subcommand -> module under hs_sync.cli that defines `command`
 SUBCOMMANDS = {
     "demo": "demo_cmd",
@@ -29,6 +31,14 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         module = self._module(name)
         return getattr(module, "command", None) if module else None
+
+    def invoke(self, ctx: click.Context):
+        """Run the subcommand; an hs-sync error becomes one line and its exit code."""
+        try:
+            return super().invoke(ctx)
+        except HsSyncError as exc:
+            click.echo(f"hs-sync {ctx.invoked_subcommand}: {exc}", err=True)
+            ctx.exit(exc.exit_code)
 
     @staticmethod
     def _module(name: str):

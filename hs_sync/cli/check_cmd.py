@@ -11,12 +11,17 @@ import sys
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
-from hs_sync.cli.options import base_url_option, config_option, json_option, warehouse_option
+from hs_sync.cli.options import (
+    base_url_option,
+    config_option,
+    json_option,
+    print_json,
+    warehouse_option,
+)
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError, WarehouseLocked
+from hs_sync.errors import WarehouseLocked
 
 
 @click.command("check", cls=OneLineCommand)
@@ -45,19 +50,15 @@ def command(
     """
     from hs_sync.checks import record_results, run_checks
 
-    try:
-        config = load_config(config_file, warehouse=warehouse, base_url=base_url)
-        if not no_api and not config.api_key:
-            click.echo(
-                "hs-sync check: config: api_key: no API key: set HYPERSTUDY_API_KEY "
-                "(or pass --no-api to skip the API checks)",
-                err=True,
-            )
-            sys.exit(2)
-        results = run_checks(config, use_api=not no_api)
-    except HsSyncError as exc:
-        click.echo(f"hs-sync check: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(config_file, warehouse=warehouse, base_url=base_url)
+    if not no_api and not config.api_key:
+        click.echo(
+            "hs-sync check: config: api_key: no API key: set HYPERSTUDY_API_KEY "
+            "(or pass --no-api to skip the API checks)",
+            err=True,
+        )
+        sys.exit(2)
+    results = run_checks(config, use_api=not no_api)
     recorded = True
     try:
         record_results(config, results)
@@ -67,7 +68,7 @@ def command(
     code = 1 if any(r.blocking for r in results) else 0
     if as_json:
         out = {"checks": [r.to_dict() for r in results], "recorded": recorded, "exit_code": code}
-        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2, default=str).decode())
+        print_json(out)
     else:
         _print_table(results)
     sys.exit(code)

@@ -6,11 +6,9 @@ import sys
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
-from hs_sync.cli.options import json_option
-from hs_sync.errors import HsSyncError
+from hs_sync.cli.options import json_option, print_json
 
 
 @click.command("demo", cls=OneLineCommand)
@@ -38,34 +36,20 @@ def command(warehouse: Path, as_json: bool) -> None:
     from hs_sync.cli.progress import SyncProgress
     from hs_sync.cli.sync_cmd import print_summary
     from hs_sync.demo import run_demo
-    from hs_sync.sync import RunSummary
 
-    try:
-        with SyncProgress(enabled=not as_json) as progress:
-            result = run_demo(warehouse, progress=progress)
-    except HsSyncError as exc:
-        click.echo(f"hs-sync demo: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    with SyncProgress(enabled=not as_json) as progress:
+        result = run_demo(warehouse, progress=progress)
     if as_json:
-        click.echo(orjson.dumps(result.__dict__, option=orjson.OPT_INDENT_2, default=str).decode())
+        print_json(result.to_dict())
         sys.exit(result.exit_code)
 
-    echo = click.echo
-    echo(f"demo run {result.run} · simulator clock at {result.simulated_now}\n")
-    fields = RunSummary.__dataclass_fields__
-    print_summary(RunSummary(**{k: v for k, v in result.sync.items() if k in fields}))
-    if result.media:
-        m = result.media
-        echo(
-            "\nmedia: "
-            + ", ".join(f"{k} {v}" for k, v in m.items() if isinstance(v, int) and k != "bytes")
-            + f", {m.get('bytes', 0):,} bytes"
-        )
+    click.echo(f"demo run {result.run} · simulator clock at {result.simulated_now}\n")
+    print_summary(result.sync)
     _print_checks(result.checks)
     for q in result.queries:
         _print_query(q)
-    echo(f"\nwarehouse: {warehouse}/")
-    echo('next: hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 10"   ·   hs-sync check')
+    click.echo(f"\nwarehouse: {warehouse}/")
+    click.echo('next: hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 10"   ·   hs-sync check')
     sys.exit(result.exit_code)
 
 

@@ -7,16 +7,13 @@ filters; nothing is written), 2 a bad flag or setting (named in the message).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
-from hs_sync.cli.options import config_option, json_option, warehouse_option
+from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError
 
 _LEVELS = ("participant", "room", "deployment", "experiment")
 _FORMATS = ("csv", "json", "zip")
@@ -81,24 +78,20 @@ def command(
     """
     from hs_sync.export import export
 
-    try:
-        config = load_config(config_file, warehouse=warehouse)
-        summary = export(
-            config.warehouse,
-            level=level,
-            id=id_,
-            types=types,
-            category=categories or None,
-            since=since,
-            until=until,
-            fmt=fmt,
-            out=out,
-        )
-    except HsSyncError as exc:
-        click.echo(f"hs-sync export: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(config_file, warehouse=warehouse)
+    summary = export(
+        config.warehouse,
+        level=level,
+        id=id_,
+        types=types,
+        category=categories or None,
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+    )
     if as_json:
-        click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        print_json(summary.to_dict())
         return
     click.echo(f"exported {summary.total_rows:,} rows of {level} {id_} to {summary.out}")
     for name, rows in summary.rows.items():

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import (
@@ -21,11 +20,11 @@ from hs_sync.cli.options import (
     config_option,
     experiment_option,
     json_option,
+    print_json,
     warehouse_option,
 )
 from hs_sync.cli.progress import MediaProgress
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError
 
 
 @click.command("media", cls=OneLineCommand)
@@ -50,17 +49,13 @@ def command(
     """
     from hs_sync.media import download_media
 
-    try:
-        config = load_config(
-            config_file, experiments=experiments, warehouse=warehouse, base_url=base_url
-        )
-        with MediaProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
-            summary = download_media(config, progress=progress)
-    except HsSyncError as exc:
-        click.echo(f"hs-sync media: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(
+        config_file, experiments=experiments, warehouse=warehouse, base_url=base_url
+    )
+    with MediaProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        summary = download_media(config, progress=progress)
     if as_json:
-        click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        print_json(summary.to_dict())
     else:
         _print_summary(summary)
     sys.exit(summary.exit_code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import orjson
 
 warehouse_option = click.option(
     "--warehouse",
@@ -30,3 +31,8 @@ experiment_option = click.option(
 def json_option(what: str):
     """`--json`: print `what` as JSON instead of a table."""
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def print_json(value) -> None:
+    """Print `value` as indented JSON (dates and other values as their text)."""
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())

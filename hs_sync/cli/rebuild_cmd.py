@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
-from hs_sync.cli.options import config_option, json_option, warehouse_option
+from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError
 
 
 @click.command("rebuild", cls=OneLineCommand)
@@ -37,19 +35,15 @@ def command(
     from hs_sync.transform import rebuild
     from hs_sync.warehouse import Warehouse
 
-    try:
-        config = load_config(config_file, warehouse=warehouse, types=types)
-        wh = Warehouse(config.warehouse)
-        if not (wh.root / "raw").is_dir():
-            click.echo(f"hs-sync rebuild: no raw data under {wh.root / 'raw'}", err=True)
-            sys.exit(2)
-        with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
-            summary = rebuild(wh, config.data_types)
-    except HsSyncError as exc:
-        click.echo(f"hs-sync rebuild: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(config_file, warehouse=warehouse, types=types)
+    wh = Warehouse(config.warehouse)
+    if not (wh.root / "raw").is_dir():
+        click.echo(f"hs-sync rebuild: no raw data under {wh.root / 'raw'}", err=True)
+        sys.exit(2)
+    with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
+        summary = rebuild(wh, config.data_types)
     if as_json:
-        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        print_json(summary)
         return
     for name, rows in summary["rows"].items():
         click.echo(f"{name:20} {rows:>10} rows")

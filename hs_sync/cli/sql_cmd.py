@@ -17,7 +17,6 @@ import orjson
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, warehouse_option
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError
 from hs_sync.warehouse import Warehouse
 
 
@@ -58,11 +57,7 @@ def command(
 
     from hs_sync.duck import connect_readonly
 
-    try:
-        config = load_config(config_file, warehouse=warehouse)
-    except HsSyncError as exc:
-        click.echo(f"hs-sync sql: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(config_file, warehouse=warehouse)
     wh = Warehouse(config.warehouse)
     if not wh.db_path.exists():
         click.echo(f"hs-sync sql: no database at {wh.db_path}; run `hs-sync sync` first", err=True)

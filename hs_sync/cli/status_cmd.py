@@ -5,17 +5,14 @@ Read-only and offline. Exit codes: 0 shown, 2 no warehouse or a bad flag or sett
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
-from hs_sync.cli.options import config_option, json_option, warehouse_option
+from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError
 
 
 @click.command("status", cls=OneLineCommand)
@@ -43,16 +40,10 @@ def command(warehouse: Path | None, last_runs: int, as_json: bool, config_file: 
     """
     from hs_sync.status import status
 
-    try:
-        config = load_config(config_file, warehouse=warehouse)
-        report = status(
-            config.warehouse, freshness_hours=config.freshness_hours, last_runs=last_runs
-        )
-    except HsSyncError as exc:
-        click.echo(f"hs-sync status: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(config_file, warehouse=warehouse)
+    report = status(config.warehouse, freshness_hours=config.freshness_hours, last_runs=last_runs)
     if as_json:
-        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        print_json(report)
     else:
         _print(report)
 

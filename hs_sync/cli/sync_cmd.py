@@ -18,11 +18,11 @@ from hs_sync.cli.options import (
     config_option,
     experiment_option,
     json_option,
+    print_json,
     warehouse_option,
 )
 from hs_sync.cli.progress import SyncProgress
 from hs_sync.config import load_config
-from hs_sync.errors import HsSyncError
 
 
 @click.command("sync", cls=OneLineCommand)
@@ -62,25 +62,21 @@ def command(
     """
     from hs_sync.sync import sync
 
-    try:
-        config = load_config(
-            config_file,
-            experiments=experiments,
-            types=types,
-            rooms=rooms,
-            warehouse=warehouse,
-            base_url=base_url,
-            full_refresh=True if full_refresh else None,
-            lookback_seconds=lookback,
-            media=False if no_media else None,
-        )
-        with SyncProgress(enabled=not as_json) as progress:
-            summary = sync(config, progress=progress)
-    except HsSyncError as exc:
-        click.echo(f"hs-sync sync: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    config = load_config(
+        config_file,
+        experiments=experiments,
+        types=types,
+        rooms=rooms,
+        warehouse=warehouse,
+        base_url=base_url,
+        full_refresh=True if full_refresh else None,
+        lookback_seconds=lookback,
+        media=False if no_media else None,
+    )
+    with SyncProgress(enabled=not as_json) as progress:
+        summary = sync(config, progress=progress)
     if as_json:
-        click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        print_json(summary.to_dict())
     else:
         print_summary(summary)
     sys.exit(summary.exit_code)
