@@ -177,14 +177,6 @@ def _new_name() -> str:
     return f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _Output:
     """The one new file of a touched partition, written to while the delta streams by.
 
@@ -253,7 +245,7 @@ class _Output:
         self.flush()
         self.writer.close()
         self.writer = None
-        _fsync_file(self.path)
+        fsync_path(self.path)
         if self.fresh is None:
             os.replace(self.path, self.folder / self.path.name[1:-4])
             fsync_path(self.folder)
