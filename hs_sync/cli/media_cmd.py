@@ -19,8 +19,8 @@ from hs_sync.cli.options import (
     base_url_option,
     config_option,
     experiment_option,
+    finish,
     json_option,
-    print_json,
     warehouse_option,
 )
 from hs_sync.cli.progress import MediaProgress
@@ -54,11 +54,7 @@ def command(
     )
     with MediaProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
         summary = download_media(config, progress=progress)
-    if as_json:
-        print_json(summary.to_dict())
-    else:
-        _print_summary(summary)
-    sys.exit(summary.exit_code)
+    finish(summary, as_json, _print_summary)
 
 
 def _print_summary(summary) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -36,3 +37,12 @@ def json_option(what: str):
 def print_json(value) -> None:
     """Print `value` as indented JSON (dates and other values as their text)."""
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def finish(summary, as_json: bool, show) -> None:
+    """Print a run's summary (as JSON, or with `show`), then exit with its exit code."""
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        show(summary)
+    sys.exit(summary.exit_code)

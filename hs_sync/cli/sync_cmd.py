@@ -6,7 +6,6 @@ ran out; progress is saved), 2 configuration, authentication or lock errors.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -17,8 +16,8 @@ from hs_sync.cli.options import (
     base_url_option,
     config_option,
     experiment_option,
+    finish,
     json_option,
-    print_json,
     warehouse_option,
 )
 from hs_sync.cli.progress import SyncProgress
@@ -75,11 +74,7 @@ def command(
     )
     with SyncProgress(enabled=not as_json) as progress:
         summary = sync(config, progress=progress)
-    if as_json:
-        print_json(summary.to_dict())
-    else:
-        print_summary(summary)
-    sys.exit(summary.exit_code)
+    finish(summary, as_json, print_summary)
 
 
 def print_summary(summary) -> None:
