@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from hs_sync.config import Config
-from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.registry import DATA_TYPES, DataType, Mode
 from hs_sync.warehouse import Warehouse
 
 
@@ -81,3 +81,26 @@ def assert_landed_equals_simulator(sim: Any, root: Path, types=DATA_TYPES) -> in
 
 def files_under(root: Path) -> list[Path]:
     return [p for p in Path(root).rglob("*") if p.is_file()]
+
+
+def collecting_rooms(sim) -> dict[str, str]:
+    """Rooms whose data can still grow (not completed), by id, with their experiment."""
+    return {
+        r["id"]: r["experimentId"]
+        for r in sim.dataset.records("rooms")
+        if r["status"] != "completed"
+    }
+
+
+def assert_only_collecting_rooms_read(sim, collecting: dict[str, str]) -> None:
+    for dt in (t for t in DATA_TYPES if t.mode is Mode.ROOM):
+        requests = [r for r in sim.requests if f"/data/{dt.path}/" in r["path"]]
+        read_rooms = {r["path"].rsplit("/", 1)[1] for r in requests if "/room/" in r["path"]}
+        read_experiments = {
+            r["path"].rsplit("/", 1)[1]
+            for r in requests
+            if "/experiment/" in r["path"] and r["params"].get("limit") != "1"
+        }
+        assert read_rooms <= set(collecting)  # never a completed, unchanged room
+        for room, exp in collecting.items():
+            assert room in read_rooms or exp in read_experiments  # a running session is re-read

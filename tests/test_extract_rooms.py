@@ -6,7 +6,12 @@ import math
 
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.sync import sync
-from tests.extract_helpers import assert_landed_equals_simulator, make_config
+from tests.extract_helpers import (
+    assert_landed_equals_simulator,
+    assert_only_collecting_rooms_read,
+    collecting_rooms,
+    make_config,
+)
 
 ROOM_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.ROOM]
 
@@ -29,29 +34,6 @@ def test_first_sync_reads_room_types_at_experiment_scope(sim, tmp_path):
             mine = [r for r in requests if r["path"].endswith(f"/experiment/{exp}")]
             # one probe, then the pages of one read: never one request per room
             assert len(mine) <= math.ceil(rows / 1000) + 2
-
-
-def collecting_rooms(sim) -> dict[str, str]:
-    """Rooms whose data can still grow (not completed), by id, with their experiment."""
-    return {
-        r["id"]: r["experimentId"]
-        for r in sim.dataset.records("rooms")
-        if r["status"] != "completed"
-    }
-
-
-def assert_only_collecting_rooms_read(sim, collecting: dict[str, str]) -> None:
-    for dt in ROOM_TYPES:
-        requests = _room_type_requests(sim, dt)
-        read_rooms = {r["path"].rsplit("/", 1)[1] for r in requests if "/room/" in r["path"]}
-        read_experiments = {
-            r["path"].rsplit("/", 1)[1]
-            for r in requests
-            if "/experiment/" in r["path"] and r["params"].get("limit") != "1"
-        }
-        assert read_rooms <= set(collecting)  # never a completed, unchanged room
-        for room, exp in collecting.items():
-            assert room in read_rooms or exp in read_experiments  # a running session is re-read
 
 
 def test_a_later_sync_reads_only_rooms_that_changed_or_still_collect(sim, tmp_path):

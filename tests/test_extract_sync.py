@@ -17,12 +17,13 @@ from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
     assert_landed_equals_simulator,
+    assert_only_collecting_rooms_read,
+    collecting_rooms,
     data_files,
     landed,
     landed_lines,
     make_config,
 )
-from tests.test_extract_rooms import assert_only_collecting_rooms_read, collecting_rooms
 
 TIME_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.TIME]
 
