@@ -213,7 +213,7 @@ class Extractor:
             result.files += len(writer.files)
             result.warnings += [w for w in _page_warnings(writer) if w not in result.warnings]
             total = totals[-1] if totals else None
-            consistent = total is None or (fetched == total and all(t == total for t in totals))
+            consistent = _reconciled(fetched, totals)
             result.windows.append(
                 {
                     "data_type": dt.name,
@@ -353,7 +353,7 @@ class Extractor:
                     "files": len(writer.files),
                 }
             )
-            if total is None or (fetched == total and all(t == total for t in totals)):
+            if _reconciled(fetched, totals):
                 self.state.complete_window(
                     self.run_id,
                     dt.name,
@@ -455,6 +455,13 @@ class Extractor:
 def _endpoint(dt: DataType, scope: str) -> str:
     """The rate-limit bucket of a request: the route, without the scope id."""
     return f"data/{dt.path}/{scope}" if dt.data_endpoint else dt.path
+
+
+def _reconciled(fetched: int, totals: list[int | None]) -> bool:
+    """Whether a read agrees with `pagination.total`: the same total on every page, all
+    of it fetched (no total at all: nothing to reconcile against)."""
+    total = totals[-1] if totals else None
+    return total is None or (fetched == total and all(t == total for t in totals))
 
 
 def _total(page: Envelope) -> int | None:
