@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,20 @@ import duckdb
 
 from hs_sync.checks import CheckResult
 from hs_sync.config import Config
+from hs_sync.simulator import Simulator
 from hs_sync.sync import sync
+from tests.conftest import SMALL_SCALE
 from tests.extract_helpers import make_config
+
+
+def planted_world(folder: Path) -> Iterator[tuple[Simulator, Config]]:
+    """The small dataset with planted defects, served and synced into `folder` once."""
+    sim = Simulator(seed=1, scale=SMALL_SCALE)
+    sim.start()
+    try:
+        yield sim, synced(sim, folder / "warehouse")
+    finally:
+        sim.stop()
 
 
 def synced(sim: Any, warehouse: Path, **changes: Any) -> Config:

@@ -14,19 +14,13 @@ from hs_sync.checks import CHECKS, record_results, run_check, run_checks
 from hs_sync.simulator import Simulator
 from hs_sync.transform import transform
 from hs_sync.warehouse import Warehouse
-from tests.checks_helpers import by_name, copy_of, execute, ids, planted, synced
-from tests.conftest import SMALL_SCALE
+from tests.checks_helpers import by_name, copy_of, execute, ids, planted, planted_world, synced
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[tuple[Simulator, object]]:
     """The simulator's dataset with planted defects, synced once for the module."""
-    sim = Simulator(seed=1, scale=SMALL_SCALE)
-    sim.start()
-    try:
-        yield sim, synced(sim, tmp_path_factory.mktemp("planted") / "warehouse")
-    finally:
-        sim.stop()
+    yield from planted_world(tmp_path_factory.mktemp("planted"))
 
 
 def test_registry_names_severities_and_descriptions():

@@ -10,18 +10,12 @@ from click.testing import CliRunner
 
 from hs_sync.cli import main
 from hs_sync.simulator import Simulator
-from tests.checks_helpers import planted, synced
-from tests.conftest import SMALL_SCALE
+from tests.checks_helpers import planted, planted_world, synced
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[tuple[Simulator, object]]:
-    sim = Simulator(seed=1, scale=SMALL_SCALE)
-    sim.start()
-    try:
-        yield sim, synced(sim, tmp_path_factory.mktemp("cli") / "warehouse")
-    finally:
-        sim.stop()
+    yield from planted_world(tmp_path_factory.mktemp("cli"))
 
 
 def check(config, *args: str, key: str | None = None):
