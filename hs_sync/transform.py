@@ -2,8 +2,8 @@
 
 `transform` applies only the raw files not applied before (the ledger in
 `state/normalize.sqlite`), so its work grows with the new data. Per data type
-it types the new files one by one into a staging table, reduces them to one
-row per key (the later file and line win; identical re-reads change nothing),
+it types the new files one by one into a staging Parquet file, reduces them
+to one row per key (the later file and line win; identical re-reads change nothing),
 upserts the DuckDB copy, applies the Parquet partitions, and finally
 publishes the database and records the files. Applying is idempotent, so a
 crash anywhere only means the next run applies the same files again.
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from hs_sync import duck, parquet_store, quarantine
 from hs_sync.normalize import Drift, normalize_file, synced_at_of
@@ -31,7 +32,7 @@ from hs_sync.processed import Ledger
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse
 
-CHUNK_ROWS = 20_000  # typed rows buffered before they go to the staging table
+STAGE_ROW_GROUP = 64 * 1024  # rows per row group of the staging file
 
 
 @dataclass
@@ -189,12 +190,6 @@ def _no_gc():
             gc.enable()
 
 
-def _stage_columns(dt: DataType) -> str:
-    cols = duck.table_columns(dt, json_as_text=True)
-    cols += [("__exp", "VARCHAR"), ("__seq", "BIGINT")]
-    return ", ".join(f"{duck.quote(n)} {t}" for n, t in cols)
-
-
 def _apply_type(
     build: duck.Build,
     warehouse: Warehouse,
@@ -204,58 +199,77 @@ def _apply_type(
     rebuild_target: Warehouse | None,
 ) -> None:
     con = build.con
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __stage ({_stage_columns(dt)})")
-    chunk: list[pa.Table] = []
-    buffered = 0
+    staged = _stage(warehouse, dt, files, result)
+    try:
+        con.read_parquet(str(staged)).create_view("__stage", replace=True)
+        kind = _reduce(con, dt)
+        result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
+        result.db_rows_written = duck.apply_delta(con, dt, "__batch")
+        pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch")
+        result.parquet_rows_written = pq.rows_written
+        result.partitions_touched = len(pq.partitions)
+        result.partitions_rewritten = len(pq.rewritten)
+        con.execute(f"DROP {kind} __batch")
+        con.execute("DROP VIEW __stage")
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _stage(warehouse: Warehouse, dt: DataType, files: list[RawFile], result: TypeResult) -> Path:
+    """Type the raw files into one staging Parquet file (typed columns, `__exp`, `__seq`).
+
+    Streaming typed rows to a file keeps memory flat whatever the batch size, and
+    DuckDB reads the file back columnar, without a temporary table to fill.
+    """
+    staging = warehouse.state_dir / "parquet-staging"
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = staging / f"stage-{dt.name}-{uuid.uuid4().hex}.parquet"
+    schema = dt.arrow_schema.append(pa.field("__exp", pa.string()))
+    schema = schema.append(pa.field("__seq", pa.int64()))
     seq = 0
-
-    def flush() -> None:
-        nonlocal chunk, buffered
-        if chunk:
-            table = pa.concat_tables(chunk)
-            con.register("__chunk", table)
-            con.execute("INSERT INTO __stage SELECT * FROM __chunk")
-            con.unregister("__chunk")
-        chunk, buffered = [], 0
-
-    for raw in files:
-        with _no_gc():
-            out = normalize_file(dt, raw.path, raw.name, synced_at_of(raw.path))
-        quarantine.write(warehouse, dt.name, raw.path, raw.name, out.quarantined)
-        n = out.table.num_rows
-        table = out.table.append_column("__exp", pa.array([raw.experiment] * n, pa.string()))
-        table = table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
-        seq += n
-        chunk.append(table)
-        buffered += n
-        if buffered >= CHUNK_ROWS:
-            flush()
-        result.files += 1
-        result.rows_read += n
-        result.quarantined += len(out.quarantined)
-        result.drift.update(out.drift)
-        result.applied.append((raw.name, raw.size, n, len(out.quarantined)))
-    flush()
-    _reduce(con, dt)
-    result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
-    result.db_rows_written = duck.apply_delta(con, dt, "__batch")
-    pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch")
-    result.parquet_rows_written = pq.rows_written
-    result.partitions_touched = len(pq.partitions)
-    result.partitions_rewritten = len(pq.rewritten)
-    con.execute("DROP TABLE IF EXISTS __stage")
-    con.execute("DROP TABLE IF EXISTS __batch")
+    # Uncompressed: the file lives for one step, and compressing costs more than writing.
+    with pq.ParquetWriter(path, schema, compression="none") as writer:
+        for raw in files:
+            with _no_gc():
+                out = normalize_file(dt, raw.path, raw.name, synced_at_of(raw.path))
+            quarantine.write(warehouse, dt.name, raw.path, raw.name, out.quarantined)
+            n = out.table.num_rows
+            table = out.table.append_column("__exp", pa.array([raw.experiment] * n, pa.string()))
+            table = table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
+            if n:
+                writer.write_table(table, row_group_size=STAGE_ROW_GROUP)
+            seq += n
+            result.files += 1
+            result.rows_read += n
+            result.quarantined += len(out.quarantined)
+            result.drift.update(out.drift)
+            result.applied.append((raw.name, raw.size, n, len(out.quarantined)))
+    return path
 
 
-def _reduce(con, dt: DataType) -> None:
+def _reduce(con, dt: DataType) -> str:
     """`__stage` to `__batch`: one row per key, with its partition and `__multi`.
 
     For a key seen more than once, the row kept is the first of the last run
     of identical content (so identical re-reads keep their first lineage), and
-    `__multi` says the key changed content within the batch.
+    `__multi` says the key changed content within the batch. When no key
+    repeats (a first sync, new rows only) `__batch` is a view over the staged
+    file: nothing is copied. Returns what `__batch` is: "VIEW" or "TABLE".
     """
-    content = ", ".join(duck.quote(c.name) for c in dt.columns) + ", _extra"
     part = parquet_store.partition_expr(dt)
+    repeated = con.execute(
+        "SELECT count(*) FROM (SELECT _key FROM __stage GROUP BY _key HAVING count(*) > 1)"
+    ).fetchone()[0]
+    if not repeated:
+        con.execute(
+            duck.sql(
+                "CREATE OR REPLACE TEMP VIEW __batch AS "
+                "SELECT *, false AS __multi, {part} AS __part FROM __stage",
+                part=part,
+            )
+        )
+        return "VIEW"
+    content = ", ".join(duck.quote(c.name) for c in dt.columns) + ", _extra"
     con.execute(
         duck.sql(
             """
@@ -285,6 +299,7 @@ def _reduce(con, dt: DataType) -> None:
             part=part,
         )
     )
+    return "TABLE"
 
 
 def _summary(
