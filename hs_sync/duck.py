@@ -132,10 +132,13 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
     """
     table = quote(dt.name)
     names = ", ".join(quote(n) for n, _ in table_columns(dt))
-    if con.execute(sql("SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)", t=table)).fetchone()[0]:
-        source = "__delta"
-    else:  # an empty table (a first sync): every row is new, no join or copy needed
-        source = batch
+    # Only the key column is scanned to find stored keys: when none of the batch's
+    # keys is stored (a first sync, rows that are only new) every row is written
+    # without joining the stored rows' content.
+    stored = con.execute(
+        sql("SELECT count(*) FROM {t} WHERE _key IN (SELECT _key FROM {b})", t=table, b=batch)
+    ).fetchone()[0]
+    source = "__delta" if stored else batch
     differs = " OR ".join(
         f"b.{quote(c.name)}{'::JSON' if c.json else ''} IS DISTINCT FROM o.{quote(c.name)}"
         for c in dt.columns

@@ -95,7 +95,8 @@ def apply(
     existing = {part: visible_files(root / part) for part in parts}
     all_files = [str(f) for files in existing.values() for f in files]
     changed_files: set[str] = set()
-    if all_files:
+    holding = _holding_keys(con, all_files, batch) if all_files else []
+    if holding:
         differs = " OR ".join(
             f"b.{quote(c)} IS DISTINCT FROM o.{quote(c)}"
             for c in [c.name for c in dt.columns] + ["_extra"]
@@ -110,7 +111,7 @@ def apply(
                 differs=differs,
                 batch=batch,
             ),
-            {"files": all_files},
+            {"files": holding},
         )
         con.execute(
             sql(
@@ -123,7 +124,7 @@ def apply(
             r[0]
             for r in con.execute("SELECT DISTINCT file FROM __pq_overlap WHERE changed").fetchall()
         }
-    else:  # nothing stored yet: every batch row is new; read the batch itself, no copy
+    else:  # no stored file holds a batch key: every row is new; read the batch, no copy
         con.execute(sql("CREATE OR REPLACE TEMP VIEW __pq_delta AS SELECT * FROM {b}", b=batch))
     new_rows = dict(
         con.execute("SELECT __part, count(*) FROM __pq_delta GROUP BY __part").fetchall()
@@ -164,8 +165,19 @@ def apply(
                 output.abandon()
             raise
     con.execute("DROP TABLE IF EXISTS __pq_overlap")
-    con.execute("DROP VIEW IF EXISTS __pq_delta" if not all_files else "DROP TABLE __pq_delta")
+    con.execute("DROP TABLE __pq_delta" if holding else "DROP VIEW __pq_delta")
     return result
+
+
+def _holding_keys(con: duckdb.DuckDBPyConnection, files: list[str], batch: str) -> list[str]:
+    """Which of `files` hold a key of relation `batch`: only their key column is read,
+    so rows that are only new leave the stored files unread."""
+    query = sql(
+        "SELECT DISTINCT filename FROM read_parquet($files, filename = true, "
+        "hive_partitioning = false) WHERE _key IN (SELECT _key FROM {b})",
+        b=batch,
+    )
+    return [r[0] for r in con.execute(query, {"files": files}).fetchall()]
 
 
 def _select(dt: DataType) -> str:
