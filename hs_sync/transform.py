@@ -17,7 +17,7 @@ import gc
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,33 +83,40 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
     return found
 
 
-def transform(warehouse: Warehouse, data_types: Sequence[DataType]) -> dict[str, Any]:
-    """Apply the raw files landed since the last run; returns a JSON-able summary."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=False)
+def transform(
+    warehouse: Warehouse,
+    data_types: Sequence[DataType],
+    *,
+    ready: Iterable[DataType] | None = None,
+) -> dict[str, Any]:
+    """Apply the raw files landed since the last run; returns a JSON-able summary.
+
+    `ready`, when given, yields each of `data_types` once, as its landing
+    completes: a sync transforms one type while it is still pulling others.
+    """
+    order = list(data_types) if ready is None else ready
+    return _run(Warehouse(warehouse.root).create(), list(data_types), order, rebuild=False)
 
 
 def rebuild(warehouse: Warehouse, data_types: Sequence[DataType] = DATA_TYPES) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=True)
+    types = list(data_types)
+    return _run(Warehouse(warehouse.root).create(), types, types, rebuild=True)
 
 
-def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dict[str, Any]:
+def _run(
+    warehouse: Warehouse, data_types: list[DataType], order: Iterable[DataType], rebuild: bool
+) -> dict[str, Any]:
     started = time.monotonic()
     ledger = Ledger(warehouse)
     try:
-        todo: dict[str, list[RawFile]] = {}
-        for dt in data_types:
-            done = {} if rebuild else ledger.processed(dt.name)
-            todo[dt.name] = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
         digest = duck.views_digest()
         stale_views = ledger.get_meta("views") != digest or not warehouse.db_path.exists()
         results = {dt.name: TypeResult() for dt in data_types}
-        published = False
-        if rebuild or stale_views or any(todo.values()):
-            with _system_pool():
-                _apply(warehouse, data_types, todo, results, ledger, rebuild)
+        with _system_pool():
+            published = _apply(warehouse, data_types, order, results, ledger, rebuild, stale_views)
+        if published:
             ledger.set_meta("views", digest)
-            published = True
         return _summary(results, published, rebuild, time.monotonic() - started)
     finally:
         ledger.close()
@@ -118,32 +125,49 @@ def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dic
 def _apply(
     warehouse: Warehouse,
     data_types: list[DataType],
-    todo: dict[str, list[RawFile]],
+    order: Iterable[DataType],
     results: dict[str, TypeResult],
     ledger: Ledger,
     rebuild: bool,
-) -> None:
+    stale_views: bool,
+) -> bool:
+    """Apply each type's new files in `order`; returns whether a database was published.
+
+    The database copy is made when the first type has something to apply, so a
+    run with nothing new copies and publishes nothing (unless the views changed).
+    """
     everything = {dt.name for dt in data_types} >= {dt.name for dt in DATA_TYPES}
-    build = duck.Build(warehouse, fresh=rebuild and everything)
     staging = warehouse.state_dir / "parquet-staging"
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a crashed run
+    build: duck.Build | None = None
     rebuilt: dict[str, Path] = {}
+
+    def started() -> duck.Build:
+        nonlocal build
+        if build is None:
+            build = duck.Build(warehouse, fresh=rebuild and everything)
+            shutil.rmtree(staging, ignore_errors=True)  # leftovers of a crashed run
+        return build
+
     try:
-        con = build.con
-        for dt in data_types:
+        for dt in order:
+            done = {} if rebuild else ledger.processed(dt.name)
+            files = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
             if rebuild:
-                con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
+                started().con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
                 rebuilt[dt.name] = staging / f"rebuild-{uuid.uuid4().hex}"
                 shutil.rmtree(warehouse.quarantine_dir(dt.name), ignore_errors=True)
-            if todo[dt.name]:
+            if files:
                 target = Warehouse(rebuilt[dt.name]) if rebuild else None
-                _apply_type(build, warehouse, dt, todo[dt.name], results[dt.name], target)
+                _apply_type(started(), warehouse, dt, files, results[dt.name], target)
+        if build is None and not stale_views:
+            return False
         if rebuild:
             for dt in data_types:
                 _swap_in(rebuilt[dt.name] / "parquet" / dt.name, warehouse.parquet_dir(dt.name))
-        build.publish()
+        started().publish()
     except BaseException:
-        build.discard()
+        if build is not None:
+            build.discard()
         raise
     if rebuild:
         ledger.forget([dt.name for dt in data_types])
@@ -152,6 +176,7 @@ def _apply(
         ledger.record(dt.name, r.applied)
         ledger.add_drift(dt.name, r.drift)
     shutil.rmtree(staging, ignore_errors=True)
+    return True
 
 
 def _swap_in(fresh: Path, live: Path) -> None:
