@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hs_sync import memory
 from hs_sync.budget import RequestBudget
 from hs_sync.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -165,6 +166,7 @@ def sync(
     if not config.api_key:
         raise ConfigError("api_key", "no API key: set HYPERSTUDY_API_KEY")
     started = time.monotonic()
+    memory.one_arena()
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = Warehouse(config.warehouse)
@@ -205,6 +207,7 @@ def sync(
                     if run.auth_error is not None:
                         raise run.auth_error
                     if transform:
+                        memory.give_back()
                         summary.transform = _transform(warehouse, types, summary, run)
                         if config.media and any(dt.name == "recordings" for dt in types):
                             summary.media = _media(config, budget, summary, progress)

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hs_sync import duck, parquet_store, quarantine
+from hs_sync import duck, memory, parquet_store, quarantine
 from hs_sync.normalize import Drift, normalize_file, synced_at_of
 from hs_sync.processed import Ledger
 from hs_sync.registry import DATA_TYPES, DataType
@@ -159,6 +159,7 @@ def _apply(
             if files:
                 target = Warehouse(rebuilt[dt.name]) if rebuild else None
                 _apply_type(started(), warehouse, dt, files, results[dt.name], target)
+                memory.give_back()
         if build is None and not stale_views:
             return False
         if rebuild:
