@@ -321,23 +321,42 @@ class Extractor:
     def _pull_scope(
         self, dt: DataType, exp: str, scope: str, scope_id: str, label: str, result: PullResult
     ) -> bool:
-        """Read one room (or, for room types, a whole experiment); True once consistent."""
+        """Read one room (or, for room types, a whole experiment); True once consistent.
+
+        A room read identical to the room's last landed read (a room still
+        collecting that nothing happened in) is not landed again.
+        """
         path = dt.url_path(scope, quote_id(scope_id))
         params = dict(dt.extra_params)
+        room = scope == "room"
         for _pass in range(MAX_REREADS + 1):
-            writer = self._writer(dt, exp, label, scope, scope_id, track_cursor=False)
+            writer = self._writer(
+                dt, exp, label, scope, scope_id, track_cursor=False, digest=room, staged=room
+            )
             fetched, totals, requests = 0, [], 0
+            unchanged = False
             try:
                 for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, scope)):
                     requests += 1
                     fetched += len(page.records)
                     totals.append(_total(page))
                     writer.add(page, fetched_at)
-                writer.flush()
+                if room:
+                    unchanged = (
+                        not self.config.full_refresh
+                        and _reconciled(fetched, totals)
+                        and writer.content_digest == self.state.room_digest(dt.name, exp, scope_id)
+                    )
+                    if unchanged:
+                        writer.discard()
+                    else:
+                        writer.publish()
+                else:
+                    writer.flush()
             finally:
                 writer.close()
             result.requests += requests
-            result.rows += fetched
+            result.rows += 0 if unchanged else fetched
             result.files += len(writer.files)
             result.warnings += [w for w in _page_warnings(writer) if w not in result.warnings]
             total = totals[-1] if totals else None
@@ -349,6 +368,7 @@ class Extractor:
                     "scope_id": scope_id,
                     "rows": fetched,
                     "total": total,
+                    "unchanged": unchanged,
                     "requests": requests,
                     "files": len(writer.files),
                 }
@@ -367,6 +387,8 @@ class Extractor:
                     requests=requests,
                     batch=writer.folder.name if writer.files else None,
                 )
+                if room and not unchanged:
+                    self.state.set_room_digest(dt.name, exp, scope_id, writer.content_digest)
                 self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
                 return True
         what = f"room {scope_id}" if scope == "room" else "experiment-scope read"

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS room_versions (
 CREATE TABLE IF NOT EXISTS snapshots (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, digest TEXT NOT NULL,
     landed_at TEXT NOT NULL, PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS room_digests (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
+    digest TEXT NOT NULL, landed_at TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id, room_id));
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT,
     requests INTEGER, summary TEXT);
@@ -252,6 +256,25 @@ class ExtractState:
                 "INSERT INTO snapshots VALUES (?, ?, ?, ?) ON CONFLICT (data_type, experiment_id) "
                 "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
                 (data_type, experiment_id, digest, _now()),
+            )
+
+    def room_digest(self, data_type: str, experiment_id: str, room_id: str) -> str | None:
+        """The content hash of a room's last landed read (rooms re-read while collecting)."""
+        return self._one(
+            "SELECT digest FROM room_digests "
+            "WHERE data_type = ? AND experiment_id = ? AND room_id = ?",
+            (data_type, experiment_id, room_id),
+        )
+
+    def set_room_digest(
+        self, data_type: str, experiment_id: str, room_id: str, digest: str
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO room_digests VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id, room_id) "
+                "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
+                (data_type, experiment_id, room_id, digest, _now()),
             )
 
     # -- runs and the hourly budget ---------------------------------------
