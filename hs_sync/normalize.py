@@ -128,14 +128,15 @@ def normalize_lines(
     """Type the records of one raw file, a slice at a time (parsed dicts are the
     memory-hungry part, typed Arrow columns are compact)."""
     tables, quarantined, drift = [], [], Drift()
-    for start in range(0, max(len(lines), 1), SLICE_ROWS):
-        chunk = lines[start : start + SLICE_ROWS]
-        part = _fast_slice(dt, chunk, raw_file, synced_at) if _FAST_PATH and chunk else None
-        if part is None:
-            part = _normalize_slice(dt, chunk, raw_file, synced_at)
-        tables.append(part.table)
-        quarantined += [Quarantined(q.line + start, q.reason, q.text) for q in part.quarantined]
-        drift.update(part.drift)
+    with _gc_paused():  # the records hold no cycles: collecting while they pile up is waste
+        for start in range(0, max(len(lines), 1), SLICE_ROWS):
+            chunk = lines[start : start + SLICE_ROWS]
+            part = _fast_slice(dt, chunk, raw_file, synced_at) if _FAST_PATH and chunk else None
+            if part is None:
+                part = _normalize_slice(dt, chunk, raw_file, synced_at)
+            tables.append(part.table)
+            quarantined += [Quarantined(q.line + start, q.reason, q.text) for q in part.quarantined]
+            drift.update(part.drift)
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
     return Normalized(table, quarantined, drift)
 
@@ -422,18 +423,17 @@ def _fast_slice(
     record types; None otherwise (or when that cannot be vouched for)."""
     plan = _plan(dt)
     drift = Drift()
-    with _gc_paused():  # the records hold no cycles: collecting while they pile up is waste
-        table = _guarded(_arrow_table, dt, plan, lines, raw_file, synced_at)
-        path = "arrow"
-        if table is None:
-            path = "records"
-            try:
-                records = [orjson.loads(line) for line in lines]
-            except orjson.JSONDecodeError:
-                records = []
-            if records and set(map(type, records)) == {dict}:
-                table = _guarded(_records_table, dt, plan, records, raw_file, synced_at, drift)
-            del records
+    table = _guarded(_arrow_table, dt, plan, lines, raw_file, synced_at)
+    path = "arrow"
+    if table is None:
+        path = "records"
+        try:
+            records = [orjson.loads(line) for line in lines]
+        except orjson.JSONDecodeError:
+            records = []
+        if records and set(map(type, records)) == {dict}:
+            table = _guarded(_records_table, dt, plan, records, raw_file, synced_at, drift)
+        del records
     _FAST_COUNTS[path if table is not None else "fallback"] += 1
     return None if table is None else Normalized(table, [], drift)
 

@@ -13,7 +13,6 @@ database, without the API.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import time
 import uuid
@@ -203,19 +202,6 @@ def _system_pool():
         pa.set_memory_pool(previous)
 
 
-@contextmanager
-def _no_gc():
-    # Typing a file allocates many short-lived dicts and no cycles; the cyclic
-    # collector would only rescan them over and over.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _apply_type(
     build: duck.Build,
     warehouse: Warehouse,
@@ -256,8 +242,7 @@ def _stage(warehouse: Warehouse, dt: DataType, files: list[RawFile], result: Typ
     # Uncompressed: the file lives for one step, and compressing costs more than writing.
     with pq.ParquetWriter(path, schema, compression="none") as writer:
         for raw in files:
-            with _no_gc():
-                out = normalize_file(dt, raw.path, raw.name, synced_at_of(raw.path))
+            out = normalize_file(dt, raw.path, raw.name, synced_at_of(raw.path))
             quarantine.write(warehouse, dt.name, raw.path, raw.name, out.quarantined)
             n = out.table.num_rows
             table = out.table.append_column("__exp", pa.array([raw.experiment] * n, pa.string()))
