@@ -20,7 +20,7 @@ import httpx
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from hs_sync import __version__
+from hs_sync import __version__, wire
 from hs_sync.budget import RequestBudget
 from hs_sync.config import Config
 from hs_sync.errors import (
@@ -39,7 +39,12 @@ _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: No
 
 @dataclass
 class Envelope:
-    """One parsed response: `data` as sent, plus the metadata the sync reads."""
+    """One parsed response: `data` as sent, plus the metadata the sync reads.
+
+    A page whose `data` is an array usually arrives unparsed: `lines` holds each
+    record's JSON text as sent (`array` the whole array's), and `records` parses
+    them only when asked.
+    """
 
     path: str
     params: dict[str, Any]
@@ -47,15 +52,27 @@ class Envelope:
     metadata: dict[str, Any] = field(default_factory=dict)
     server_time: str | None = None
     size: int = 0  # body bytes
+    lines: list[Any] | None = None
+    array: Any = None
 
     @property
     def records(self) -> list[dict[str, Any]]:
         """`data` as a list of records (a single object becomes a list of one)."""
+        if self.data is None and self.lines is not None:
+            try:
+                self.data = orjson.loads(memoryview(self.array))
+            except orjson.JSONDecodeError as exc:  # e.g. a number beyond a double
+                raise ApiError(f"GET {self.path}: a record is not valid JSON ({exc})") from None
         if self.data is None:
             return []
         if isinstance(self.data, list):
             return self.data
         return [self.data]
+
+    @property
+    def count(self) -> int:
+        """How many records the page holds."""
+        return len(self.lines) if self.lines is not None else len(self.records)
 
     @property
     def pagination(self) -> dict[str, Any] | None:
@@ -174,6 +191,12 @@ class ApiClient:
         with self._lock:
             self.bytes_received += len(body)
         status = response.status_code
+        parts = wire.split(body) if status < 400 else None
+        if parts is not None:
+            metadata, array, lines = parts
+            return self._envelope(
+                path, params, {"metadata": metadata}, response, len(body), lines, array
+            )
         payload = _loads(body)
         if status >= 400 or (isinstance(payload, dict) and payload.get("status") == "error"):
             raise self._error(path, status, payload, response)
@@ -187,7 +210,14 @@ class ApiClient:
         return self._envelope(path, params, payload, response, len(body))
 
     def _envelope(
-        self, path: str, params: dict, payload: Any, response: httpx.Response, size: int
+        self,
+        path: str,
+        params: dict,
+        payload: Any,
+        response: httpx.Response,
+        size: int,
+        lines: list[Any] | None = None,
+        array: Any = None,
     ) -> Envelope:
         if isinstance(payload, dict) and ("data" in payload or "metadata" in payload):
             data = payload.get("data")
@@ -206,7 +236,7 @@ class ApiClient:
             else:
                 server_time = None
             self.http_date = _http_date(response.headers.get("date")) or self.http_date
-        return Envelope(path, params, data, metadata, server_time, size)
+        return Envelope(path, params, data, metadata, server_time, size, lines, array)
 
     def _error(self, path: str, status: int, payload: Any, response: httpx.Response) -> ApiError:
         err = payload.get("error") if isinstance(payload, dict) else None

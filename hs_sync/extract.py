@@ -199,11 +199,11 @@ class Extractor:
                     path, params, endpoint=_endpoint(dt, "experiment")
                 ):
                     requests += 1
-                    fetched += len(page.records)
+                    fetched += page.count
                     totals.append(_total(page))
                     writer.add(page, fetched_at)
                     self._checkpoint(dt, exp, writer)
-                    self.progress("page", data_type=dt.name, experiment=exp, rows=len(page.records))
+                    self.progress("page", data_type=dt.name, experiment=exp, rows=page.count)
                 writer.flush()
                 self._checkpoint(dt, exp, writer)
             finally:
@@ -338,7 +338,7 @@ class Extractor:
             try:
                 for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, scope)):
                     requests += 1
-                    fetched += len(page.records)
+                    fetched += page.count
                     totals.append(_total(page))
                     writer.add(page, fetched_at)
                 if room:
@@ -499,7 +499,7 @@ def _next_offset(page: Envelope, offset: int) -> int | None:
     pagination = page.pagination
     if not pagination or not pagination.get("hasMore"):
         return None
-    returned = len(page.records)
+    returned = page.count
     nxt = pagination.get("nextOffset")
     if not isinstance(nxt, int) or isinstance(nxt, bool):
         nxt = offset + returned

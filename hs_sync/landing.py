@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from hs_sync import jsontext
+from hs_sync import jsontext, wire
 from hs_sync.client import Envelope
 from hs_sync.errors import ApiError
 from hs_sync.registry import DataType
@@ -100,6 +101,13 @@ def encode_records(records: list[dict[str, Any]]) -> bytes:
         raise ApiError(f"a record the API sent {exc}") from None
 
 
+def _key_of_line(dt: DataType, line: Any) -> str:
+    try:
+        return dt.key_of(orjson.loads(memoryview(line)))
+    except orjson.JSONDecodeError as exc:  # e.g. a number beyond a double
+        raise ApiError(f"a record the API sent is not valid JSON ({exc})") from None
+
+
 @dataclass
 class BatchWriter:
     """Writes the pages of one batch (a window, a room, a snapshot) as data files."""
@@ -157,17 +165,17 @@ class BatchWriter:
 
     def add(self, page: Envelope, fetched_at: str) -> None:
         """Buffer one page; start writing a data file when the buffer is full."""
-        records = self.data_type.redact(page.records)
-        if records and self.track_cursor and self.data_type.cursor:
-            records = self._note_cursor(records)
-        if records:
-            chunk = encode_records(records)
+        landed = self._from_lines(page) if page.lines is not None else None
+        if landed is None:
+            landed = self._from_records(page)
+        chunk, rows = landed
+        if rows:
             if self._digest is not None:
                 self._digest.update(chunk)
             self._chunks.append(chunk)
             self._buffered_bytes += len(chunk)
-            self._buffered_rows += len(records)
-            self.rows += len(records)
+            self._buffered_rows += rows
+            self.rows += rows
         self._buffered_pages += 1
         self._pages.append(
             {
@@ -175,7 +183,7 @@ class BatchWriter:
                 "params": page.params,
                 "fetchedAt": fetched_at,
                 "serverTime": page.server_time,
-                "returned": len(records),
+                "returned": rows,
                 "pagination": page.pagination,
             }
         )
@@ -303,24 +311,57 @@ class BatchWriter:
         self.files = list(moved.values())
         self._landed = [moved.get(f.path, f) for f in self._landed]
 
-    def _note_cursor(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Track order and the newest cursor; drop rows already landed; note the tail."""
-        name, dt = self.data_type.cursor, self.data_type
-        values = [r.get(name) for r in records]
+    def _from_records(self, page: Envelope) -> tuple[bytes, int]:
+        records = self.data_type.redact(page.records)
+        if records and self.track_cursor and self.data_type.cursor:
+            name, key_of = self.data_type.cursor, self.data_type.key_of
+            values = [r.get(name) if isinstance(r, dict) else None for r in records]
+            keep = self._note_cursor(values, lambda i: key_of(records[i]))
+            if keep is not None:
+                records = [records[i] for i in keep]
+        return (encode_records(records) if records else b""), len(records)
+
+    def _from_lines(self, page: Envelope) -> tuple[bytes, int] | None:
+        """The page's records as sent, one per line; None when they must be parsed
+        (a field to redact, a cursor or key that cannot be read without parsing)."""
+        dt, lines = self.data_type, page.lines
+        if dt.secret_fields:
+            return None
+        if lines and self.track_cursor and dt.cursor:
+            picked = wire.pick(page.array, (dt.cursor, *dt.key))
+            if picked is None:
+                return None
+            if dt.key:
+                key_from = dt.key_from
+                keep = self._note_cursor([p[0] for p in picked], lambda i: key_from(picked[i][1:]))
+            else:
+                keep = self._note_cursor(
+                    [p[0] for p in picked], lambda i: _key_of_line(dt, lines[i])
+                )
+            if keep is not None:
+                lines = [lines[i] for i in keep]
+        return (b"\n".join(lines) + b"\n" if lines else b""), len(lines)
+
+    def _note_cursor(self, values: list[Any], key_at: Callable[[int], str]) -> list[int] | None:
+        """Track order and the newest cursor over a page's cursor values; note the tail.
+
+        `key_at(i)` is record i's key (asked only where needed). Returns the indexes
+        of the records to land (those not landed by the last window), None for all.
+        """
         if all(type(v) is str and len(v) == 24 and v[-1] == "Z" for v in values):
-            return self._note_canonical(records, values)
+            return self._note_canonical(values, key_at)
         best, last, ordered = self._max_cursor, self._last_cursor, self._ordered
         skip, tail, tail_from = self.skip_keys, self.tail, self.tail_from
         keep = []
-        for record, raw in zip(records, values, strict=True):
+        for i, raw in enumerate(values):
             value = parse_time(raw)
             key = None
             if skip:
-                key = dt.key_of(record)
+                key = key_at(i)
                 if key in skip:
                     self.skipped += 1
                 else:
-                    keep.append(record)
+                    keep.append(i)
             if value is None:
                 continue
             if last is not None and value < last:
@@ -329,15 +370,14 @@ class BatchWriter:
             if best is None or value > best:
                 best = value
             if tail is not None and value >= tail_from:
-                tail[key or dt.key_of(record)] = raw
+                tail[key or key_at(i)] = raw
         self._max_cursor, self._last_cursor, self._ordered = best, last, ordered
         self._cap_tail()
-        return keep if skip else records
+        return keep if skip else None
 
-    def _note_canonical(self, records: list[dict[str, Any]], values: list[str]) -> list:
+    def _note_canonical(self, values: list[str], key_at: Callable[[int], str]) -> list[int] | None:
         """The fast path: every cursor is `YYYY-MM-DDTHH:MM:SS.mmmZ`, so text order is time
         order and only the page's first and newest values need parsing."""
-        dt = self.data_type
         first = parse_time(values[0])
         ordered = self._ordered and (self._last_cursor is None or first >= self._last_cursor)
         if ordered:
@@ -347,17 +387,17 @@ class BatchWriter:
         self._last_cursor = parse_time(values[-1])
         if newest is not None and (self._max_cursor is None or newest > self._max_cursor):
             self._max_cursor = newest
-        keep = records
+        keep = None
         keys: list[str] | None = None
         if self.skip_keys:
-            keys = [dt.key_of(r) for r in records]
-            keep = [r for r, k in zip(records, keys, strict=True) if k not in self.skip_keys]
-            self.skipped += len(records) - len(keep)
+            keys = [key_at(i) for i in range(len(values))]
+            keep = [i for i, k in enumerate(keys) if k not in self.skip_keys]
+            self.skipped += len(values) - len(keep)
         if self.tail is not None:
             cut = to_iso(self.tail_from)
             for i, value in enumerate(values):
                 if value >= cut:
-                    self.tail[keys[i] if keys else dt.key_of(records[i])] = value
+                    self.tail[keys[i] if keys else key_at(i)] = value
             self._cap_tail()
         return keep
 

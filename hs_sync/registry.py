@@ -9,6 +9,7 @@ its SQL.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -121,14 +122,18 @@ class DataType:
         cols = self.columns + LINEAGE_COLUMNS
         return pa.schema([pa.field(c.name, c.type) for c in cols])
 
-    def key_of(self, record: dict[str, Any]) -> str:
-        """The record's primary key as one string (stable across runs)."""
-        if self.key:
-            values = [record.get(k) for k in self.key]
-            if all(isinstance(v, (str, int)) and v != "" for v in values):
-                return "|".join(str(v) for v in values)
-            return "h:" + _digest({k: record.get(k) for k in self.key})
+    def key_of(self, record: Any) -> str:
+        """The record's primary key as one string (stable across runs); a record that is
+        not an object is keyed by its whole value."""
+        if self.key and isinstance(record, dict):
+            return self.key_from([record.get(k) for k in self.key])
         return "h:" + _digest(record)
+
+    def key_from(self, values: Sequence[Any]) -> str:
+        """The key of a record whose `key` fields hold `values` (None where absent)."""
+        if all(isinstance(v, (str, int)) and v != "" for v in values):
+            return "|".join(str(v) for v in values)
+        return "h:" + _digest(dict(zip(self.key, values, strict=True)))
 
 
 def _digest(value: Any) -> str:

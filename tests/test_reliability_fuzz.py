@@ -264,6 +264,10 @@ def _use(page: Envelope, warehouse: Warehouse, n: int) -> None:
     records = [r for r in page.records if isinstance(r, dict)]
     writer.add(Envelope(page.path, page.params, records, page.metadata, page.server_time), NOW)
     writer.flush()
+    as_sent = BatchWriter(warehouse, events, "exp_x", f"sent{n}", "experiment", "exp_x")
+    as_sent.add(page, NOW)  # the page as the client made it (records unparsed, when it could)
+    as_sent.flush()
+    assert as_sent.rows == page.count
 
 
 # -- 2. a whole sync of malformed records --------------------------------------------

@@ -127,7 +127,7 @@ class Links:
                     if url is not None:
                         links[str(record["recordingId"])] = url
             pagination = page.pagination or {}
-            returned = len(page.records)
+            returned = page.count
             if not pagination.get("hasMore") or not returned:
                 return links
             offset = int(pagination.get("nextOffset") or offset + returned)
