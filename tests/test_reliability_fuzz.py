@@ -433,3 +433,24 @@ def test_raw_files_of_any_bytes_normalize_into_rows_or_quarantine(sim, tmp_path)
         f"\nfuzz: {sum(served.values())} raw lines over {len(DATA_TYPES)} types: "
         f"{report['quarantined']} quarantined, the rest typed"
     )
+
+
+def test_a_number_beyond_a_double_quarantines_its_row_not_the_page(tmp_path):
+    """Records are landed as sent without being parsed: a value no parser can read
+    as a double lands, and normalizing quarantines that row alone."""
+    rows = [_event(i, "exp_big") for i in range(5)]
+    (body,) = _pages(rows, 100)
+    body = body.replace(b'"onset":200,', b'"onset":1e400,', 1)
+    root = tmp_path / "wh"
+    with _Server(_fake_api({"exp_big": [body]})) as server:
+        config = _config(
+            server.base_url, root, page_size=100, experiments=("exp_big",), types=("events",)
+        )
+        summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    (landed,) = data_files(root, BY_NAME["events"])
+    assert b'"onset":1e400,' in landed.read_bytes()
+    (bad,) = quarantine.rows(Warehouse(root), "events")
+    assert b"1e400" in bad["text"].encode() and bad["reason"]
+    ids = query(Warehouse(root), "SELECT id FROM events ORDER BY id")
+    assert [r[0] for r in ids] == [r["id"] for r in rows if r["onset"] != 200]
