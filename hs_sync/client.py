@@ -59,10 +59,7 @@ class Envelope:
     def records(self) -> list[dict[str, Any]]:
         """`data` as a list of records (a single object becomes a list of one)."""
         if self.data is None and self.lines is not None:
-            try:
-                self.data = orjson.loads(memoryview(self.array))
-            except orjson.JSONDecodeError as exc:  # e.g. a number beyond a double
-                raise ApiError(f"GET {self.path}: a record is not valid JSON ({exc})") from None
+            self.data = wire.parse(self.array)
         if self.data is None:
             return []
         if isinstance(self.data, list):

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import orjson
 from msgspec import Raw
+
+from hs_sync.errors import ApiError
 
 
 class _Body(msgspec.Struct):
@@ -62,6 +65,15 @@ def pick(array: Raw, names: Sequence[str]) -> list[tuple[Any, ...]] | None:
     except _ERRORS:
         return None
     return [msgspec.structs.astuple(p) for p in picked]
+
+
+def parse(text: Raw) -> Any:
+    """One JSON text `split` cut out, parsed; ApiError (the unit fails, reported) for
+    what msgspec lets through and orjson refuses, such as a number beyond a double."""
+    try:
+        return orjson.loads(memoryview(text))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(f"a record the API sent is not valid JSON ({exc})") from None
 
 
 def _utf8(body: bytes) -> bool:
