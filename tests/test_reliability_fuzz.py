@@ -19,6 +19,7 @@ import random
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,7 +36,7 @@ from hs_sync.registry import BY_NAME, DATA_TYPES
 from hs_sync.sync import sync
 from hs_sync.transform import transform
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import data_files
+from tests.extract_helpers import data_files, make_config
 from tests.warehouse_helpers import land, query
 
 SEED = 20240917
@@ -179,19 +180,10 @@ class _Server:
 
 
 def _config(base_url: str, root, **changes: Any) -> Config:
-    values = dict(
-        api_key=KEY,
-        base_url=base_url,
-        warehouse=root,
-        retry_floor_seconds=0.001,
-        retry_max_wait_seconds=0.01,
-        max_attempts=2,
-        budget_per_hour=100_000,
-        budget_per_minute=100_000,
-        timeout_seconds=10,
-    )
-    values.update(changes)
-    return Config(**values)
+    """`make_config` for a loopback server of this module: quicker retries, two attempts."""
+    server = SimpleNamespace(api_key=KEY, base_url=base_url)
+    quick = dict(retry_floor_seconds=0.001, retry_max_wait_seconds=0.01, max_attempts=2)
+    return make_config(server, root, timeout_seconds=10, **{**quick, **changes})
 
 
 # -- 1. the client's parser ---------------------------------------------------------
