@@ -71,6 +71,19 @@ def test_add_late_rows_inserts_older_rows_visible_now(sim):
     assert sim.defects["lateRowsAdded"] == [{"dataType": "events", "experimentId": exp, "count": 5}]
 
 
+def test_late_rows_leave_the_entity_listings_cached(sim):
+    # Entity listings depend on the clock only; rebuilding them after every late row
+    # would charge the simulator's own work to the sync that follows.
+    exp = sim.dataset.experiment_ids[0]
+    listing = sim.dataset.table("recordings", exp)
+    sim.add_late_rows("events", 3, exp)
+    assert sim.dataset.table("recordings", exp) is listing
+    rec_id = sim.dataset.records("recordings", exp)[0]["recordingId"]
+    sim.override_recording(rec_id, participantName="changed")
+    assert sim.dataset.table("recordings", exp) is not listing
+    assert sim.dataset.records("recordings", exp)[0]["participantName"] == "changed"
+
+
 def test_offsets_shift_when_rows_arrive_mid_scan(sim):
     exp = sim.dataset.experiment_ids[0]
     url = f"{sim.base_url}/data/ratings/continuous/experiment/{exp}"

@@ -82,7 +82,9 @@ class Dataset:
         self._lock = threading.RLock()
         self._entity_cache: dict[tuple, Table] = {}
         self._late_rng = random.Random(f"{seed}:add_late_rows")
-        self.version = 0
+        # Bumped when entity listings change other than by the clock (recording
+        # overrides); late time-series rows leave them, and their cache, alone.
+        self.entity_version = 0
         # recording id -> fields served in place of the generated ones (test hook; the
         # downloadPath keeps pointing at the real file unless overridden too)
         self.recording_overrides: dict[str, dict] = {}
@@ -106,12 +108,11 @@ class Dataset:
                 due.setdefault((kind, exp), []).append((ts, data, cols))
             for key, items in due.items():
                 self.tables[key].insert(items)
-            self.version += 1
 
     # -- entity tables ------------------------------------------------------
 
     def _entity_table(self, data_type: str, experiment_id: str | None) -> Table:
-        key = (data_type, experiment_id, self.cutoff, self.version, self.base_url)
+        key = (data_type, experiment_id, self.cutoff, self.entity_version, self.base_url)
         with self._lock:
             table = self._entity_cache.get(key)
             if table is not None:
@@ -296,7 +297,6 @@ class Dataset:
                 made.append((ts, orjson.dumps(record), cols))
                 out.append(record)
             table.insert(made)
-            self.version += 1
             self._defects["lateRowsAdded"].append(
                 {"dataType": data_type, "experimentId": experiment_id, "count": n}
             )

@@ -119,7 +119,7 @@ class Simulator:
         its downloadPath still mints the real file unless overridden too."""
         with self.dataset._lock:
             self.dataset.recording_overrides[recording_id] = fields
-            self.dataset.version += 1
+            self.dataset.entity_version += 1
 
     @property
     def clock(self) -> Clock:
