@@ -67,6 +67,15 @@ def pick(array: Raw, names: Sequence[str]) -> list[tuple[Any, ...]] | None:
     return [msgspec.structs.astuple(p) for p in picked]
 
 
+def lacks_names(array: Raw, names: Sequence[str]) -> bool:
+    """Whether no record of a JSON array can hold any of `names`, at any depth: the
+    text has none of them in quotes and no `\\u` escape (which could spell one)."""
+    text = memoryview(array).tobytes()
+    if b"\\u" in text:
+        return False
+    return not any(orjson.dumps(name) in text for name in names)
+
+
 def parse(text: Raw) -> Any:
     """One JSON text `split` cut out, parsed; ApiError (the unit fails, reported) for
     what msgspec lets through and orjson refuses, such as a number beyond a double."""

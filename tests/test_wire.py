@@ -10,10 +10,10 @@ import pytest
 from hs_sync.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.landing import BatchWriter
-from hs_sync.registry import BY_NAME
+from hs_sync.registry import BY_NAME, REDACTED
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from hs_sync.wire import pick, split
+from hs_sync.wire import lacks_names, pick, split
 from tests.extract_helpers import data_files
 
 RECORDS = [
@@ -57,6 +57,13 @@ def test_pick_reads_named_fields_or_gives_up():
     assert pick(array, ("id", "t")) == [("a", "x"), (2, None), (None, {"deep": [1]})]
     assert pick(b'[{"id":"a"},"not an object"]', ("id",)) is None
     assert pick(b'[{"id":1e400}]', ("id",)) is None
+
+
+def test_lacks_names_sees_a_name_at_any_depth_or_spelled_with_escapes():
+    assert lacks_names(b'[{"downloadPath":"/a"},{"m":{"x":1}}]', ("url", "downloadUrl"))
+    assert not lacks_names(b'[{"m":{"url":"https://x"}}]', ("url",))
+    assert not lacks_names(b'[{"\\u0075rl":"https://x"}]', ("url",))
+    assert not lacks_names(b'[{"a":"url"}]', ("url",))  # a value: parsed, to be safe
 
 
 def _config(sim, root) -> Config:
@@ -109,3 +116,34 @@ def test_records_the_client_did_not_parse_are_parsed_when_asked(sim, tmp_path):
     assert page.lines is not None
     assert page.records == [orjson.loads(memoryview(line)) for line in page.lines]
     assert page.count == len(page.records) == len(page.lines)
+
+
+def test_recordings_land_as_sent_unless_a_record_carries_a_signed_url(sim, tmp_path):
+    dt = BY_NAME["recordings"]
+    warehouse = Warehouse(tmp_path / "wh").create()
+    plain = signed = None
+    with ApiClient(_config(sim, tmp_path / "wh")) as client:
+        for exp in sim.dataset.experiment_ids:
+            for offset in range(0, 400, 10):
+                page = client.get(dt.url_path("experiment", exp), {"limit": 10, "offset": offset})
+                if not page.count:
+                    break
+                legacy = b"downloadUrl" in bytes(memoryview(page.array))
+                if legacy and signed is None:
+                    signed = (exp, page)
+                elif not legacy and plain is None:
+                    plain = (exp, page)
+    assert plain and signed, "the simulator serves both kinds of recordings"
+    exp, page = plain
+    writer, rows = _land(warehouse, dt, exp, "plain", page, track_cursor=False)
+    (file,) = writer.files
+    assert page.data is None  # never parsed
+    assert file.path.read_bytes() == b"\n".join(bytes(line) for line in page.lines) + b"\n"
+    exp, page = signed
+    writer, rows = _land(warehouse, dt, exp, "signed", page, track_cursor=False)
+    assert rows == dt.redact(page.records)
+    assert any(r.get("downloadUrl") == REDACTED or r.get("url") == REDACTED for r in rows)
+    landed = b"".join(f.path.read_bytes() for f in writer.files)
+    urls = [r.get("downloadUrl") or r.get("url") for r in page.records]
+    assert all(url.encode() not in landed for url in urls if url)
+    assert b"sig=" not in landed
