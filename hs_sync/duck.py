@@ -21,9 +21,9 @@ import duckdb
 import pyarrow as pa
 
 from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.sqlfiles import sql_dir
 from hs_sync.warehouse import Warehouse, fsync_path
 
-VIEWS_DIR = Path(__file__).resolve().parent.parent / "sql" / "views"
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
 
 
@@ -100,19 +100,22 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"ALTER TABLE {quote(dt.name)} ADD COLUMN {quote(name)} {type_}")
 
 
-def view_files(views_dir: Path = VIEWS_DIR) -> list[Path]:
-    """The view definitions, in name order (a view may use views named before it)."""
-    return sorted(views_dir.glob("*.sql")) if views_dir.exists() else []
+def view_files(views_dir: Path | None = None) -> list[Path]:
+    """The view definitions, in name order (a view may use views named before it).
+
+    Raises HsSyncError when the installed SQL cannot be found.
+    """
+    return sorted((views_dir or sql_dir("views")).glob("*.sql"))
 
 
-def views_digest(views_dir: Path = VIEWS_DIR) -> str:
+def views_digest(views_dir: Path | None = None) -> str:
     h = hashlib.blake2b(digest_size=16)
     for path in view_files(views_dir):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def create_views(con: duckdb.DuckDBPyConnection, views_dir: Path = VIEWS_DIR) -> list[str]:
+def create_views(con: duckdb.DuckDBPyConnection, views_dir: Path | None = None) -> list[str]:
     """Run every `sql/views/*.sql` file; returns the file names run."""
     done = []
     for path in view_files(views_dir):
@@ -185,7 +188,7 @@ class Build:
         configure(self.con)
         ensure_tables(self.con)
 
-    def publish(self, views_dir: Path = VIEWS_DIR) -> None:
+    def publish(self, views_dir: Path | None = None) -> None:
         create_views(self.con, views_dir)
         self.con.execute("CHECKPOINT")
         self.con.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,17 +21,17 @@ from hs_sync.checks.model import Issue
 from hs_sync.config import Config
 from hs_sync.errors import ConfigError
 from hs_sync.registry import BY_NAME, Mode
+from hs_sync.sqlfiles import sql_dir
 from hs_sync.state import STATE_FILE
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 
-CHECKS_SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql" / "checks"
 ISSUE_COLUMNS = ("entity", "id", "experiment_id", "room_id", "participant_id", "detail")
 
 
 def check_sql(query: str, **identifiers: str) -> str:
     """The text of `sql/checks/<name>.sql`, registry identifiers filled in."""
-    text = (CHECKS_SQL_DIR / f"{query}.sql").read_text(encoding="utf-8")
+    text = (sql_dir("checks") / f"{query}.sql").read_text(encoding="utf-8")
     return duck.sql(text, **identifiers) if identifiers else text
 
 

@@ -18,9 +18,10 @@ from hs_sync import duck
 from hs_sync.checks.model import CheckResult
 from hs_sync.config import Config
 from hs_sync.lock import warehouse_lock
+from hs_sync.sqlfiles import sql_dir
 from hs_sync.warehouse import Warehouse
 
-VIEW_FILE = duck.VIEWS_DIR / "90_open_issues.sql"  # creates the tables and the view
+VIEW_FILE = "90_open_issues.sql"  # creates the tables and the view
 _ISSUE_TEXT = (
     "check_name", "severity", "entity", "id", "experiment_id", "room_id", "participant_id", "detail"
 )  # fmt: skip
@@ -37,7 +38,7 @@ def record_results(config: Config, results: Sequence[CheckResult]) -> int:
         build = duck.Build(warehouse)
         try:
             con = build.con
-            con.execute(VIEW_FILE.read_text(encoding="utf-8"))
+            con.execute((sql_dir("views") / VIEW_FILE).read_text(encoding="utf-8"))
             names = [r.name for r in results]
             con.execute("DELETE FROM check_results WHERE list_contains(?, check_name)", [names])
             con.execute("DELETE FROM check_issues WHERE list_contains(?, check_name)", [names])
