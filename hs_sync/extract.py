@@ -342,6 +342,9 @@ class Extractor:
                     totals.append(_total(page))
                     writer.add(page, fetched_at)
                 if room:
+                    # A room last read within an experiment-scope read (a first sync) has
+                    # no digest: its first read by itself is landed once more, the rows
+                    # de-duplicated by key downstream.
                     unchanged = (
                         not self.config.full_refresh
                         and _reconciled(fetched, totals)
