@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -12,7 +14,7 @@ import pytest
 
 from hs_sync import normalize, registry
 from hs_sync.normalize import Normalized, normalize_file, normalize_lines, synced_at_of
-from hs_sync.registry import BOOL, FLOAT, INT, LIST_STR, STR, TS, DataType, Mode, col
+from hs_sync.registry import BOOL, FLOAT, INT, LIST_STR, STR, TS, Column, DataType, Mode, col
 from hs_sync.simulator import Simulator
 from hs_sync.simulator.dataset import Dataset
 from hs_sync.sync import sync
@@ -271,6 +273,85 @@ def test_unknown_fields_and_type_changes_are_drift_either_way(monkeypatch, count
     out = both_ways(monkeypatch, lambda: normalize_lines(dt, lines, RAW, SYNCED))
     assert out.quarantined[0].line == 12
     assert out.drift.as_dict()["type_changes"][0]["seen"] == "string"
+
+
+# -- (c) a key said twice in one object ------------------------------------------------------
+
+# A value of each declared type other than the one a record holds: what a row would get
+# if the first of two values were kept.
+FIRST = {STR: "first", TS: "2001-02-03T04:05:06.789Z", INT: 7, FLOAT: 7.5, LIST_STR: ["first"]}
+
+
+def said_twice(obj: dict, path: tuple[str, ...], first: Any) -> bytes:
+    """`obj` as one JSON line in which the key at `path` is said twice: `first`, then
+    the value `obj` holds there."""
+    name = path[0]
+    if len(path) > 1:
+        inner = said_twice(obj[name], path[1:], first)
+        return orjson.dumps({**obj, name: "\x01"}).replace(b'"\\u0001"', inner)
+    head = orjson.dumps({**obj, name: first})[:-1]
+    return head + b"," + orjson.dumps(name) + b":" + orjson.dumps(obj[name]) + b"}"
+
+
+def first_value(column: Column, last: Any) -> Any:
+    if column.json:
+        return {"first": [1]}
+    if column.type == BOOL:
+        return not last if type(last) is bool else True
+    return FIRST[column.type]
+
+
+def keys_said_twice(dt: DataType, records: list[dict]) -> list[tuple[dict, bytes]]:
+    """(the record the last values make, its line with one key said twice): each declared
+    column, inside each nested JSON column, an unknown field and inside an unknown field."""
+    places: list[tuple[dict, tuple[str, ...], Any]] = []
+    for i, column in enumerate(dt.columns):
+        record = dict(records[i % len(records)])
+        name = column.path[0]
+        if len(column.path) == 2:  # a field read out of a nested object
+            inner = record.get(name) if type(record.get(name)) is dict else {}
+            record[name] = {**inner, column.path[1]: inner.get(column.path[1])}
+        else:
+            record[name] = record.get(name)  # absent: said twice, first a value, then null
+        last = _dig(record, column.path)
+        places.append((record, column.path, first_value(column, last)))
+        if column.json:
+            inner = record.get(name) if type(record.get(name)) is dict else {}
+            places.append(({**record, name: {**inner, "said": "kept"}}, (name, "said"), "first"))
+    record = records[-1]
+    places.append(({**record, "extraField": "kept"}, ("extraField",), 1))
+    nested = {"said": "kept", "other": 1}
+    places.append(({**record, "extraNested": nested}, ("extraNested", "said"), "first"))
+    return [(obj, said_twice(obj, path, first)) for obj, path, first in places]
+
+
+def _dig(record: dict, path: tuple[str, ...]) -> Any:
+    value: Any = record
+    for part in path:
+        value = value.get(part) if type(value) is dict else None
+    return value
+
+
+@pytest.mark.parametrize("dt", registry.DATA_TYPES, ids=lambda dt: dt.name)
+def test_a_key_said_twice_keeps_its_last_value_either_way(
+    dt, monkeypatch, short_slices_to_arrow, counts
+):
+    records = Dataset(seed=4, scale=0.3).records(dt.path)[:30]
+    clean = [orjson.dumps(r) for r in records]
+    for i, (record, line) in enumerate(keys_said_twice(dt, records)):
+        # the premise: both JSON parsers keep the last value
+        assert orjson.loads(line) == json.loads(line) == record
+        at = (0, 15, 30)[i % 3]
+        said = both_ways(
+            monkeypatch,
+            lambda line=line, at=at: normalize_lines(
+                dt, clean[:at] + [line] + clean[at:], RAW, SYNCED
+            ),
+        )
+        meant = normalize_lines(dt, clean[:at] + [orjson.dumps(record)] + clean[at:], RAW, SYNCED)
+        assert_same(said, meant)
+        assert said.quarantined == []
+    assert counts["fallback"] == 0, counts  # typed by the fast path, not only handed on
 
 
 def test_randomly_damaged_lines_type_the_same(monkeypatch):
