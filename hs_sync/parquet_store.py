@@ -3,14 +3,16 @@
 `parquet/<type>/experiment_id=<id>/date=<YYYY-MM-DD>/part-*.parquet` for
 time-series types, `parquet/<type>/experiment_id=<id>/` for the rest. Every
 file has exactly the registry's Arrow schema. A batch only touches the
-partitions its rows fall in:
+partitions its rows fall in, and those that hold a stored key whose row moves
+to another partition (its timestamp now on another date):
 - rows with new keys are appended as one new file (temporary name, renamed);
 - rows whose key is already stored with the same content are skipped;
 - rows that change a stored key (and small-file compaction) rewrite the files
   that hold those keys: the partition is rebuilt beside the live one (untouched
   files hard-linked) and the two folders are exchanged in one atomic rename
   (`renameat2(RENAME_EXCHANGE)` on Linux; elsewhere two renames, during which
-  the partition is briefly absent, never doubled).
+  the partition is briefly absent, never doubled). A partition left with no
+  rows is removed.
 The batch is read once: its rows are routed to every touched partition's new
 file in the same pass, so the work grows with the rows, not rows x partitions.
 """
@@ -22,6 +24,7 @@ import ctypes.util
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,7 +79,7 @@ def dataset_files(warehouse: Warehouse, type_name: str) -> list[Path]:
 
 def partition_expr(dt: DataType) -> str:
     """SQL for a row's partition folder, from `__exp` and (time series) the cursor's UTC date."""
-    if dt.date_partitioned and dt.cursor:
+    if _dated(dt):
         return (
             "'experiment_id=' || __exp || '/date=' || "
             f"strftime(timezone('UTC', {quote(dt.cursor)}), '%Y-%m-%d')"
@@ -84,14 +87,48 @@ def partition_expr(dt: DataType) -> str:
     return "'experiment_id=' || __exp"
 
 
+def _dated(dt: DataType) -> bool:
+    return bool(dt.date_partitioned and dt.cursor)
+
+
+def moved_from(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> list[str]:
+    """The partitions of stored rows whose key is in relation `batch` with a row that
+    falls in another partition: where `apply` must remove the old copy.
+
+    Reads the type's DuckDB table, so it runs before the batch is upserted there.
+    One join on the key; only the matching rows' cursor and `_raw_file` are read
+    (`raw/<type>/experiment_id=<x>/...`: the experiment folder the row came from).
+    """
+    cursor = f", o.{quote(dt.cursor)}" if _dated(dt) else ""
+    query = sql(
+        "SELECT DISTINCT __old FROM (SELECT __part, {part} AS __old FROM ("
+        "SELECT b.__part, substr(split_part(o._raw_file, '/', 3), 15) AS __exp{cursor} "
+        "FROM {batch} b JOIN {table} o ON o._key = b._key)) WHERE __old <> __part",
+        part=partition_expr(dt),
+        cursor=cursor,
+        batch=batch,
+        table=quote(dt.name),
+    )
+    return [r[0] for r in con.execute(query).fetchall()]
+
+
 def apply(
-    con: duckdb.DuckDBPyConnection, warehouse: Warehouse, dt: DataType, batch: str
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    dt: DataType,
+    batch: str,
+    moved: Sequence[str] = (),
 ) -> ParquetResult:
-    """Apply relation `batch` (registry columns, `__part`, `__multi`, one row per key)."""
+    """Apply relation `batch` (registry columns, `__part`, `__multi`, one row per key).
+
+    `moved` (from `moved_from`) are partitions that may still hold an older copy of
+    a batch key whose row now falls elsewhere: files holding one are rewritten without it.
+    """
     root = warehouse.parquet_dir(dt.name)
     staging = warehouse.state_dir / "parquet-staging"
     result = ParquetResult()
     parts = [r[0] for r in con.execute(sql("SELECT DISTINCT __part FROM {b}", b=batch)).fetchall()]
+    parts += [p for p in dict.fromkeys(moved) if p not in parts]
     existing = {part: visible_files(root / part) for part in parts}
     all_files = [str(f) for files in existing.values() for f in files]
     changed_files: set[str] = set()
@@ -125,6 +162,9 @@ def apply(
             for r in con.execute("SELECT DISTINCT file FROM __pq_overlap WHERE changed").fetchall()
         }
     else:  # no stored file holds a batch key: every row is new; read the batch, no copy
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __pq_overlap (_key VARCHAR, file VARCHAR, changed BOOLEAN)"
+        )
         con.execute(sql("CREATE OR REPLACE TEMP VIEW __pq_delta AS SELECT * FROM {b}", b=batch))
     new_rows = dict(
         con.execute("SELECT __part, count(*) FROM __pq_delta GROUP BY __part").fetchall()
@@ -145,7 +185,6 @@ def apply(
         else:
             plan.append((part, replace + small))
             result.rewritten.add(part)
-        result.files_written += 1
     # Each open writer holds about a megabyte: at most MAX_OPEN_FILES at once, one
     # pass over the delta per group of partitions.
     for start in range(0, len(plan), MAX_OPEN_FILES):
@@ -160,11 +199,13 @@ def apply(
             _route_delta(con, dt, outputs, whole=len(group) == len(plan))
             for output in outputs.values():
                 output.finish()
+                result.files_written += int(output.rows > 0)
+                _prune(output.folder, root)
         except BaseException:
             for output in outputs.values():
                 output.abandon()
             raise
-    con.execute("DROP TABLE IF EXISTS __pq_overlap")
+    con.execute("DROP TABLE __pq_overlap")
     con.execute("DROP TABLE __pq_delta" if holding else "DROP VIEW __pq_delta")
     return result
 
@@ -178,6 +219,13 @@ def _holding_keys(con: duckdb.DuckDBPyConnection, files: list[str], batch: str) 
         b=batch,
     )
     return [r[0] for r in con.execute(query, {"files": files}).fetchall()]
+
+
+def _prune(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents below `root` while they are empty (all rows moved away)."""
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _select(dt: DataType) -> str:
@@ -230,9 +278,12 @@ class _Output:
                 os.link(f, fresh / f.name)
         out = cls(dt, folder, fresh / _new_name(), fresh)
         if replace:
+            # a stored row goes when the batch changes its key, whether the new row is
+            # written now or (after a crash) already stored, maybe in another partition
             kept = sql(
-                "SELECT {c} FROM read_parquet($files, hive_partitioning = false) "
-                "WHERE _key NOT IN (SELECT _key FROM __pq_delta)",
+                "SELECT {c} FROM read_parquet($files, filename = true, hive_partitioning = false) o "
+                "WHERE NOT EXISTS (SELECT 1 FROM __pq_overlap x "
+                "WHERE x.changed AND x.file = o.filename AND x._key = o._key)",
                 c=_select(dt),
             )
             reader = con.sql(kept, params={"files": [str(f) for f in replace]})

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 import pytest
 
 from hs_sync import parquet_store, registry
+from hs_sync.sync import sync
+from hs_sync.timeutil import parse_time
 from hs_sync.transform import rebuild, transform
 from hs_sync.warehouse import Warehouse
+from tests.extract_helpers import landed, make_config
 from tests.warehouse_helpers import db_rows, event, land, parquet_table, query
 
 EVENTS = registry.get("events")
@@ -192,3 +196,85 @@ def test_partition_layout(tmp_path, type_name):
                            "experiment_id=exp_test/date=2024-05-02"]  # fmt: skip
     else:
         assert folders == ["experiment_id=exp_test"]
+
+
+def _parquet_rows(wh: Warehouse, dt) -> list[tuple]:
+    """(key, date folder, timestamp, stateName) of every row readers see, hive columns read."""
+    import duckdb
+
+    glob = (wh.parquet_dir(dt.name) / "**" / "*.parquet").as_posix()
+    return duckdb.sql(
+        "SELECT _key, CAST(date AS VARCHAR), timestamp, stateName "
+        "FROM read_parquet($glob, hive_partitioning = true)",
+        params={"glob": glob},
+    ).fetchall()
+
+
+def _land_later(wh: Warehouse, experiment: str, records: list[dict]) -> None:
+    """Land `records` as a batch newer than everything landed so far."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    land(wh, "events", records, batch=f"{stamp}-w", experiment=experiment)
+
+
+def test_a_row_moved_to_another_day_leaves_its_old_date_partition(sim, tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    sync(make_config(sim, wh.root, types=("events",)))
+    experiment, rows = next((e, r) for e, r in sorted(landed(wh.root, EVENTS).items()) if r)
+    record = next(iter(rows.values()))
+    key = EVENTS.key_of(record)
+    old_date = parse_time(record["timestamp"]).strftime("%Y-%m-%d")
+    old_part = wh.parquet_dir("events") / f"experiment_id={experiment}" / f"date={old_date}"
+    total = len(_parquet_rows(wh, EVENTS))
+
+    # the API now serves the row a day later, changed: it moves to a date of its own
+    _land_later(wh, experiment, [{**record, "timestamp": "2031-01-02T03:04:05.000Z",
+                                  "stateName": "moved"}])  # fmt: skip
+    transform(wh, registry.DATA_TYPES)
+    seen = _parquet_rows(wh, EVENTS)
+    assert len(seen) == total == len({r[0] for r in seen})
+    assert [r[1:] for r in seen if r[0] == key] == [
+        ("2031-01-02", parse_time("2031-01-02T03:04:05Z"), "moved")
+    ]
+    old_keys = pq.ParquetDataset(old_part).read(columns=["_key"]).column("_key").to_pylist()
+    assert key not in old_keys and old_keys  # the rest of the old day stays
+    assert_no_duplicate_keys(wh, EVENTS)
+
+    # moved once more, it leaves its own date empty: the folder goes, no empty file stays
+    _land_later(wh, experiment, [{**record, "timestamp": "2031-01-03T00:00:00.000Z"}])
+    transform(wh, registry.DATA_TYPES)
+    seen = _parquet_rows(wh, EVENTS)
+    assert len(seen) == total == len({r[0] for r in seen})
+    assert [r[1] for r in seen if r[0] == key] == ["2031-01-03"]
+    assert not (old_part.parent / "date=2031-01-02").exists()
+    assert_no_duplicate_keys(wh, EVENTS)
+    assert {r["_key"]: r["timestamp"] for r in db_rows(wh, "events")}[key] == parse_time(
+        "2031-01-03T00:00:00Z"
+    )
+
+
+def test_a_crash_between_writing_the_new_date_and_the_old_one_is_repaired(tmp_path):
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "events", [event(i) for i in range(6)])
+    transform(wh, registry.DATA_TYPES)
+    old = wh.parquet_dir("events") / "experiment_id=exp_test" / "date=2024-05-02"
+    kept = tmp_path / "kept"
+    shutil.copytree(old, kept / "old")
+    for f in wh.state_dir.glob("normalize.sqlite*"):
+        shutil.copy2(f, kept / f.name)
+    shutil.copy2(wh.db_path, kept / "db")
+    land(
+        wh, "events", [event(3, timestamp="2024-05-01T12:00:00Z")], batch="20240501T110000000000Z-w"
+    )
+    transform(wh, registry.DATA_TYPES)
+    # as if killed after the new date's file was written: the old date, the database
+    # and the ledger are as before
+    shutil.rmtree(old)
+    shutil.copytree(kept / "old", old)
+    for f in kept.glob("normalize.sqlite*"):
+        shutil.copy2(f, wh.state_dir / f.name)
+    shutil.copy2(kept / "db", wh.db_path)
+    transform(wh, registry.DATA_TYPES)
+    seen = {r[0]: r[1] for r in _parquet_rows(wh, EVENTS)}
+    assert len(_parquet_rows(wh, EVENTS)) == len(seen) == 6
+    assert seen["evt_0003"] == "2024-05-01"
+    assert_no_duplicate_keys(wh, EVENTS)
