@@ -28,7 +28,7 @@ import gzip
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,6 +46,7 @@ from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 
 SLICE_ROWS = 5_000  # records parsed at once
+_BLOCK_BYTES = 1 << 20  # raw file bytes read at once
 # Signed media URLs are credentials (DESIGN.md invariant 7): below raw they are kept
 # without their query string, which carries the signature and expiry.
 SIGNED_URL_FIELDS = frozenset({"downloadUrl", "url", "signedUrl"})
@@ -102,10 +103,28 @@ class _Untypable(ValueError):
 
 def read_lines(path: Path) -> list[bytes]:
     """The non-blank lines of an `.ndjson` or `.ndjson.gz` file."""
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
-        data = gzip.decompress(data)
-    return [line for line in data.split(b"\n") if line.strip()]
+    return [line for lines in read_slices(path) for line in lines]
+
+
+def read_slices(path: Path, rows: int | None = None) -> Iterator[list[bytes]]:
+    """The non-blank lines of an `.ndjson` or `.ndjson.gz` file, `rows` (SLICE_ROWS)
+    at a time: a big file is never held whole, nor all its lines at once."""
+    rows = rows or SLICE_ROWS
+    opener = gzip.open if path.name.endswith(".gz") else open
+    pending: list[bytes] = []
+    tail = b""
+    with opener(path, "rb") as f:
+        while block := f.read(_BLOCK_BYTES):
+            parts = (tail + block).split(b"\n")
+            tail = parts.pop()
+            pending += [line for line in parts if line.strip()]
+            while len(pending) >= rows:
+                yield pending[:rows]
+                del pending[:rows]
+    if tail.strip():
+        pending.append(tail)
+    for start in range(0, len(pending), rows):
+        yield pending[start : start + rows]
 
 
 def synced_at_of(raw_file: Path) -> datetime:
@@ -119,24 +138,45 @@ def synced_at_of(raw_file: Path) -> datetime:
 
 def normalize_file(dt: DataType, path: Path, raw_file: str, synced_at: datetime) -> Normalized:
     """Type every record of one raw file; `raw_file` is the lineage name stored per row."""
-    return normalize_lines(dt, read_lines(path), raw_file, synced_at)
+    return _collect(dt, iter_normalized(dt, read_slices(path), raw_file, synced_at))
 
 
 def normalize_lines(
     dt: DataType, lines: list[bytes], raw_file: str, synced_at: datetime
 ) -> Normalized:
-    """Type the records of one raw file, a slice at a time (parsed dicts are the
-    memory-hungry part, typed Arrow columns are compact)."""
-    tables, quarantined, drift = [], [], Drift()
-    with _gc_paused():  # the records hold no cycles: collecting while they pile up is waste
-        for start in range(0, max(len(lines), 1), SLICE_ROWS):
-            chunk = lines[start : start + SLICE_ROWS]
+    """Type the records of one raw file's lines."""
+    slices = (lines[i : i + SLICE_ROWS] for i in range(0, len(lines), SLICE_ROWS))
+    return _collect(dt, iter_normalized(dt, slices, raw_file, synced_at))
+
+
+def iter_normalized(
+    dt: DataType, slices: Iterable[list[bytes]], raw_file: str, synced_at: datetime
+) -> Iterator[Normalized]:
+    """Type one raw file's lines a slice at a time (parsed dicts are the memory-hungry
+    part, typed Arrow columns are compact); quarantined line numbers count from the
+    file's first non-blank line."""
+    start = 0
+    for chunk in slices:
+        with _gc_paused():  # the records hold no cycles: collecting while they pile up is waste
             part = _fast_slice(dt, chunk, raw_file, synced_at) if _FAST_PATH and chunk else None
             if part is None:
                 part = _normalize_slice(dt, chunk, raw_file, synced_at)
-            tables.append(part.table)
-            quarantined += [Quarantined(q.line + start, q.reason, q.text) for q in part.quarantined]
-            drift.update(part.drift)
+        if start:
+            part.quarantined = [
+                Quarantined(q.line + start, q.reason, q.text) for q in part.quarantined
+            ]
+        start += len(chunk)
+        yield part
+
+
+def _collect(dt: DataType, parts: Iterable[Normalized]) -> Normalized:
+    tables, quarantined, drift = [], [], Drift()
+    for part in parts:
+        tables.append(part.table)
+        quarantined += part.quarantined
+        drift.update(part.drift)
+    if not tables:
+        return Normalized(dt.arrow_schema.empty_table(), quarantined, drift)
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
     return Normalized(table, quarantined, drift)
 

@@ -26,12 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hs_sync import duck, memory, parquet_store, quarantine
-from hs_sync.normalize import Drift, normalize_file, synced_at_of
+from hs_sync.normalize import Drift, iter_normalized, read_slices, synced_at_of
 from hs_sync.processed import Ledger
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse
 
-STAGE_ROW_GROUP = 64 * 1024  # rows per row group of the staging file
+STAGE_ROW_GROUP = 64 * 1024  # rows per row group of the staging file (at most)
+STAGE_BYTES = 16 * 1024 * 1024  # typed bytes held before a row group is written
 
 
 @dataclass
@@ -241,25 +242,36 @@ def _stage(warehouse: Warehouse, dt: DataType, files: list[RawFile], result: Typ
     schema = dt.arrow_schema.append(pa.field("__exp", pa.string()))
     schema = schema.append(pa.field("__seq", pa.int64()))
     seq = 0
-    # Plain, uncompressed, no statistics: the file lives for one step and is read whole
-    # once, so encoding it costs more than it saves (1M events: 3.2 s -> 2.8 s, less memory).
-    with pq.ParquetWriter(
-        path, schema, compression="none", use_dictionary=False, write_statistics=False
-    ) as writer:
+    pending: list[pa.Table] = []  # typed slices not yet written: at most a row group
+    held_rows = held_bytes = 0
+    # Uncompressed, no statistics: the file lives for one step and is read whole once.
+    # Dictionaries stay: DuckDB reads repeated strings from them much faster (1M events:
+    # the whole transform takes 20 s with them, 23.6 s without).
+    with pq.ParquetWriter(path, schema, compression="none", write_statistics=False) as writer:
         for raw in files:
-            out = normalize_file(dt, raw.path, raw.name, synced_at_of(raw.path))
-            quarantine.write(warehouse, dt.name, raw.path, raw.name, out.quarantined)
-            n = out.table.num_rows
-            table = out.table.append_column("__exp", pa.array([raw.experiment] * n, pa.string()))
-            table = table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
-            if n:
-                writer.write_table(table, row_group_size=STAGE_ROW_GROUP)
-            seq += n
+            rows, quarantined, exp = 0, [], pa.scalar(raw.experiment, pa.string())
+            slices = read_slices(raw.path)
+            for out in iter_normalized(dt, slices, raw.name, synced_at_of(raw.path)):
+                n = out.table.num_rows
+                table = out.table.append_column("__exp", pa.repeat(exp, n))
+                pending.append(
+                    table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
+                )
+                seq += n
+                rows += n
+                quarantined += out.quarantined
+                result.drift.update(out.drift)
+                held_rows, held_bytes = held_rows + n, held_bytes + table.nbytes
+                if held_rows >= STAGE_ROW_GROUP or held_bytes >= STAGE_BYTES:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=STAGE_ROW_GROUP)
+                    pending, held_rows, held_bytes = [], 0, 0
+            quarantine.write(warehouse, dt.name, raw.path, raw.name, quarantined)
             result.files += 1
-            result.rows_read += n
-            result.quarantined += len(out.quarantined)
-            result.drift.update(out.drift)
-            result.applied.append((raw.name, raw.size, n, len(out.quarantined)))
+            result.rows_read += rows
+            result.quarantined += len(quarantined)
+            result.applied.append((raw.name, raw.size, rows, len(quarantined)))
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=STAGE_ROW_GROUP)
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import datetime, timezone
 
 import orjson
@@ -189,3 +190,22 @@ def test_signed_urls_lose_their_signature_below_raw():
     row = normalize_lines(dt, lines(rec), "f", SYNCED).table.to_pylist()[0]
     assert row["downloadUrl"] == "https://media.example/rec_1.mp4"
     assert "sig=" not in str(row)
+
+
+def test_a_big_file_is_read_in_slices_with_its_line_numbers_kept(tmp_path):
+    # Several read blocks and slices, blank lines between, no newline at the end.
+    dt = registry.get("events")
+    good = [orjson.dumps(event(i, content={"pad": "x" * 300})) for i in range(12_000)]
+    bad = {2: b"{not json", 6_999: b"[1, 2]", 11_998: b'{"id": "e_bad", "onset": "soon"}'}
+    body = [bad.get(i, line) for i, line in enumerate(good)]
+    text = b"\n\n".join(body[:100]) + b"\n" + b"\n".join(body[100:])
+    for name, data in [("x.ndjson", text), ("x.ndjson.gz", gzip.compress(text))]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = normalize_file(dt, path, name, SYNCED)
+        assert [q.line for q in out.quarantined] == [3, 7_000, 11_999]
+        assert [q.text for q in out.quarantined] == [b.decode() for b in bad.values()]
+        kept = [orjson.loads(line)["id"] for i, line in enumerate(good) if i not in bad]
+        assert out.table["id"].to_pylist() == kept
+        whole = normalize_lines(dt, [line for line in text.split(b"\n") if line], name, SYNCED)
+        assert out.table.equals(whole.table)
