@@ -124,13 +124,16 @@ def create_views(con: duckdb.DuckDBPyConnection, views_dir: Path | None = None) 
     return done
 
 
-def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int:
+def apply_delta(
+    con: duckdb.DuckDBPyConnection, dt: DataType, batch: str, stored: int | None = None
+) -> int:
     """Upsert the rows of relation `batch` into the type's table, by `_key`.
 
     A row is written when its key is new, when its content differs from the
     stored row, or when the batch saw the key change (`__multi`) and the stored
     row is not the batch's pick; identical re-reads leave the stored row (and
     its lineage) alone. Idempotent.
+    `stored`, when the caller has counted them, is how many batch keys the table holds.
     Returns the number of rows written.
     """
     table = quote(dt.name)
@@ -138,9 +141,10 @@ def apply_delta(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> int
     # Only the key column is scanned to find stored keys: when none of the batch's
     # keys is stored (a first sync, rows that are only new) every row is written
     # without joining the stored rows' content.
-    stored = con.execute(
-        sql("SELECT count(*) FROM {t} WHERE _key IN (SELECT _key FROM {b})", t=table, b=batch)
-    ).fetchone()[0]
+    if stored is None:
+        stored = con.execute(
+            sql("SELECT count(*) FROM {t} WHERE _key IN (SELECT _key FROM {b})", t=table, b=batch)
+        ).fetchone()[0]
     source = "__delta" if stored else batch
     differs = " OR ".join(
         f"b.{quote(c.name)}{'::JSON' if c.json else ''} IS DISTINCT FROM o.{quote(c.name)}"

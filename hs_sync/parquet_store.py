@@ -91,25 +91,28 @@ def _dated(dt: DataType) -> bool:
     return bool(dt.date_partitioned and dt.cursor)
 
 
-def moved_from(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> list[str]:
-    """The partitions of stored rows whose key is in relation `batch` with a row that
-    falls in another partition: where `apply` must remove the old copy.
+def stored_keys(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> tuple[int, list[str]]:
+    """How many keys of relation `batch` the type's DuckDB table holds, and the
+    partitions of those whose row now falls in another one (where `apply` must
+    remove the old copy).
 
-    Reads the type's DuckDB table, so it runs before the batch is upserted there.
-    One join on the key; only the matching rows' cursor and `_raw_file` are read
+    Reads the table, so it runs before the batch is upserted there. One join on
+    the key; only the matching rows' cursor and `_raw_file` are read
     (`raw/<type>/experiment_id=<x>/...`: the experiment folder the row came from).
     """
     cursor = f", o.{quote(dt.cursor)}" if _dated(dt) else ""
     query = sql(
-        "SELECT DISTINCT __old FROM (SELECT __part, {part} AS __old FROM ("
+        "SELECT count(*), list(DISTINCT __old) FILTER (WHERE __old <> __part) "
+        "FROM (SELECT __part, {part} AS __old FROM ("
         "SELECT b.__part, substr(split_part(o._raw_file, '/', 3), 15) AS __exp{cursor} "
-        "FROM {batch} b JOIN {table} o ON o._key = b._key)) WHERE __old <> __part",
+        "FROM {batch} b JOIN {table} o ON o._key = b._key))",
         part=partition_expr(dt),
         cursor=cursor,
         batch=batch,
         table=quote(dt.name),
     )
-    return [r[0] for r in con.execute(query).fetchall()]
+    stored, moved = con.execute(query).fetchone()
+    return stored, moved or []
 
 
 def apply(
@@ -121,7 +124,7 @@ def apply(
 ) -> ParquetResult:
     """Apply relation `batch` (registry columns, `__part`, `__multi`, one row per key).
 
-    `moved` (from `moved_from`) are partitions that may still hold an older copy of
+    `moved` (from `stored_keys`) are partitions that may still hold an older copy of
     a batch key whose row now falls elsewhere: files holding one are rewritten without it.
     """
     root = warehouse.parquet_dir(dt.name)

@@ -218,8 +218,8 @@ def _apply_type(
         kind = _reduce(con, dt)
         result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
         # before the upsert, which replaces the stored rows that say where keys were
-        moved = [] if rebuild_target else parquet_store.moved_from(con, dt, "__batch")
-        result.db_rows_written = duck.apply_delta(con, dt, "__batch")
+        stored, moved = parquet_store.stored_keys(con, dt, "__batch")
+        result.db_rows_written = duck.apply_delta(con, dt, "__batch", stored)
         pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
         result.parquet_rows_written = pq.rows_written
         result.partitions_touched = len(pq.partitions)
