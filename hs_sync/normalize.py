@@ -45,7 +45,7 @@ from hs_sync import jsontext
 from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 
-SLICE_ROWS = 5_000  # records parsed at once
+SLICE_ROWS = 1_000  # records parsed at once (faster and leaner than 5,000 at 1M events)
 _BLOCK_BYTES = 1 << 20  # raw file bytes read at once
 # Signed media URLs are credentials (DESIGN.md invariant 7): below raw they are kept
 # without their query string, which carries the signature and expiry.
