@@ -4,8 +4,9 @@
 `state/normalize.sqlite`), so its work grows with the new data. Per data type
 it types the new files one by one into a staging Parquet file, reduces them
 to one row per key (the later file and line win; identical re-reads change nothing),
-upserts the DuckDB copy, applies the Parquet partitions, and finally
-publishes the database and records the files. Applying is idempotent, so a
+upserts the DuckDB copy, applies the Parquet partitions (while the next type
+is typed on a second thread), and finally publishes the database and records
+the files. Applying is idempotent, so a
 crash anywhere only means the next run applies the same files again.
 `rebuild` does the same from every raw file into fresh Parquet and a fresh
 database, without the API.
@@ -17,6 +18,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +150,11 @@ def _apply(
             shutil.rmtree(staging, ignore_errors=True)  # leftovers of a crashed run
         return build
 
+    # Typing one type's files (Python, holding the GIL) overlaps with loading the
+    # previous type (DuckDB and Parquet encoding, which release it).
+    stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-stage")
     try:
+        previous: tuple[DataType, Future[Path], Warehouse | None] | None = None
         for dt in order:
             done = {} if rebuild else ledger.processed(dt.name)
             files = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
@@ -156,10 +162,16 @@ def _apply(
                 started().con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
                 rebuilt[dt.name] = staging / f"rebuild-{uuid.uuid4().hex}"
                 shutil.rmtree(warehouse.quarantine_dir(dt.name), ignore_errors=True)
-            if files:
-                target = Warehouse(rebuilt[dt.name]) if rebuild else None
-                _apply_type(started(), warehouse, dt, files, results[dt.name], target)
-                memory.give_back()
+            if not files:
+                continue
+            started()  # before staging: it clears the staging folder of a crashed run
+            staged = stager.submit(_stage, warehouse, dt, files, results[dt.name])
+            target = Warehouse(rebuilt[dt.name]) if rebuild else None
+            if previous is not None:
+                _load_type(started(), warehouse, *previous, results)
+            previous = (dt, staged, target)
+        if previous is not None:
+            _load_type(started(), warehouse, *previous, results)
         if build is None and not stale_views:
             return False
         if rebuild:
@@ -167,9 +179,12 @@ def _apply(
                 _swap_in(rebuilt[dt.name] / "parquet" / dt.name, warehouse.parquet_dir(dt.name))
         started().publish()
     except BaseException:
+        stager.shutdown(wait=True, cancel_futures=True)
         if build is not None:
             build.discard()
         raise
+    finally:
+        stager.shutdown(wait=True)
     if rebuild:
         ledger.forget([dt.name for dt in data_types])
     for dt in data_types:
@@ -203,16 +218,28 @@ def _system_pool():
         pa.set_memory_pool(previous)
 
 
+def _load_type(
+    build: duck.Build,
+    warehouse: Warehouse,
+    dt: DataType,
+    staging: Future[Path],
+    rebuild_target: Warehouse | None,
+    results: dict[str, TypeResult],
+) -> None:
+    """Load one type's staged rows, once typed, into DuckDB and Parquet."""
+    _apply_type(build, warehouse, dt, staging.result(), results[dt.name], rebuild_target)
+    memory.give_back()
+
+
 def _apply_type(
     build: duck.Build,
     warehouse: Warehouse,
     dt: DataType,
-    files: list[RawFile],
+    staged: Path,
     result: TypeResult,
     rebuild_target: Warehouse | None,
 ) -> None:
     con = build.con
-    staged = _stage(warehouse, dt, files, result)
     try:
         con.read_parquet(str(staged)).create_view("__stage", replace=True)
         kind = _reduce(con, dt)

@@ -278,3 +278,27 @@ def test_a_crash_between_writing_the_new_date_and_the_old_one_is_repaired(tmp_pa
     assert len(_parquet_rows(wh, EVENTS)) == len(seen) == 6
     assert seen["evt_0003"] == "2024-05-01"
     assert_no_duplicate_keys(wh, EVENTS)
+
+
+def test_a_file_that_cannot_be_read_while_another_type_loads_publishes_nothing(tmp_path):
+    """Types are typed one ahead of loading; a failure in either stops the run whole."""
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "events", [event(i) for i in range(5)])
+    chat = {
+        "messageId": "m1",
+        "senderId": "p1",
+        "content": "hi",
+        "timestamp": "2024-05-01T10:00:00Z",
+    }
+    land(wh, "chat", [chat])
+    broken = land(wh, "chat", [chat], seq=1, gz=True)
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(OSError):
+        transform(wh, registry.DATA_TYPES)
+    assert not wh.db_path.exists()  # nothing published, nothing recorded as applied
+    broken.unlink()
+    summary = transform(wh, registry.DATA_TYPES)
+    assert summary["types"]["events"]["files"] == 1  # applied again: idempotent
+    assert summary["rows"]["events"] == 5 and summary["rows"]["chat"] == 1
+    assert len(db_rows(wh, "events")) == 5
+    assert parquet_table(wh, registry.get("events")).num_rows == 5
