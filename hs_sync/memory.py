@@ -10,34 +10,22 @@ phases, keeps peak memory about a third lower at no measured cost in speed
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 
-_M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
-_libc = None
+from hs_sync import libc
 
-
-def _glibc():
-    global _libc
-    if _libc is None and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _libc = libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else False
-        except OSError:
-            _libc = False
-    return _libc or None
+_M_ARENA_MAX = -8  # mallopt parameter (glibc's malloc.h)
 
 
 def one_arena() -> None:
     """Let threads started from now on share one malloc arena."""
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(_M_ARENA_MAX, 1)
+    mallopt = libc.function("mallopt") if sys.platform.startswith("linux") else None
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, 1)
 
 
 def give_back() -> None:
     """Return the heap's free pages to the system."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    malloc_trim = libc.function("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)

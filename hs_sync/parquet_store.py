@@ -19,8 +19,6 @@ file in the same pass, so the work grows with the rows, not rows x partitions.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import uuid
@@ -34,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hs_sync import libc
 from hs_sync.duck import quote, sql
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse, fsync_path
@@ -379,15 +378,9 @@ def _route_delta(
                 out.flush()
 
 
-_libc = None
-
-
 def exchange(a: Path, b: Path) -> None:
     """Swap two folders atomically where the system can; else with two renames."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    renameat2 = getattr(_libc, "renameat2", None)
+    renameat2 = libc.function("renameat2")
     if renameat2 is not None:
         at_fdcwd, rename_exchange = -100, 2
         if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
