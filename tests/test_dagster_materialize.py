@@ -18,8 +18,7 @@ from hs_sync.media import download_media
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.sync import sync
 from hs_sync.warehouse import DB_FILE
-
-LINEAGE = ("_synced_at", "_raw_file")
+from tests.warehouse_helpers import content_columns
 
 # Fast retries and a budget the tests never reach; read through WarehouseResource.config_file.
 TEST_SETTINGS = """\
@@ -64,15 +63,7 @@ def _everything():
 def _table(root: Path, name: str) -> list[tuple]:
     con = duckdb.connect(str(root / DB_FILE), read_only=True)
     try:
-        cols = [
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_name = ? ORDER BY ordinal_position",
-                [name],
-            ).fetchall()
-            if r[0] not in LINEAGE
-        ]
+        cols = content_columns(con, name)
         select = ", ".join(f'"{c}"::VARCHAR' for c in cols)
         return con.execute(f'SELECT {select} FROM "{name}" ORDER BY _key').fetchall()
     finally:

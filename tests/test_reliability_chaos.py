@@ -40,13 +40,13 @@ from hs_sync.registry import DATA_TYPES
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
+from tests.warehouse_helpers import content_columns
 
 KILLS = 50
 SEED = 20240611
 PHASES = ("extract", "transform", "media")
 # How long each phase lasts here at most (s): kills land uniformly within it.
 PHASE_SECONDS = {"extract": 0.35, "transform": 0.6, "media": 0.2}
-LINEAGE = {"_synced_at", "_raw_file"}
 MEDIA_HISTORY = {"attempts", "last_attempt", "downloaded_at"}
 
 RUNNER = """
@@ -119,15 +119,7 @@ def _contents(db: Path) -> dict[str, list[tuple]]:
         con.execute("SET TimeZone = 'UTC'")
         out = {}
         for name, kind in _tables(con):
-            columns = [
-                r[0]
-                for r in con.execute(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_name = ? ORDER BY ordinal_position",
-                    [name],
-                ).fetchall()
-            ]
-            keep = [c for c in columns if c not in LINEAGE]
+            keep = content_columns(con, name)
             if name == "media_files":
                 keep = [c for c in keep if c not in MEDIA_HISTORY]
             cols = ", ".join(f'"{c}"' for c in keep)

@@ -48,6 +48,19 @@ def db_rows(wh: Warehouse, table: str, order: str = "_key") -> list[dict[str, An
         con.close()
 
 
+LINEAGE = ("_synced_at", "_raw_file")  # when and from which raw file a row was landed
+
+
+def content_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """A table's or view's columns in order, without the lineage columns."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows if r[0] not in LINEAGE]
+
+
 def query(wh: Warehouse, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(wh.db_path), read_only=True)
     try:
