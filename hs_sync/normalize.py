@@ -101,11 +101,6 @@ class _Untypable(ValueError):
     pass
 
 
-def read_lines(path: Path) -> list[bytes]:
-    """The non-blank lines of an `.ndjson` or `.ndjson.gz` file."""
-    return [line for lines in read_slices(path) for line in lines]
-
-
 def read_slices(path: Path, rows: int | None = None) -> Iterator[list[bytes]]:
     """The non-blank lines of an `.ndjson` or `.ndjson.gz` file, `rows` (SLICE_ROWS)
     at a time: a big file is never held whole, nor all its lines at once."""
