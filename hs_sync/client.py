@@ -192,7 +192,7 @@ class ApiClient:
         if parts is not None:
             metadata, array, lines = parts
             return self._envelope(
-                path, params, {"metadata": metadata}, response, len(body), lines, array
+                path, params, None, metadata, response, len(body), lines=lines, array=array
             )
         payload = _loads(body)
         if status >= 400 or (isinstance(payload, dict) and payload.get("status") == "error"):
@@ -204,26 +204,27 @@ class ApiClient:
                 status=status,
                 path=path,
             )
-        return self._envelope(path, params, payload, response, len(body))
+        data, metadata, bare_time = _unwrap(payload)
+        return self._envelope(path, params, data, metadata, response, len(body), bare_time)
 
     def _envelope(
         self,
         path: str,
         params: dict,
-        payload: Any,
+        data: Any,
+        metadata: Any,
         response: httpx.Response,
         size: int,
+        bare_time: Any = None,
+        *,
         lines: list[Any] | None = None,
         array: Any = None,
     ) -> Envelope:
-        if isinstance(payload, dict) and ("data" in payload or "metadata" in payload):
-            data = payload.get("data")
-            metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
-        else:  # a bare list or object: tolerate an envelope-less body
-            data, metadata = payload, {}
+        """The page, noting the newest server time seen (metadata's, else `bare_time`)."""
+        metadata = metadata if isinstance(metadata, dict) else {}
         server_time = metadata.get("timestamp")
-        if server_time is None and isinstance(payload, dict) and "data" not in payload:
-            server_time = payload.get("timestamp")  # bare bodies such as /health
+        if server_time is None:
+            server_time = bare_time
         with self._lock:
             if isinstance(server_time, str) and parse_time(server_time) is not None:
                 if self.server_time is None or parse_time(server_time) > parse_time(
@@ -302,6 +303,17 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max((moment - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def _unwrap(payload: Any) -> tuple[Any, Any, Any]:
+    """(data, metadata, a bare body's own timestamp) of a parsed response body."""
+    # Bodies such as /health carry their time at the top level, with no `data`.
+    bare_time = (
+        payload.get("timestamp") if isinstance(payload, dict) and "data" not in payload else None
+    )
+    if isinstance(payload, dict) and ("data" in payload or "metadata" in payload):
+        return payload.get("data"), payload.get("metadata"), bare_time
+    return payload, {}, bare_time  # a bare list or object: tolerate an envelope-less body
 
 
 def _http_date(value: str | None) -> str | None:
