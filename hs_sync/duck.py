@@ -100,25 +100,25 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"ALTER TABLE {quote(dt.name)} ADD COLUMN {quote(name)} {type_}")
 
 
-def view_files(views_dir: Path | None = None) -> list[Path]:
+def view_files() -> list[Path]:
     """The view definitions, in name order (a view may use views named before it).
 
     Raises HsSyncError when the installed SQL cannot be found.
     """
-    return sorted((views_dir or sql_dir("views")).glob("*.sql"))
+    return sorted(sql_dir("views").glob("*.sql"))
 
 
-def views_digest(views_dir: Path | None = None) -> str:
+def views_digest() -> str:
     h = hashlib.blake2b(digest_size=16)
-    for path in view_files(views_dir):
+    for path in view_files():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def create_views(con: duckdb.DuckDBPyConnection, views_dir: Path | None = None) -> list[str]:
+def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Run every `sql/views/*.sql` file; returns the file names run."""
     done = []
-    for path in view_files(views_dir):
+    for path in view_files():
         con.execute(path.read_text(encoding="utf-8"))
         done.append(path.name)
     return done
@@ -192,8 +192,8 @@ class Build:
         configure(self.con)
         ensure_tables(self.con)
 
-    def publish(self, views_dir: Path | None = None) -> None:
-        create_views(self.con, views_dir)
+    def publish(self) -> None:
+        create_views(self.con)
         self.con.execute("CHECKPOINT")
         self.con.close()
         fsync_path(self.path)

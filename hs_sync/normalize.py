@@ -101,10 +101,10 @@ class _Untypable(ValueError):
     pass
 
 
-def read_slices(path: Path, rows: int | None = None) -> Iterator[list[bytes]]:
-    """The non-blank lines of an `.ndjson` or `.ndjson.gz` file, `rows` (SLICE_ROWS)
-    at a time: a big file is never held whole, nor all its lines at once."""
-    rows = rows or SLICE_ROWS
+def read_slices(path: Path) -> Iterator[list[bytes]]:
+    """The non-blank lines of an `.ndjson` or `.ndjson.gz` file, SLICE_ROWS at a time:
+    a big file is never held whole, nor all its lines at once."""
+    rows = SLICE_ROWS
     opener = gzip.open if path.name.endswith(".gz") else open
     pending: list[bytes] = []
     tail = b""
