@@ -77,14 +77,10 @@ def counts():
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
     """A warehouse synced from a small simulator (landed raw files, untransformed too)."""
-    sim = Simulator(seed=2, scale=0.3)
-    sim.start()
-    try:
-        wh = Warehouse(tmp_path_factory.mktemp("fast") / "wh")
+    wh = Warehouse(tmp_path_factory.mktemp("fast") / "wh")
+    with Simulator(seed=2, scale=0.3) as sim:
         sync(make_config(sim, wh.root, media=False))
-        yield wh
-    finally:
-        sim.stop()
+    return wh
 
 
 @pytest.mark.parametrize("dt", registry.DATA_TYPES, ids=lambda dt: dt.name)
