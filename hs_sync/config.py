@@ -13,7 +13,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from hs_sync import registry
+from hs_sync import rawfile, registry
 from hs_sync.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.hyperstudy.io/api/v3"
@@ -53,6 +53,7 @@ class Config:
     media: bool = True
     media_concurrency: int = 4
     freshness_hours: float = 26.0
+    raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -90,6 +91,11 @@ def _validate(cfg: Config) -> None:
     if cfg.page_size > 1000:
         raise ConfigError(
             "page_size", f"the API serves at most 1000 rows a page, got {cfg.page_size}"
+        )
+    if cfg.raw_compression not in rawfile.SUFFIXES:
+        raise ConfigError(
+            "raw_compression",
+            f"must be one of {', '.join(rawfile.SUFFIXES)}, got {cfg.raw_compression!r}",
         )
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")

@@ -161,6 +161,7 @@ class Extractor:
     def _writer(self, dt: DataType, exp: str, label: str, scope: str, scope_id: str, **kw):
         if self.pages_per_file:
             kw["pages_per_file"] = self.pages_per_file
+        kw["compression"] = self.config.raw_compression
         return BatchWriter(self.warehouse, dt, exp, label, scope, scope_id, **kw)
 
     # -- time mode -----------------------------------------------------------

@@ -2,12 +2,14 @@
 
 A batch is one folder under `raw/<type>/experiment_id=<id>/`, named
 `<UTC YYYYMMDDTHHMMSSffffffZ>-<label>` so that sorting names sorts by landing
-time. Pages are buffered and written as data files `NNNNN.ndjson` of up to
-`pages_per_file` pages, each with a manifest `NNNNN.meta.json` written just
-before it. Both go through `atomic_write` (temporary name, fsync, rename), so a
-data file appears only once it is complete; the caller checkpoints only after
-`add`/`close` report a file durable. One line is one record exactly as the API
-sent it (parsed, re-serialized with orjson, nothing added).
+time. Pages are buffered and written as data files `NNNNN.ndjson.zst` (or plain
+`NNNNN.ndjson`: `hs_sync/rawfile.py`) of up to `pages_per_file` pages, each with
+a manifest `NNNNN.meta.json` written just before it. Both go through
+`atomic_write` (temporary name, fsync, rename), so a data file appears only
+once it is complete; the caller checkpoints only after `add`/`close` report a
+file durable. One line is one record exactly as the API sent it (its bytes
+cut out of the page, or, where that cannot be done, parsed and re-serialized
+with orjson; nothing added).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from hs_sync import jsontext, wire
+from hs_sync import jsontext, rawfile, wire
 from hs_sync.client import Envelope
 from hs_sync.errors import ApiError
 from hs_sync.registry import DataType
@@ -124,6 +126,7 @@ class BatchWriter:
     # Write under a hidden folder that `publish` renames into place, or `drop` removes:
     # a whole-table read is landed only once it is known to differ from the last one.
     staged: bool = False
+    compression: str = "zstd"  # of the data files: a key of rawfile.SUFFIXES
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
@@ -205,7 +208,7 @@ class BatchWriter:
                 self._drain()
             return
         seq, self._seq = self._seq, self._seq + 1
-        data_path = self._write_folder / f"{seq:05d}.ndjson"
+        data_path = self._write_folder / f"{seq:05d}{rawfile.SUFFIXES[self.compression]}"
         manifest = {
             "dataType": self.data_type.name,
             "apiPath": self.data_type.path,
@@ -240,8 +243,8 @@ class BatchWriter:
 
     def _write(self, meta: bytes, chunks: list[bytes], landed: LandedFile) -> None:
         # Manifest first: whenever a data file is visible, its manifest is too.
-        atomic_write(landed.path.with_name(landed.path.name[:-7] + ".meta.json"), meta)
-        atomic_write(landed.path, b"".join(chunks))
+        atomic_write(landed.path.with_name(rawfile.stem(landed.path.name) + ".meta.json"), meta)
+        atomic_write(landed.path, rawfile.encode(b"".join(chunks), self.compression))
         with self._done_lock:
             self.files.append(landed)
             self._landed.append(landed)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import gzip
 import hashlib
 import re
 from collections import Counter
@@ -41,12 +40,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from hs_sync import jsontext
+from hs_sync import jsontext, rawfile
 from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 
 SLICE_ROWS = 1_000  # records parsed at once (faster and leaner than 5,000 at 1M events)
-_BLOCK_BYTES = 1 << 20  # raw file bytes read at once
 # Signed media URLs are credentials (DESIGN.md invariant 7): below raw they are kept
 # without their query string, which carries the signature and expiry.
 SIGNED_URL_FIELDS = frozenset({"downloadUrl", "url", "signedUrl"})
@@ -102,22 +100,14 @@ class _Untypable(ValueError):
 
 
 def read_slices(path: Path) -> Iterator[list[bytes]]:
-    """The non-blank lines of an `.ndjson` or `.ndjson.gz` file, SLICE_ROWS at a time:
-    a big file is never held whole, nor all its lines at once."""
+    """The non-blank lines of a raw data file, SLICE_ROWS at a time."""
     rows = SLICE_ROWS
-    opener = gzip.open if path.name.endswith(".gz") else open
     pending: list[bytes] = []
-    tail = b""
-    with opener(path, "rb") as f:
-        while block := f.read(_BLOCK_BYTES):
-            parts = (tail + block).split(b"\n")
-            tail = parts.pop()
-            pending += [line for line in parts if line.strip()]
-            while len(pending) >= rows:
-                yield pending[:rows]
-                del pending[:rows]
-    if tail.strip():
-        pending.append(tail)
+    for block in rawfile.line_blocks(path):
+        pending += block
+        while len(pending) >= rows:
+            yield pending[:rows]
+            del pending[:rows]
     for start in range(0, len(pending), rows):
         yield pending[start : start + rows]
 

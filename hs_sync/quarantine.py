@@ -12,13 +12,14 @@ from pathlib import Path
 
 import orjson
 
+from hs_sync import rawfile
 from hs_sync.normalize import Quarantined
 from hs_sync.warehouse import Warehouse, atomic_write
 
 
 def quarantine_path(warehouse: Warehouse, type_name: str, raw_path: Path) -> Path:
     relative = raw_path.relative_to(warehouse.root / "raw" / type_name)
-    name = relative.name.removesuffix(".gz")
+    name = rawfile.stem(relative.name) + ".ndjson"
     return warehouse.quarantine_dir(type_name) / relative.parent / name
 
 

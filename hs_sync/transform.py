@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hs_sync import duck, memory, parquet_store, quarantine
+from hs_sync import duck, memory, parquet_store, quarantine, rawfile
 from hs_sync.normalize import Drift, iter_normalized, read_slices, synced_at_of
 from hs_sync.processed import Ledger
 from hs_sync.registry import DATA_TYPES, DataType
@@ -78,7 +78,7 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
             if batch.name.startswith(".") or not batch.is_dir():
                 continue
             for file in sorted(batch.iterdir()):
-                if file.name.startswith(".") or not file.name.endswith((".ndjson", ".ndjson.gz")):
+                if not rawfile.is_data_file(file.name):
                     continue
                 name = file.relative_to(warehouse.root).as_posix()
                 found.append(RawFile(file, name, experiment, file.stat().st_size))

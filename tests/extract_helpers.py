@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from hs_sync import rawfile
 from hs_sync.config import Config
 from hs_sync.registry import DATA_TYPES, DataType, Mode
 from hs_sync.warehouse import Warehouse
@@ -29,10 +30,15 @@ def make_config(sim: Any, warehouse: Path, **changes: Any) -> Config:
     return Config(**values)
 
 
+def file_bytes(path: Path) -> bytes:
+    """A file's bytes as a reader sees them: raw data files decompressed."""
+    return rawfile.read_bytes(path) if rawfile.is_data_file(path.name) else path.read_bytes()
+
+
 def data_files(root: Path, dt: DataType) -> list[Path]:
     """Every visible data file of a type, in landing order (batch name, then sequence)."""
     base = Warehouse(root).root / "raw" / dt.name
-    files = [p for p in base.glob("experiment_id=*/*/*.ndjson") if not p.name.startswith(".")]
+    files = [p for p in base.glob("experiment_id=*/*/*") if rawfile.is_data_file(p.name)]
     return sorted(files, key=lambda p: (p.parent.name, p.name))
 
 
@@ -42,14 +48,14 @@ def landed(root: Path, dt: DataType) -> dict[str, dict[str, dict]]:
     for path in data_files(root, dt):
         exp = path.parent.parent.name.split("=", 1)[1]
         rows = out.setdefault(exp, {})
-        for line in path.read_bytes().splitlines():
+        for line in rawfile.lines(path):
             record = orjson.loads(line)
             rows[dt.key_of(record)] = record
     return out
 
 
 def landed_lines(root: Path, dt: DataType) -> int:
-    return sum(len(p.read_bytes().splitlines()) for p in data_files(root, dt))
+    return sum(len(list(rawfile.lines(p))) for p in data_files(root, dt))
 
 
 def expected(sim: Any, dt: DataType, exp: str) -> dict[str, dict]:

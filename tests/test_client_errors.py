@@ -16,7 +16,12 @@ from hs_sync.simulator.auth import ALL_SCOPES
 from hs_sync.state import ExtractState
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import assert_landed_equals_simulator, files_under, make_config
+from tests.extract_helpers import (
+    assert_landed_equals_simulator,
+    file_bytes,
+    files_under,
+    make_config,
+)
 
 WRONG_KEY = "hst_test_" + "Zq9" * 21 + "x"
 
@@ -53,7 +58,7 @@ def test_the_key_appears_in_no_file_and_no_log_line(sim, tmp_path, caplog):
     assert sim.api_key not in result.output
     assert all(sim.api_key not in record.getMessage() for record in caplog.records)
     for path in files_under(tmp_path):
-        assert sim.api_key.encode() not in path.read_bytes(), path
+        assert sim.api_key.encode() not in file_bytes(path), path
 
 
 def test_missing_scope_skips_that_type_and_syncs_the_rest(sim, tmp_path):

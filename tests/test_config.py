@@ -38,6 +38,7 @@ def test_layers_override_in_order(tmp_path):
         ('api_key = "hst_live_x"\n', "api_key"),
         ("colour = 3\n", "colour"),
         ('concurrency = "many"\n', "concurrency"),
+        ('raw_compression = "lz4"\n', "raw_compression"),
     ],
 )
 def test_a_bad_setting_is_named(tmp_path, text, setting):

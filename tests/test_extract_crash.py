@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from hs_sync import rawfile
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.state import ExtractState
 from hs_sync.sync import sync
@@ -53,8 +54,8 @@ class _Checker:
             for path in data_files(root, dt):
                 if path in self.seen:
                     continue
-                meta_path = path.with_name(path.name.replace(".ndjson", ".meta.json"))
-                lines = path.read_bytes().splitlines()
+                meta_path = path.with_name(rawfile.stem(path.name) + ".meta.json")
+                lines = list(rawfile.lines(path))
                 assert len(lines) == orjson.loads(meta_path.read_bytes())["rows"], path
                 assert all(isinstance(orjson.loads(line), dict) for line in lines), path
                 self.seen.add(path)
@@ -84,12 +85,7 @@ class _Checker:
 
 def _visible_files(root: Path) -> int:
     raw = root / "raw"
-    return sum(
-        1
-        for _, _, names in os.walk(raw)
-        for name in names
-        if name.endswith(".ndjson") and not name.startswith(".")
-    )
+    return sum(1 for _, _, names in os.walk(raw) for name in names if rawfile.is_data_file(name))
 
 
 def test_kill_9_at_random_moments_then_resume_loses_nothing(sim, tmp_path):

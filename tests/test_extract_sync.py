@@ -10,6 +10,7 @@ import time
 import orjson
 import pytest
 
+from hs_sync import rawfile
 from hs_sync.errors import WarehouseLocked
 from hs_sync.registry import BY_NAME, DATA_TYPES, Mode
 from hs_sync.state import ExtractState
@@ -20,6 +21,7 @@ from tests.extract_helpers import (
     assert_only_collecting_rooms_read,
     collecting_rooms,
     data_files,
+    file_bytes,
     landed,
     landed_lines,
     make_config,
@@ -39,19 +41,15 @@ def test_full_sync_lands_every_simulator_row_for_every_type(sim, tmp_path):
     # Every data file has a manifest that names its pages and never the key.
     for dt in DATA_TYPES:
         for path in data_files(tmp_path / "wh", dt):
-            meta = orjson.loads(
-                path.with_name(path.name.replace(".ndjson", ".meta.json")).read_bytes()
-            )
-            assert meta["dataType"] == dt.name and meta["rows"] == len(
-                path.read_bytes().splitlines()
-            )
+            meta = orjson.loads(path.with_name(rawfile.stem(path.name) + ".meta.json").read_bytes())
+            assert meta["dataType"] == dt.name and meta["rows"] == len(list(rawfile.lines(path)))
             assert all("pagination" in page and "params" in page for page in meta["pages"])
     assert sim.api_key not in _all_text(tmp_path)
 
 
 def _all_text(root) -> str:
     return "\n".join(
-        p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file()
+        file_bytes(p).decode("utf-8", "replace") for p in root.rglob("*") if p.is_file()
     )
 
 

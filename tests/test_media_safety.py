@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from hs_sync.cli import main
 from hs_sync.media import download_media
+from tests.extract_helpers import file_bytes
 from tests.media_helpers import manifest, pick, sha256, synced
 
 HOSTILE = [
@@ -123,7 +124,7 @@ def _warehouse_texts(root):
             finally:
                 con.close()
         else:
-            out.append(path.read_bytes().decode("utf-8", "replace"))
+            out.append(file_bytes(path).decode("utf-8", "replace"))
     assert any("[redacted]" in t for t in out)  # legacy links were landed redacted
     return out
 

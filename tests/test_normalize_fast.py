@@ -245,7 +245,8 @@ def test_missing_cursor_of_a_date_partitioned_type(monkeypatch):
         assert out.table.num_rows == 1_200 and "timestamp" in out.quarantined[0].reason
 
 
-def test_gzipped_files_with_blank_lines_and_crlf(tmp_path, monkeypatch):
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compressed_files_with_blank_lines_and_crlf(tmp_path, monkeypatch, compression):
     wh = Warehouse(tmp_path).create()
     for name, base in (
         ("chat", BASES["chat"]),
@@ -254,7 +255,7 @@ def test_gzipped_files_with_blank_lines_and_crlf(tmp_path, monkeypatch):
         dt = registry.get(name)
         lines = [orjson.dumps(base) + b"\r"] * 1_100 + [b"", b"   ", b"\t\r"] + [b"{bad"]
         lines += [orjson.dumps({**base, "extra": 1})] * 10
-        path = land(wh, name, lines, gz=True)
+        path = land(wh, name, lines, compression=compression)
         out = both_ways(monkeypatch, lambda dt=dt, path=path: normalize_file(dt, path, "r", SYNCED))
         assert out.table.num_rows == 1_110 and [q.line for q in out.quarantined] == [1_101]
         assert out.drift.as_dict()["new_fields"] == {"extra": 10}

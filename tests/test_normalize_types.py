@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 
 import orjson
 import pyarrow as pa
+import pytest
 
-from hs_sync import registry
+from hs_sync import rawfile, registry
 from hs_sync.normalize import normalize_file, normalize_lines, synced_at_of
 from hs_sync.warehouse import Warehouse
 from tests.warehouse_helpers import event, land
@@ -175,9 +176,11 @@ def test_timestamps_in_other_iso_forms_and_epoch_milliseconds():
     ]
 
 
-def test_gzipped_raw_files_and_the_landing_time(tmp_path):
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_compressed_raw_files_and_the_landing_time(tmp_path, compression):
     wh = Warehouse(tmp_path).create()
-    path = land(wh, "events", [event(1), event(2)], batch="20240502T030405123456Z-w1", gz=True)
+    batch = "20240502T030405123456Z-w1"
+    path = land(wh, "events", [event(1), event(2)], batch=batch, compression=compression)
     out = normalize_file(registry.get("events"), path, "r", synced_at_of(path))
     assert out.table.num_rows == 2
     assert synced_at_of(path) == datetime(2024, 5, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
@@ -199,7 +202,11 @@ def test_a_big_file_is_read_in_slices_with_its_line_numbers_kept(tmp_path):
     bad = {2: b"{not json", 6_999: b"[1, 2]", 11_998: b'{"id": "e_bad", "onset": "soon"}'}
     body = [bad.get(i, line) for i, line in enumerate(good)]
     text = b"\n\n".join(body[:100]) + b"\n" + b"\n".join(body[100:])
-    for name, data in [("x.ndjson", text), ("x.ndjson.gz", gzip.compress(text))]:
+    for name, data in [
+        ("x.ndjson", text),
+        ("x.ndjson.gz", gzip.compress(text)),
+        ("x.ndjson.zst", rawfile.encode(text, "zstd")),
+    ]:
         path = tmp_path / name
         path.write_bytes(data)
         out = normalize_file(dt, path, name, SYNCED)

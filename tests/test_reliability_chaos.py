@@ -33,6 +33,7 @@ import duckdb
 import orjson
 import pytest
 
+from hs_sync import rawfile
 from hs_sync.media.run import download_media
 from hs_sync.normalize import synced_at_of
 from hs_sync.parquet_store import dataset_files
@@ -52,6 +53,7 @@ MEDIA_HISTORY = {"attempts", "last_attempt", "downloaded_at"}
 RUNNER = """
 import sys
 from hs_sync.config import load_config
+from hs_sync import rawfile
 from hs_sync.media.run import download_media
 from hs_sync.sync import sync
 
@@ -148,7 +150,7 @@ def _check_lineage(root: Path) -> int:
             ).fetchall()
             for raw_file, synced_at, keys in files:
                 path = root / raw_file
-                in_file = {dt.key_of(orjson.loads(line)) for line in path.read_bytes().splitlines()}
+                in_file = {dt.key_of(orjson.loads(line)) for line in rawfile.lines(path)}
                 assert set(keys) <= in_file, f"{dt.name}: rows not in their raw file {raw_file}"
                 assert synced_at == synced_at_of(path), raw_file
                 checked += len(keys)

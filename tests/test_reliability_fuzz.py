@@ -36,7 +36,7 @@ from hs_sync.registry import BY_NAME, DATA_TYPES
 from hs_sync.sync import sync
 from hs_sync.transform import transform
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import data_files, make_config
+from tests.extract_helpers import data_files, file_bytes, make_config
 from tests.warehouse_helpers import land, query
 
 SEED = 20240917
@@ -338,7 +338,7 @@ def test_a_sync_of_malformed_records_quarantines_or_reports_every_one(tmp_path):
         line
         for path in data_files(root, events)
         if "exp_fuzz" in str(path)
-        for line in path.read_bytes().splitlines()
+        for line in file_bytes(path).splitlines()
     ]
     assert len(landed) == RECORDS
     # ... and is either a DuckDB row or a quarantined line with its reason.
@@ -347,7 +347,7 @@ def test_a_sync_of_malformed_records_quarantines_or_reports_every_one(tmp_path):
         q for q in quarantine.rows(Warehouse(root), "events") if "exp_fuzz" in q["raw_file"]
     ]
     poison_landed = sum(
-        len(path.read_bytes().splitlines())
+        len(file_bytes(path).splitlines())
         for path in data_files(root, events)
         if "exp_poison" in str(path)
     )
@@ -441,7 +441,7 @@ def test_a_number_beyond_a_double_quarantines_its_row_not_the_page(tmp_path):
         summary = sync(config)
     assert summary.exit_code == 0, summary.errors
     (landed,) = data_files(root, BY_NAME["events"])
-    assert b'"onset":1e400,' in landed.read_bytes()
+    assert b'"onset":1e400,' in file_bytes(landed)
     (bad,) = quarantine.rows(Warehouse(root), "events")
     assert b"1e400" in bad["text"].encode() and bad["reason"]
     ids = query(Warehouse(root), "SELECT id FROM events ORDER BY id")

@@ -24,7 +24,7 @@ from hs_sync.simulator import Simulator
 from hs_sync.simulator.generate import HOSTILE_EXPERIMENT, HOSTILE_PARTICIPANT, HOSTILE_ROOMS
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import make_config
+from tests.extract_helpers import file_bytes, make_config
 from tests.warehouse_helpers import query
 
 ORG = "org_lab_7"
@@ -99,7 +99,7 @@ def test_no_key_and_no_signed_url_in_any_file_log_or_output(synced):
     assert len(files) > 50
     scanned = 0
     for path in files:
-        data = path.read_bytes()
+        data = file_bytes(path)
         scanned += len(data)
         for name, secret in secrets.items():
             assert secret.encode() not in data, f"{name} in {path.relative_to(root)}"

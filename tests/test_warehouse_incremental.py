@@ -280,7 +280,10 @@ def test_a_crash_between_writing_the_new_date_and_the_old_one_is_repaired(tmp_pa
     assert_no_duplicate_keys(wh, EVENTS)
 
 
-def test_a_file_that_cannot_be_read_while_another_type_loads_publishes_nothing(tmp_path):
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_file_that_cannot_be_read_while_another_type_loads_publishes_nothing(
+    tmp_path, compression
+):
     """Types are typed one ahead of loading; a failure in either stops the run whole."""
     wh = Warehouse(tmp_path / "wh").create()
     land(wh, "events", [event(i) for i in range(5)])
@@ -291,9 +294,9 @@ def test_a_file_that_cannot_be_read_while_another_type_loads_publishes_nothing(t
         "timestamp": "2024-05-01T10:00:00Z",
     }
     land(wh, "chat", [chat])
-    broken = land(wh, "chat", [chat], seq=1, gz=True)
-    broken.write_bytes(b"not gzip at all")
-    with pytest.raises(OSError):
+    broken = land(wh, "chat", [chat], seq=1, compression=compression)
+    broken.write_bytes(broken.read_bytes()[:-4])  # truncated: its end never reached the disk
+    with pytest.raises(OSError, match="cannot read raw file"):
         transform(wh, registry.DATA_TYPES)
     assert not wh.db_path.exists()  # nothing published, nothing recorded as applied
     broken.unlink()

@@ -14,7 +14,7 @@ from hs_sync.registry import BY_NAME, REDACTED
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 from hs_sync.wire import lacks_names, pick, split
-from tests.extract_helpers import data_files
+from tests.extract_helpers import data_files, file_bytes
 
 RECORDS = [
     {"id": "a", "timestamp": "2026-03-01T10:00:00.000Z", "text": "caf\u00e9 \u2603"},
@@ -75,7 +75,7 @@ def _land(warehouse, dt, exp, label, page, **kw) -> tuple[BatchWriter, list[dict
     writer.add(page, "2026-03-01T00:00:00.000Z")
     writer.flush()
     writer.close()
-    rows = [orjson.loads(line) for f in writer.files for line in f.path.read_bytes().splitlines()]
+    rows = [orjson.loads(line) for f in writer.files for line in file_bytes(f.path).splitlines()]
     return writer, rows
 
 
@@ -106,7 +106,7 @@ def test_a_page_lands_as_sent_exactly_as_its_parsed_records_do(sim, tmp_path, ty
     # The page as sent is landed byte for byte.
     (sent_file,) = [f for f in data_files(tmp_path / "wh", dt) if "-sent" in str(f.parent)]
     kept = [bytes(line) for line in page.lines[:10] + page.lines[40:]]
-    assert sent_file.read_bytes() == b"\n".join(kept) + b"\n"
+    assert file_bytes(sent_file) == b"\n".join(kept) + b"\n"
 
 
 def test_records_the_client_did_not_parse_are_parsed_when_asked(sim, tmp_path):
@@ -138,12 +138,12 @@ def test_recordings_land_as_sent_unless_a_record_carries_a_signed_url(sim, tmp_p
     writer, rows = _land(warehouse, dt, exp, "plain", page, track_cursor=False)
     (file,) = writer.files
     assert page.data is None  # never parsed
-    assert file.path.read_bytes() == b"\n".join(bytes(line) for line in page.lines) + b"\n"
+    assert file_bytes(file.path) == b"\n".join(bytes(line) for line in page.lines) + b"\n"
     exp, page = signed
     writer, rows = _land(warehouse, dt, exp, "signed", page, track_cursor=False)
     assert rows == dt.redact(page.records)
     assert any(r.get("downloadUrl") == REDACTED or r.get("url") == REDACTED for r in rows)
-    landed = b"".join(f.path.read_bytes() for f in writer.files)
+    landed = b"".join(file_bytes(f.path) for f in writer.files)
     urls = [r.get("downloadUrl") or r.get("url") for r in page.records]
     assert all(url.encode() not in landed for url in urls if url)
     assert b"sig=" not in landed

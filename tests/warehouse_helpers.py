@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from hs_sync import rawfile
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse
 
@@ -22,17 +23,19 @@ def land(
     batch: str = "20240501T100000000000Z-w",
     experiment: str = EXP,
     seq: int = 0,
-    gz: bool = False,
+    compression: str = "none",
 ) -> Path:
-    """Write one raw data file exactly as the extraction lays it out (bytes lines pass as is)."""
+    """Write one raw data file as the extraction lays it out (bytes lines pass as is);
+    `compression` is "none", "zstd" (as a sync writes them) or "gzip" (read too)."""
     folder = wh.raw_dir(type_name, experiment) / batch
     folder.mkdir(parents=True, exist_ok=True)
     lines = [r if isinstance(r, bytes) else orjson.dumps(r) for r in records]
     data = b"".join(line + b"\n" for line in lines)
-    path = folder / f"{seq:05d}.ndjson"
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        data = gzip.compress(data)
+    if compression == "gzip":
+        path, data = folder / f"{seq:05d}.ndjson.gz", gzip.compress(data)
+    else:
+        path = folder / f"{seq:05d}{rawfile.SUFFIXES[compression]}"
+        data = rawfile.encode(data, compression)
     path.write_bytes(data)
     (folder / f"{seq:05d}.meta.json").write_bytes(b'{"rows": %d}' % len(records))
     return path

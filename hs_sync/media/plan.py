@@ -9,7 +9,6 @@ escape the media folder or collide with another (also on case-insensitive disks)
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from hs_sync import duck
+from hs_sync import duck, rawfile
 from hs_sync.warehouse import Warehouse, safe_part
 
 # Extension when `format` is missing or not a plain token, by the recording's media type.
@@ -133,17 +132,15 @@ def _raw_records(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     for exp_dir in sorted(root.glob("experiment_id=*")):
         experiment = exp_dir.name.split("=", 1)[1]
         for file in sorted(exp_dir.glob("*/*.ndjson*")):
-            if file.name.startswith(".") or not file.name.endswith((".ndjson", ".ndjson.gz")):
+            if not rawfile.is_data_file(file.name):
                 continue
-            opener = gzip.open if file.name.endswith(".gz") else open
-            with opener(file, "rb") as fh:
-                for line in fh:
-                    try:
-                        record = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        continue  # the normalizer quarantines it; nothing to download
-                    if isinstance(record, dict):
-                        yield experiment, record
+            for line in rawfile.lines(file):
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # the normalizer quarantines it; nothing to download
+                if isinstance(record, dict):
+                    yield experiment, record
 
 
 def _from_record(record: dict[str, Any], experiment: str) -> Recording | None:

@@ -1,0 +1,72 @@
+"""Raw data files are landed zstd-compressed by default, plain when asked, and every
+reader (the transform, the media plan, DuckDB itself) takes either."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from hs_sync import rawfile
+from hs_sync.duck import quote, sql
+from hs_sync.registry import BY_NAME, DATA_TYPES
+from hs_sync.sync import sync
+from hs_sync.warehouse import Warehouse
+from tests.extract_helpers import data_files, landed_lines, make_config
+from tests.warehouse_helpers import content_columns
+
+
+def test_a_sync_lands_zstd_by_default_and_plain_ndjson_when_asked(sim, tmp_path):
+    packed = make_config(sim, tmp_path / "packed")
+    plain = make_config(sim, tmp_path / "plain", raw_compression="none")
+    assert sync(packed).exit_code == 0 and sync(plain).exit_code == 0
+
+    for dt in DATA_TYPES:
+        zst, nd = data_files(packed.warehouse, dt), data_files(plain.warehouse, dt)
+        assert zst and nd, dt.name
+        assert all(p.name.endswith(".ndjson.zst") for p in zst), dt.name
+        assert all(p.name.endswith(".ndjson") for p in nd), dt.name
+        # the same records landed, each a line exactly as the API sent it
+        assert landed_lines(packed.warehouse, dt) == landed_lines(plain.warehouse, dt)
+    size = {
+        name: sum(p.stat().st_size for dt in DATA_TYPES for p in data_files(c.warehouse, dt))
+        for name, c in (("zst", packed), ("nd", plain))
+    }
+    assert size["zst"] * 3 < size["nd"]
+    # ... and the same warehouse comes out of them
+    tables = {}
+    for name, c in (("zst", packed), ("nd", plain)):
+        con = duckdb.connect(str(Warehouse(c.warehouse).db_path), read_only=True)
+        try:
+            for dt in DATA_TYPES:
+                cols = ", ".join(quote(n) for n in content_columns(con, dt.name))
+                rows = con.execute(
+                    sql("SELECT {c} FROM {t} ORDER BY _key", c=cols, t=quote(dt.name))
+                ).fetchall()
+                tables[name, dt.name] = rows
+        finally:
+            con.close()
+    for dt in DATA_TYPES:
+        assert tables["zst", dt.name] == tables["nd", dt.name], dt.name
+        assert tables["zst", dt.name] or dt.name == "deployments", dt.name
+
+
+def test_duckdb_reads_the_compressed_raw_files_as_they_are(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh", types=("events",))
+    assert sync(config).exit_code == 0
+    events = BY_NAME["events"]
+    pattern = str(config.warehouse / "raw" / "events" / "*" / "*" / "*.ndjson.zst")
+    con = duckdb.connect()
+    try:
+        (count,) = con.execute("SELECT count(*) FROM read_ndjson_auto(?)", [pattern]).fetchone()
+    finally:
+        con.close()
+    assert count == landed_lines(config.warehouse, events) > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [("00001.ndjson.zst", "00001"), ("00001.ndjson.gz", "00001"), ("00001.ndjson", "00001")],
+)
+def test_data_file_names(name, stem):
+    assert rawfile.is_data_file(name) and rawfile.stem(name) == stem
+    assert not rawfile.is_data_file("." + name) and not rawfile.is_data_file("00001.meta.json")
