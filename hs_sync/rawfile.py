@@ -2,9 +2,9 @@
 
 A data file is NDJSON, written zstd-compressed (`NNNNN.ndjson.zst`, level 1,
 the default) or plain (`NNNNN.ndjson`); `.ndjson.gz` files are read too. At
-1M events zstd makes the raw files 13x smaller and a full sync's download
-phase about 12% faster: writing 850 MB costs more system time than
-compressing it (benchmarks/RESULTS.md). DuckDB (`read_ndjson`) and `zstdcat`
+1M events zstd makes the raw files 13x smaller at about the same full-sync
+time: quicker to land (less to write), slower to read back
+(benchmarks/bench_raw_compression.py). DuckDB (`read_ndjson`) and `zstdcat`
 read the compressed files as they are.
 """
 
