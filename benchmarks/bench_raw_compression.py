@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import SimProcess  # noqa: E402
+from run import SimProcess, sync_config  # noqa: E402
 
 
 def _usage() -> tuple[float, float]:
@@ -36,6 +36,11 @@ def _timed(fn) -> tuple[float, float, float]:
     return wall, cpu1 - cpu0, sys1 - sys0
 
 
+def _landed(summary) -> None:
+    if summary.errors:
+        raise RuntimeError(f"sync reported errors: {summary.errors}")
+
+
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -43,31 +48,21 @@ def _size(folder: Path) -> int:
 def main() -> None:
     scale = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    from hs_sync.config import load_config
     from hs_sync.registry import DATA_TYPES
     from hs_sync.sync import sync
     from hs_sync.transform import transform
     from hs_sync.warehouse import Warehouse
 
     sim = SimProcess(1, scale)
-    print(f"scale {scale}: {sum(sim.rows.values()):,} events")
+    print(f"scale {scale}: {sum(sim.rows['events'].values()):,} events")
     print("| raw files | phase | wall s | CPU s | system s | raw MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     try:
         for _ in range(pairs):
             for compression in ("zstd", "none"):
                 root = Path(tempfile.mkdtemp(prefix="hs-rawc-"))
-                config = load_config(
-                    env={},
-                    api_key=sim.api_key,
-                    base_url=sim.base_url,
-                    warehouse=root,
-                    budget_per_hour=10**9,
-                    budget_per_minute=10**9,
-                    media=False,
-                    raw_compression=compression,
-                )
-                wall, cpu, system = _timed(lambda c=config: sync(c, transform=False))
+                config = sync_config(sim.base_url, sim.api_key, root, raw_compression=compression)
+                wall, cpu, system = _timed(lambda c=config: _landed(sync(c, transform=False)))
                 mb = _size(root / "raw") / 1e6
                 print(
                     f"| {compression} | download | {wall:.2f} | {cpu:.2f} | {system:.2f} | {mb:.0f} |"

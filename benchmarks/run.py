@@ -172,20 +172,27 @@ def _worker(spec: dict) -> None:
     result.write_text(json.dumps(report))
 
 
-def work_hs_sync(spec: dict, key: str) -> dict:
+def sync_config(base_url: str, api_key: str, warehouse, **changes):
+    """The measured hs-sync's settings: the request budget lifted, no media."""
     from hs_sync.config import load_config
-    from hs_sync.sync import sync
 
-    config = load_config(
+    return load_config(
         env={},
-        api_key=key,
-        base_url=spec["base_url"],
-        warehouse=spec["warehouse"],
+        api_key=api_key,
+        base_url=base_url,
+        warehouse=warehouse,
         budget_per_hour=10**9,
         budget_per_minute=10**9,
         concurrency=CONCURRENCY,
         media=False,
+        **changes,
     )
+
+
+def work_hs_sync(spec: dict, key: str) -> dict:
+    from hs_sync.sync import sync
+
+    config = sync_config(spec["base_url"], key, spec["warehouse"])
     summary = sync(config)
     if summary.errors:
         raise RuntimeError(f"sync reported errors: {summary.errors}")

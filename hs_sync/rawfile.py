@@ -61,9 +61,9 @@ def blocks(path: Path) -> Iterator[bytes]:
         with _open(path) as f:
             while block := f.read(_BLOCK_BYTES):
                 yield block
+    except FileNotFoundError:
+        raise
     except (OSError, EOFError, pa.ArrowException) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
         raise RawFileError(f"cannot read raw file {path}: {exc}") from None
 
 
@@ -83,8 +83,3 @@ def lines(path: Path) -> Iterator[bytes]:
     """A data file's non-blank lines, one by one."""
     for block in line_blocks(path):
         yield from block
-
-
-def read_bytes(path: Path) -> bytes:
-    """A whole data file's NDJSON bytes, decompressed."""
-    return b"".join(blocks(path))

@@ -32,7 +32,7 @@ def make_config(sim: Any, warehouse: Path, **changes: Any) -> Config:
 
 def file_bytes(path: Path) -> bytes:
     """A file's bytes as a reader sees them: raw data files decompressed."""
-    return rawfile.read_bytes(path) if rawfile.is_data_file(path.name) else path.read_bytes()
+    return b"".join(rawfile.blocks(path)) if rawfile.is_data_file(path.name) else path.read_bytes()
 
 
 def data_files(root: Path, dt: DataType) -> list[Path]:

@@ -18,7 +18,7 @@ from hs_sync.media import download_media
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.sync import sync
 from hs_sync.warehouse import DB_FILE
-from tests.warehouse_helpers import content_columns
+from tests.warehouse_helpers import content_rows
 
 # Fast retries and a budget the tests never reach; read through WarehouseResource.config_file.
 TEST_SETTINGS = """\
@@ -58,16 +58,6 @@ def _resources(sim, root: Path, settings: Path, **api) -> dict:
 
 def _everything():
     return [*defs.assets, *(defs.asset_checks or [])]
-
-
-def _table(root: Path, name: str) -> list[tuple]:
-    con = duckdb.connect(str(root / DB_FILE), read_only=True)
-    try:
-        cols = content_columns(con, name)
-        select = ", ".join(f'"{c}"::VARCHAR' for c in cols)
-        return con.execute(f'SELECT {select} FROM "{name}" ORDER BY _key').fetchall()
-    finally:
-        con.close()
 
 
 def _views(root: Path) -> list[str]:
@@ -143,13 +133,13 @@ def test_job_builds_the_same_warehouse_as_hs_sync_sync(clean_sim, settings, tmp_
     assert download_media(config).exit_code == 0
     a, b = tmp_path / "dagster", tmp_path / "cli"
     for dt in DATA_TYPES:
-        rows = _table(a, dt.name)
-        assert rows == _table(b, dt.name), dt.name
+        rows = content_rows(a, dt.name)
+        assert rows == content_rows(b, dt.name), dt.name
         assert _parquet(a, dt.name) == _parquet(b, dt.name), dt.name
     assert _views(a) == _views(b) and _views(a)
     assert _media(a) == _media(b) and _media(a)
     assert _media_manifest(a) == _media_manifest(b)
-    assert sum(len(_table(a, dt.name)) for dt in DATA_TYPES) > 1000
+    assert sum(len(content_rows(a, dt.name)) for dt in DATA_TYPES) > 1000
 
 
 def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, settings, tmp_path):
@@ -165,7 +155,7 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, sett
         assert raw["skipped"] == "" and raw["errors"] == {} and raw["run_skipped_types"] == {}
         assert raw["rows"] == sum(raw["rows_by_experiment"].values())
         duck = _metadata(result, AssetKey(["duckdb", dt.name]))
-        assert duck["dagster/row_count"] == len(_table(root, dt.name))
+        assert duck["dagster/row_count"] == len(content_rows(root, dt.name))
         assert duck["rows_written"] == duck["dagster/row_count"]  # first run: every row is new
         parquet = _metadata(result, AssetKey(["parquet", dt.name]))
         assert parquet["rows_written"] == duck["dagster/row_count"]
@@ -181,12 +171,12 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, sett
     assert media["downloaded"] == len(_media(root))
 
     # A second run is incremental: nothing new is landed or written, and the tables stay.
-    before = {dt.name: _table(root, dt.name) for dt in DATA_TYPES}
+    before = {dt.name: content_rows(root, dt.name) for dt in DATA_TYPES}
     again = materialize(_everything(), resources=_resources(sim, root, settings))
     assert again.success
     for dt in DATA_TYPES:
         assert _metadata(again, AssetKey(["duckdb", dt.name]))["rows_written"] == 0, dt.name
-        assert _table(root, dt.name) == before[dt.name]
+        assert content_rows(root, dt.name) == before[dt.name]
         landed_again = _metadata(again, AssetKey(["raw", dt.name]))["rows"]
         if dt.mode is Mode.TIME:  # merge and snapshot types are re-read whole
             assert landed_again == 0, dt.name

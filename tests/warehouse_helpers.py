@@ -64,6 +64,17 @@ def content_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in rows if r[0] not in LINEAGE]
 
 
+def content_rows(root: Path, table: str) -> list[tuple]:
+    """A table's rows in key order, lineage columns left out, each value as text."""
+    con = duckdb.connect(str(Warehouse(root).db_path), read_only=True)
+    try:
+        cols = content_columns(con, table)
+        select = ", ".join(f'"{c}"::VARCHAR' for c in cols)
+        return con.execute(f'SELECT {select} FROM "{table}" ORDER BY _key').fetchall()
+    finally:
+        con.close()
+
+
 def query(wh: Warehouse, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(wh.db_path), read_only=True)
     try:
