@@ -292,7 +292,8 @@ class Extractor:
         )
         due = {room: v for room, v in rooms.items() if not v or known.get(room) != v}
         if not force and len(due) > 1 and self._experiment_read_pays(dt, exp, len(due), result):
-            if self._pull_scope(dt, exp, "experiment", exp, "rooms", result):
+            running = frozenset(room for room, version in due.items() if not version)
+            if self._pull_scope(dt, exp, "experiment", exp, "rooms", result, running):
                 self._remember_rooms(dt, exp, due)
             return result
         for room_id, version in due.items():
@@ -320,19 +321,35 @@ class Extractor:
         return total is not None and -(-total // self.config.page_size) < due
 
     def _pull_scope(
-        self, dt: DataType, exp: str, scope: str, scope_id: str, label: str, result: PullResult
+        self,
+        dt: DataType,
+        exp: str,
+        scope: str,
+        scope_id: str,
+        label: str,
+        result: PullResult,
+        running: frozenset[str] = frozenset(),
     ) -> bool:
         """Read one room (or, for room types, a whole experiment); True once consistent.
 
         A room read identical to the room's last landed read (a room still
-        collecting that nothing happened in) is not landed again.
+        collecting that nothing happened in) is not landed again; an experiment
+        read records that of each of its `running` rooms.
         """
         path = dt.url_path(scope, quote_id(scope_id))
         params = dict(dt.extra_params)
         room = scope == "room"
         for _pass in range(MAX_REREADS + 1):
             writer = self._writer(
-                dt, exp, label, scope, scope_id, track_cursor=False, digest=room, staged=room
+                dt,
+                exp,
+                label,
+                scope,
+                scope_id,
+                track_cursor=False,
+                digest=room,
+                staged=room,
+                room_digests=running,
             )
             fetched, totals, requests = 0, [], 0
             unchanged = False
@@ -343,9 +360,9 @@ class Extractor:
                     totals.append(_total(page))
                     writer.add(page, fetched_at)
                 if room:
-                    # A room last read within an experiment-scope read (a first sync) has
-                    # no digest: its first read by itself is landed once more, the rows
-                    # de-duplicated by key downstream.
+                    # A room last read within an experiment-scope read has the digest
+                    # that read recorded; where the two reads order its rows differently,
+                    # it is landed once more and de-duplicated by key downstream.
                     unchanged = (
                         not self.config.full_refresh
                         and _reconciled(fetched, totals)
@@ -393,6 +410,8 @@ class Extractor:
                 )
                 if room and not unchanged:
                     self.state.set_room_digest(dt.name, exp, scope_id, writer.content_digest)
+                for room_id, digest in writer.room_content_digests.items():
+                    self.state.set_room_digest(dt.name, exp, room_id, digest)
                 self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
                 return True
         what = f"room {scope_id}" if scope == "room" else "experiment-scope read"

@@ -126,6 +126,10 @@ class BatchWriter:
     # Write under a hidden folder that `publish` renames into place, or `drop` removes:
     # a whole-table read is landed only once it is known to differ from the last one.
     staged: bool = False
+    # Rooms whose rows are hashed apart, as `content_digest` of a read of that room
+    # alone would hash them: an experiment-scope read then vouches for its running
+    # rooms, whose next read by themselves is not landed again when nothing changed.
+    room_digests: frozenset[str] = frozenset()
     compression: str = "zstd"  # of the data files: a key of rawfile.SUFFIXES
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
@@ -149,6 +153,9 @@ class BatchWriter:
         self._buffered_bytes = 0
         self._max_cursor: datetime | None = None
         self._digest = hashlib.blake2b(digest_size=16) if self.digest else None
+        self._rooms: dict[str, Any] | None = {
+            room: hashlib.blake2b(digest_size=16) for room in self.room_digests
+        }
         self._ordered = True
         self._last_cursor: datetime | None = None
         self.skipped = 0  # rows not landed again (already landed by the last window)
@@ -168,6 +175,8 @@ class BatchWriter:
         if rows:
             if self._digest is not None:
                 self._digest.update(chunk)
+            if self._rooms:
+                self._hash_rooms(page, chunk)
             self._chunks.append(chunk)
             self._buffered_bytes += len(chunk)
             self._buffered_rows += rows
@@ -281,6 +290,26 @@ class BatchWriter:
         if self._digest is None:
             raise ValueError("BatchWriter(digest=True) is needed for content_digest")
         return self._digest.hexdigest()
+
+    @property
+    def room_content_digests(self) -> dict[str, str]:
+        """The `content_digest` a read of each of `room_digests` alone would have
+        ({} when a page's rows could not be told apart by room)."""
+        return {room: h.hexdigest() for room, h in (self._rooms or {}).items()}
+
+    def _hash_rooms(self, page: Envelope, chunk: bytes) -> None:
+        lines = chunk.split(b"\n")[:-1]
+        picked = wire.pick(page.array, ("roomId",)) if page.lines is not None else None
+        if picked is None:
+            picked = [(r.get("roomId") if isinstance(r, dict) else None,) for r in page.records]
+        if len(picked) != len(lines):
+            self._rooms = None  # rows were dropped or split: no room can be vouched for
+            return
+        rooms = self._rooms
+        for line, (room,) in zip(lines, picked, strict=True):
+            digest = rooms.get(str(room))
+            if digest is not None:
+                digest.update(line + b"\n")
 
     @property
     def ordered(self) -> bool:
