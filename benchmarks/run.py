@@ -131,8 +131,9 @@ class SimProcess:
 # -- measured clients, each in a fresh subprocess ----------------------------
 
 
-def measure(kind: str, api_key: str, **args) -> dict:
-    """Run `kind` in a subprocess; its own report plus peak RSS and CPU from wait4."""
+def measure(kind: str, api_key: str, *, script: Path = Path(__file__), **args) -> dict:
+    """Run `kind` in a subprocess of `script` (which dispatches `--worker`); its own
+    report plus peak RSS and CPU from wait4."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = Path(f.name)
     spec = {"kind": kind, "result": str(out), **args}
@@ -140,7 +141,7 @@ def measure(kind: str, api_key: str, **args) -> dict:
     env["RUNTIME__LOG_LEVEL"] = "ERROR"
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+        [sys.executable, str(script.resolve()), "--worker", json.dumps(spec)],
         env=env,
         cwd=tempfile.gettempdir(),  # no hs_sync.toml of the caller's folder applies
         stdout=subprocess.DEVNULL,
@@ -554,12 +555,13 @@ def machine() -> str:
     )
 
 
-def write_results(text: str) -> None:
+def write_results(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the block between `begin` and `end` in RESULTS.md (added at the top if absent)."""
     old = RESULTS.read_text() if RESULTS.exists() else ""
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1]
+    block = f"{begin}\n{text}\n{end}"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1]
     else:
         new = "# Benchmark results\n\n" + block + "\n" + old
     RESULTS.write_text(new)
