@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,30 +85,18 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
     return found
 
 
-def transform(
-    warehouse: Warehouse,
-    data_types: Sequence[DataType],
-    *,
-    ready: Iterable[DataType] | None = None,
-) -> dict[str, Any]:
-    """Apply the raw files landed since the last run; returns a JSON-able summary.
-
-    `ready`, when given, yields each of `data_types` once, as its landing
-    completes: a sync transforms one type while it is still pulling others.
-    """
-    order = list(data_types) if ready is None else ready
-    return _run(Warehouse(warehouse.root).create(), list(data_types), order, rebuild=False)
+def transform(warehouse: Warehouse, data_types: Sequence[DataType]) -> dict[str, Any]:
+    """Apply the raw files landed since the last run, type by type in the order given;
+    returns a JSON-able summary."""
+    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=False)
 
 
 def rebuild(warehouse: Warehouse, data_types: Sequence[DataType] = DATA_TYPES) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
-    types = list(data_types)
-    return _run(Warehouse(warehouse.root).create(), types, types, rebuild=True)
+    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=True)
 
 
-def _run(
-    warehouse: Warehouse, data_types: list[DataType], order: Iterable[DataType], rebuild: bool
-) -> dict[str, Any]:
+def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dict[str, Any]:
     started = time.monotonic()
     ledger = Ledger(warehouse)
     try:
@@ -116,7 +104,7 @@ def _run(
         stale_views = ledger.get_meta("views") != digest or not warehouse.db_path.exists()
         results = {dt.name: TypeResult() for dt in data_types}
         with _system_pool():
-            published = _apply(warehouse, data_types, order, results, ledger, rebuild, stale_views)
+            published = _apply(warehouse, data_types, results, ledger, rebuild, stale_views)
         if published:
             ledger.set_meta("views", digest)
         return _summary(results, published, rebuild, time.monotonic() - started)
@@ -127,13 +115,12 @@ def _run(
 def _apply(
     warehouse: Warehouse,
     data_types: list[DataType],
-    order: Iterable[DataType],
     results: dict[str, TypeResult],
     ledger: Ledger,
     rebuild: bool,
     stale_views: bool,
 ) -> bool:
-    """Apply each type's new files in `order`; returns whether a database was published.
+    """Apply each type's new files in turn; returns whether a database was published.
 
     The database copy is made when the first type has something to apply, so a
     run with nothing new copies and publishes nothing (unless the views changed).
@@ -155,7 +142,7 @@ def _apply(
     stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-stage")
     try:
         previous: tuple[DataType, Future[Path], Warehouse | None] | None = None
-        for dt in order:
+        for dt in data_types:
             done = {} if rebuild else ledger.processed(dt.name)
             files = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
             if rebuild:
