@@ -364,6 +364,21 @@ def _add_late_rows(sim: SimProcess, fraction: float) -> int:
     return added
 
 
+def full_and_wire(sim: SimProcess, work: Path, warehouse: Path, log) -> tuple:
+    """hs-sync's full sync into `warehouse`, then the wire limit: its requests replayed.
+    Returns both reports, the file of replayed requests and the server's root URL."""
+    log("  hs-sync full sync")
+    sim.call("reset")
+    full = measure("hs-sync", sim.api_key, base_url=sim.base_url, warehouse=str(warehouse))
+    replay = [(r["path"], r["params"]) for r in sim.call("requests") if r.get("status") == 200]
+    requests = work / "requests.json"
+    requests.write_text(json.dumps(replay))
+    log("  wire limit (the same requests, bare httpx)")
+    root = sim.base_url.split("/api/")[0]
+    wire = measure("wire", sim.api_key, requests=str(requests), root=root)
+    return full, wire, requests, root
+
+
 def run_scale(scale: float, seed: int, peers: bool, log) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"hs-bench-{scale:g}-"))
     log(f"scale {scale:g}: starting the simulator")
@@ -373,17 +388,7 @@ def run_scale(scale: float, seed: int, peers: bool, log) -> dict:
     res["series_rows"] = sum(sum(v.values()) for v in sim.rows.values())
     try:
         common = {"base_url": sim.base_url, "warehouse": str(work / "warehouse")}
-        log("  hs-sync full sync")
-        sim.call("reset")
-        res["full"] = measure("hs-sync", sim.api_key, **common)
-        full_log = sim.call("requests")
-        replay = [(r["path"], r["params"]) for r in full_log if r.get("status") == 200]
-        req_file = work / "requests.json"
-        req_file.write_text(json.dumps(replay))
-
-        log("  wire limit (the same requests, bare httpx)")
-        root = sim.base_url.split("/api/")[0]
-        res["wire"] = measure("wire", sim.api_key, requests=str(req_file), root=root)
+        res["full"], res["wire"], _, _ = full_and_wire(sim, work, work / "warehouse", log)
 
         log("  hs-sync, no new data")
         sim.call("reset")
