@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hs_sync.client import Envelope
-from hs_sync.landing import BatchWriter, encode_records
+from hs_sync.api.client import Envelope
+from hs_sync.land.batch import BatchWriter, encode_records
 from hs_sync.registry import get
 from hs_sync.warehouse import Warehouse, atomic_write
 

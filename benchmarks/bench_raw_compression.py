@@ -48,9 +48,9 @@ def _size(folder: Path) -> int:
 def main() -> None:
     scale = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    from hs_sync.load.transform import transform
     from hs_sync.registry import DATA_TYPES
     from hs_sync.sync import sync
-    from hs_sync.transform import transform
     from hs_sync.warehouse import Warehouse
 
     sim = SimProcess(1, scale)

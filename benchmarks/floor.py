@@ -87,7 +87,7 @@ def work_load(spec: dict, key: str) -> dict:
     """DuckDB reads every type's raw files into a table and writes them as Parquet."""
     import duckdb
 
-    from hs_sync.duck import duck_type
+    from hs_sync.load.duck import duck_type
     from hs_sync.registry import DATA_TYPES
 
     raw, out = Path(spec["raw"]), Path(spec["dir"])
@@ -140,7 +140,7 @@ def work_baseline(spec: dict, key: str) -> dict:
     import pyarrow as pa
 
     import hs_sync.sync  # noqa: F401  (the modules a sync runs)
-    from hs_sync import duck
+    from hs_sync.load import duck
 
     pa.array(["first conversion"])
     with duckdb.connect(str(Path(spec["dir"]) / "baseline.duckdb")) as con:

@@ -82,7 +82,7 @@ API_PATHS = {
 
 
 def _serve(conn, seed: int, scale: float) -> None:
-    from hs_sync.simulator import Simulator
+    from hs_simulator import Simulator
 
     sim = Simulator(seed=seed, scale=scale)
     with sim:

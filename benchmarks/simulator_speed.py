@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from hs_sync.simulator import Simulator
+from hs_simulator import Simulator
 
 
 def peak_rss_mb() -> float:

@@ -41,7 +41,7 @@ from dagster import (
 
 from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
 from hs_sync import pipeline
-from hs_sync.duck import duck_type
+from hs_sync.load.duck import duck_type
 from hs_sync.media import download_media
 from hs_sync.registry import BY_NAME, DATA_TYPES, LINEAGE_COLUMNS, DataType
 from hs_sync.sync import RunSummary

@@ -13,8 +13,9 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from hs_sync import rawfile, registry
+from hs_sync import registry
 from hs_sync.errors import ConfigError
+from hs_sync.land import rawfile
 
 DEFAULT_BASE_URL = "https://api.hyperstudy.io/api/v3"
 CONFIG_FILE = "hs_sync.toml"

@@ -68,8 +68,8 @@ class DemoResult:
 
 def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) -> DemoResult:
     """Serve the simulator on a free loopback port, sync everything, stop it again."""
+    from hs_simulator import Simulator
     from hs_sync.checks import run_checks
-    from hs_sync.simulator import Simulator
     from hs_sync.sync import sync
 
     wh = Warehouse(warehouse).create()
@@ -98,7 +98,7 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
 
 def run_queries(wh: Warehouse) -> list[dict[str, Any]]:
     """The README's example queries, with their results."""
-    from hs_sync.duck import connect_readonly
+    from hs_sync.load.duck import connect_readonly
 
     out = []
     con = connect_readonly(wh)

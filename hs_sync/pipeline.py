@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hs_sync import duck
 from hs_sync.config import Config
+from hs_sync.load import duck
+from hs_sync.load.transform import transform
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import DataType
 from hs_sync.sync import Progress, RunSummary, sync
-from hs_sync.transform import transform
 from hs_sync.warehouse import Warehouse
 
 

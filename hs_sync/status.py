@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 
-from hs_sync import quarantine, registry
-from hs_sync.duck import connect_readonly, quote, sql
+from hs_sync import registry
 from hs_sync.errors import ConfigError
 from hs_sync.export import time_column
-from hs_sync.processed import LEDGER_FILE
-from hs_sync.state import STATE_FILE
+from hs_sync.land import quarantine
+from hs_sync.land.state import STATE_FILE
+from hs_sync.load.duck import connect_readonly, quote, sql
+from hs_sync.load.ledger import LEDGER_FILE
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse
 

@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hs_sync import memory
-from hs_sync.budget import RequestBudget
-from hs_sync.client import ApiClient, Envelope
+from hs_sync.api.budget import RequestBudget
+from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import (
     AuthError,
@@ -30,11 +29,12 @@ from hs_sync.errors import (
     HsSyncError,
     NotFoundError,
 )
-from hs_sync.extract import Extractor, PullResult, now_iso, quote_id, room_version
-from hs_sync.landing import sweep_temporaries
+from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room_version
+from hs_sync.land.batch import sweep_temporaries
+from hs_sync.land.state import ExtractState, remembered_requests
+from hs_sync.load import memory
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import BY_NAME, DataType, Mode
-from hs_sync.state import ExtractState, remembered_requests
 from hs_sync.warehouse import Warehouse
 
 Progress = Callable[..., None]
@@ -383,7 +383,7 @@ def _land_experiment(ex: Extractor, dt: DataType, exp: str, listing: Envelope) -
 def _transform(
     warehouse: Warehouse, types: Sequence[DataType], summary: RunSummary, run: _Run
 ) -> dict[str, Any] | None:
-    from hs_sync.transform import transform
+    from hs_sync.load.transform import transform
 
     run.progress("transform")
     try:

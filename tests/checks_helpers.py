@@ -9,9 +9,9 @@ from typing import Any
 
 import duckdb
 
+from hs_simulator import Simulator
 from hs_sync.checks import CheckResult
 from hs_sync.config import Config
-from hs_sync.simulator import Simulator
 from hs_sync.sync import sync
 from tests.conftest import SMALL_SCALE
 from tests.extract_helpers import make_config

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hs_sync.simulator import Simulator
+from hs_simulator import Simulator
 
 SMALL_SCALE = 0.3  # about 3,000 events: every type present, fast to generate
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from hs_sync import rawfile
 from hs_sync.config import Config
+from hs_sync.land import rawfile
 from hs_sync.registry import DATA_TYPES, DataType, Mode
 from hs_sync.warehouse import Warehouse
 

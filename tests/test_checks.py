@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
+from hs_simulator import Simulator
 from hs_sync import registry
 from hs_sync.checks import CHECKS, record_results, run_check, run_checks
-from hs_sync.simulator import Simulator
-from hs_sync.transform import transform
+from hs_sync.load.transform import transform
 from hs_sync.warehouse import Warehouse
 from tests.checks_helpers import by_name, copy_of, execute, ids, planted, planted_world, synced
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from hs_simulator import Simulator
 from hs_sync.cli import main
-from hs_sync.simulator import Simulator
 from tests.checks_helpers import planted, planted_world, synced
 
 

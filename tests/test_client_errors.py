@@ -7,13 +7,13 @@ import logging
 import pytest
 from click.testing import CliRunner
 
-from hs_sync.budget import RequestBudget
+from hs_simulator.auth import ALL_SCOPES
+from hs_sync.api.budget import RequestBudget
+from hs_sync.api.client import ApiClient
 from hs_sync.cli import main
-from hs_sync.client import ApiClient
 from hs_sync.errors import AuthError, BadRequestError, BudgetExhausted, NotFoundError
+from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME, DATA_TYPES
-from hs_sync.simulator.auth import ALL_SCOPES
-from hs_sync.state import ExtractState
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (

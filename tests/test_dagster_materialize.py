@@ -194,7 +194,7 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, sett
 
 
 def test_a_type_the_key_may_not_read_is_reported_as_skipped(sim, settings, tmp_path):
-    from hs_sync.simulator.auth import ALL_SCOPES
+    from hs_simulator.auth import ALL_SCOPES
 
     sim.add_key("no-chat-key", set(ALL_SCOPES) - {"read:chat"})
     root = tmp_path / "wh"

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from hs_simulator import Simulator
 from hs_sync import registry
 from hs_sync.cli import main
 from hs_sync.export import (
@@ -29,7 +30,6 @@ from hs_sync.export import (
     time_column,
     types_at,
 )
-from hs_sync.simulator import Simulator
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from hs_sync import rawfile
+from hs_sync.land import rawfile
+from hs_sync.land.state import ExtractState
 from hs_sync.registry import DATA_TYPES, Mode
-from hs_sync.state import ExtractState
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse

@@ -10,10 +10,10 @@ import time
 import orjson
 import pytest
 
-from hs_sync import rawfile
 from hs_sync.errors import WarehouseLocked
+from hs_sync.land import rawfile
+from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME, DATA_TYPES, Mode
-from hs_sync.state import ExtractState
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (

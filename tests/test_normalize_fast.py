@@ -12,13 +12,14 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from hs_sync import normalize, registry
-from hs_sync.normalize import Normalized, normalize_file, normalize_lines, synced_at_of
+from hs_simulator import Simulator
+from hs_simulator.dataset import Dataset
+from hs_sync import registry
+from hs_sync.load import normalize
+from hs_sync.load.normalize import Normalized, normalize_file, normalize_lines, synced_at_of
+from hs_sync.load.transform import raw_files
 from hs_sync.registry import BOOL, FLOAT, INT, LIST_STR, STR, TS, Column, DataType, Mode, col
-from hs_sync.simulator import Simulator
-from hs_sync.simulator.dataset import Dataset
 from hs_sync.sync import sync
-from hs_sync.transform import raw_files
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import event, land

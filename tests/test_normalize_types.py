@@ -9,8 +9,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from hs_sync import rawfile, registry
-from hs_sync.normalize import normalize_file, normalize_lines, synced_at_of
+from hs_sync import registry
+from hs_sync.land import rawfile
+from hs_sync.load.normalize import normalize_file, normalize_lines, synced_at_of
 from hs_sync.warehouse import Warehouse
 from tests.warehouse_helpers import event, land
 

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from hs_sync import duck
+from hs_sync.load import duck
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the build reads; a copy keeps build/ and the egg-info out of the working tree.
-SOURCES = ("pyproject.toml", "README.md", "hs_sync", "dagster_project", "sql")
+SOURCES = ("pyproject.toml", "README.md", "hs_sync", "hs_simulator", "dagster_project", "sql")
 PIP_ENV = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"}
 
 PROBE = """
 import json, sys
 import hs_sync
-from hs_sync import duck
+from hs_sync.load import duck
 from hs_sync.checks.context import check_sql
 print(json.dumps({
     "package": hs_sync.__file__,
@@ -66,7 +66,7 @@ def test_wheel_carries_sql_and_every_module(wheel):
     # pyproject.toml lists the packages by name: a new one must be added there.
     modules = {
         p.relative_to(ROOT).as_posix()
-        for package in ("hs_sync", "dagster_project")
+        for package in ("hs_sync", "hs_simulator", "dagster_project")
         for p in (ROOT / package).rglob("*.py")
     }
     assert not modules - names, f"modules not in the wheel: {sorted(modules - names)}"
@@ -95,7 +95,7 @@ def test_installed_copy_reads_its_own_sql(wheel, tmp_path):
 
 def test_missing_sql_fails_loudly():
     from hs_sync.errors import HsSyncError
-    from hs_sync.sqlfiles import sql_dir
+    from hs_sync.load.sqlfiles import sql_dir
 
     with pytest.raises(HsSyncError, match="sql/nowhere"):
         sql_dir("nowhere")

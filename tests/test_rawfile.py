@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from hs_sync import rawfile
+from hs_sync.land import rawfile
 from hs_sync.registry import BY_NAME, DATA_TYPES
 from hs_sync.sync import sync
 from tests.extract_helpers import data_files, landed_lines, make_config

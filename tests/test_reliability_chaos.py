@@ -33,10 +33,10 @@ import duckdb
 import orjson
 import pytest
 
-from hs_sync import rawfile
+from hs_sync.land import rawfile
+from hs_sync.load.normalize import synced_at_of
+from hs_sync.load.parquet import dataset_files
 from hs_sync.media.run import download_media
-from hs_sync.normalize import synced_at_of
-from hs_sync.parquet_store import dataset_files
 from hs_sync.registry import DATA_TYPES
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
@@ -53,7 +53,7 @@ MEDIA_HISTORY = {"attempts", "last_attempt", "downloaded_at"}
 RUNNER = """
 import sys
 from hs_sync.config import load_config
-from hs_sync import rawfile
+from hs_sync.land import rawfile
 from hs_sync.media.run import download_media
 from hs_sync.sync import sync
 

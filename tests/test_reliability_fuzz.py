@@ -26,15 +26,15 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from hs_sync import quarantine
-from hs_sync.client import ApiClient, Envelope
+from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import HsSyncError
-from hs_sync.extract import _next_offset, _total
-from hs_sync.landing import BatchWriter
+from hs_sync.extract.pulls import _next_offset, _total
+from hs_sync.land import quarantine
+from hs_sync.land.batch import BatchWriter
+from hs_sync.load.transform import transform
 from hs_sync.registry import BY_NAME, DATA_TYPES
 from hs_sync.sync import sync
-from hs_sync.transform import transform
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import data_files, file_bytes, make_config
 from tests.warehouse_helpers import land, query

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from hs_sync.cli import main
+from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME
-from hs_sync.state import ExtractState
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from hs_simulator import Simulator
+from hs_simulator.generate import HOSTILE_EXPERIMENT, HOSTILE_PARTICIPANT, HOSTILE_ROOMS
 from hs_sync.cli import main
 from hs_sync.media.run import download_media
 from hs_sync.registry import DATA_TYPES
-from hs_sync.simulator import Simulator
-from hs_sync.simulator.generate import HOSTILE_EXPERIMENT, HOSTILE_PARTICIPANT, HOSTILE_ROOMS
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import file_bytes, make_config
@@ -184,7 +184,7 @@ def test_hostile_ids_stay_in_their_folders_and_reach_sql_as_values(tmp_path):
 
 
 def test_an_id_that_cannot_be_a_url_is_a_bad_request_never_a_crash(sim):
-    from hs_sync.client import ApiClient
+    from hs_sync.api.client import ApiClient
     from hs_sync.errors import BadRequestError
 
     with ApiClient(make_config(sim, "unused")) as client:

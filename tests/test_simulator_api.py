@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from hs_sync.simulator import Simulator
+from hs_simulator import Simulator
 
 
 def _get(sim, path, key=None, **params):

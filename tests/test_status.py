@@ -10,15 +10,15 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from hs_simulator import Simulator
 from hs_sync import registry
 from hs_sync.cli import main
 from hs_sync.errors import ConfigError
 from hs_sync.export import time_column
-from hs_sync.simulator import Simulator
+from hs_sync.load.transform import transform
 from hs_sync.status import status
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
-from hs_sync.transform import transform
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import event, land

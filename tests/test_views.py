@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hs_sync import registry
-from hs_sync.transform import transform
+from hs_sync.load.transform import transform
 from hs_sync.warehouse import Warehouse
 from tests.warehouse_helpers import land, query
 
@@ -166,7 +166,7 @@ def test_deployment_summary(wh):
 
 
 def test_views_come_from_plain_sql_files(wh):
-    from hs_sync.duck import view_files
+    from hs_sync.load.duck import view_files
 
     names = {r[0] for r in query(wh, "SELECT view_name FROM duckdb_views() WHERE NOT internal")}
     for path in view_files():

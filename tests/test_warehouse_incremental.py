@@ -8,10 +8,11 @@ from datetime import datetime, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from hs_sync import parquet_store, registry
+from hs_sync import registry
+from hs_sync.load import parquet as parquet_store
+from hs_sync.load.transform import rebuild, transform
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
-from hs_sync.transform import rebuild, transform
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import landed, make_config
 from tests.warehouse_helpers import db_rows, event, land, parquet_table, query

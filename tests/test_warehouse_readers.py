@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from hs_sync import registry
-from hs_sync.transform import transform
+from hs_sync.load.transform import transform
 from hs_sync.warehouse import Warehouse
 from tests.warehouse_helpers import event, land
 

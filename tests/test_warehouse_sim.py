@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 
 from hs_sync import registry
-from hs_sync.duck import duck_type
+from hs_sync.load.duck import duck_type
+from hs_sync.load.transform import rebuild
 from hs_sync.registry import DataType
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
-from hs_sync.transform import rebuild
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import db_rows, parquet_table, query
@@ -66,7 +66,7 @@ def truth(sim, dt: DataType) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory):
-    from hs_sync.simulator import Simulator
+    from hs_simulator import Simulator
 
     sim = Simulator(seed=3, scale=0.3)
     sim.start()

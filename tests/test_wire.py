@@ -7,13 +7,13 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from hs_sync.client import ApiClient, Envelope
+from hs_sync.api.client import ApiClient, Envelope
+from hs_sync.api.wire import lacks_names, pick, split
 from hs_sync.config import Config
-from hs_sync.landing import BatchWriter
+from hs_sync.land.batch import BatchWriter
 from hs_sync.registry import BY_NAME, REDACTED
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from hs_sync.wire import lacks_names, pick, split
 from tests.extract_helpers import data_files, file_bytes
 
 RECORDS = [

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from hs_sync import rawfile
+from hs_sync.land import rawfile
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse
 
@@ -87,7 +87,7 @@ def parquet_table(wh: Warehouse, dt: DataType):
     """The type's Parquet dataset as one Arrow table, sorted by key (hive columns dropped)."""
     import pyarrow.dataset as ds
 
-    from hs_sync.parquet_store import dataset_files
+    from hs_sync.load.parquet import dataset_files
 
     if not dataset_files(wh, dt.name):
         return dt.arrow_schema.empty_table()

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from hs_sync import duck
 from hs_sync.checks.model import Issue
 from hs_sync.config import Config
 from hs_sync.errors import ConfigError
+from hs_sync.land.state import STATE_FILE
+from hs_sync.load import duck
+from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import BY_NAME, Mode
-from hs_sync.sqlfiles import sql_dir
-from hs_sync.state import STATE_FILE
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 
@@ -194,9 +194,9 @@ class CheckContext:
     def client(self):
         """An API client sharing the sync's hourly request budget (opened on first use)."""
         if self._client is None:
-            from hs_sync.budget import RequestBudget
-            from hs_sync.client import ApiClient
-            from hs_sync.state import remembered_requests
+            from hs_sync.api.budget import RequestBudget
+            from hs_sync.api.client import ApiClient
+            from hs_sync.land.state import remembered_requests
 
             self._budget = RequestBudget(
                 self.config.budget_per_hour,
@@ -210,7 +210,7 @@ class CheckContext:
         """Remember the requests this run spent, so the next sync counts them too."""
         if self._budget is None or not (self.warehouse.state_dir / STATE_FILE).exists():
             return
-        from hs_sync.state import ExtractState
+        from hs_sync.land.state import ExtractState
 
         try:
             with ExtractState(self.warehouse) as state:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from hs_sync import duck
 from hs_sync.checks.context import CheckContext, check_sql
 from hs_sync.checks.model import Issue
+from hs_sync.load import duck
 
 MEDIA_TABLE = "media_files"
 # manifest column -> names accepted for it (first match wins)

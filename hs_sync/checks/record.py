@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 import orjson
 import pyarrow as pa
 
-from hs_sync import duck
 from hs_sync.checks.model import CheckResult
 from hs_sync.config import Config
+from hs_sync.load import duck
+from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.lock import warehouse_lock
-from hs_sync.sqlfiles import sql_dir
 from hs_sync.warehouse import Warehouse
 
 VIEW_FILE = "90_open_issues.sql"  # creates the tables and the view

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from hs_sync import quarantine as quarantine_store
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
+from hs_sync.land import quarantine as quarantine_store
 
 
 def freshness(ctx: CheckContext) -> list[Issue]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hs_sync import duck
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
+from hs_sync.load import duck
 from hs_sync.registry import DATA_TYPES
 
 ACTIVE_TIMEOUT_SECONDS = 6 * 3600  # a participant 'active' this long after joining is stuck

@@ -31,8 +31,8 @@ def command(
       hs-sync rebuild
       hs-sync rebuild --type events --json
     """
+    from hs_sync.load.transform import rebuild
     from hs_sync.lock import warehouse_lock
-    from hs_sync.transform import rebuild
     from hs_sync.warehouse import Warehouse
 
     config = load_config(config_file, warehouse=warehouse, types=types)

@@ -28,7 +28,7 @@ def command(seed: int, scale: float, port: int, live: bool, no_defects: bool, fa
       hs-sync simulate --port 8765
       hs-sync simulate --scale 100 --live --faults http_5xx=0.05,rate_429=0.02
     """
-    from hs_sync.simulator import Simulator
+    from hs_simulator import Simulator
 
     settings: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in faults.split(","))):

@@ -55,7 +55,7 @@ def command(
     """
     import duckdb
 
-    from hs_sync.duck import connect_readonly
+    from hs_sync.load.duck import connect_readonly
 
     config = load_config(config_file, warehouse=warehouse)
     wh = Warehouse(config.warehouse)

@@ -21,7 +21,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from hs_sync import duck
+from hs_sync.load import duck
 from hs_sync.warehouse import Warehouse
 
 MANIFEST_FILE = "media.sqlite"

@@ -18,7 +18,8 @@ from typing import Any
 import duckdb
 import orjson
 
-from hs_sync import duck, rawfile
+from hs_sync.land import rawfile
+from hs_sync.load import duck
 from hs_sync.warehouse import Warehouse, safe_part
 
 # Extension when `format` is missing or not a plain token, by the recording's media type.

@@ -21,17 +21,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hs_sync.budget import RequestBudget
-from hs_sync.client import ApiClient
+from hs_sync.api.budget import RequestBudget
+from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
 from hs_sync.errors import AuthError, BudgetExhausted, ConfigError
+from hs_sync.land.state import ExtractState, remembered_requests
 from hs_sync.lock import warehouse_lock
 from hs_sync.media import manifest as mf
 from hs_sync.media import redact
 from hs_sync.media.fetch import CHUNK, Fetcher, Result
 from hs_sync.media.links import Links, LinkUnavailable
 from hs_sync.media.plan import Recording, media_file, read_recordings, relative
-from hs_sync.state import ExtractState, remembered_requests
 from hs_sync.warehouse import Warehouse
 
 log = logging.getLogger("hs_sync.media")

@@ -40,7 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from hs_sync import jsontext, rawfile
+from hs_sync import jsontext
+from hs_sync.land import rawfile
 from hs_sync.registry import Column, DataType
 from hs_sync.timeutil import parse_time
 

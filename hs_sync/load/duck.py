@@ -20,8 +20,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import DATA_TYPES, DataType
-from hs_sync.sqlfiles import sql_dir
 from hs_sync.warehouse import Warehouse, fsync_path
 
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)

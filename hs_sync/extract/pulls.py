@@ -21,12 +21,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from hs_sync.client import ApiClient, Envelope
+from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import NotFoundError
-from hs_sync.landing import BatchWriter
+from hs_sync.land.batch import BatchWriter
+from hs_sync.land.state import ExtractState
 from hs_sync.registry import DataType, Mode
-from hs_sync.state import ExtractState
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, safe_part
 

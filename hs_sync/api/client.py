@@ -20,8 +20,9 @@ import httpx
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from hs_sync import __version__, wire
-from hs_sync.budget import RequestBudget
+from hs_sync import __version__
+from hs_sync.api import wire
+from hs_sync.api.budget import RequestBudget
 from hs_sync.config import Config
 from hs_sync.errors import (
     ApiError,

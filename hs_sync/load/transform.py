@@ -27,9 +27,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hs_sync import duck, memory, parquet_store, quarantine, rawfile
-from hs_sync.normalize import Drift, iter_normalized, read_slices, synced_at_of
-from hs_sync.processed import Ledger
+from hs_sync.land import quarantine, rawfile
+from hs_sync.load import duck, memory
+from hs_sync.load import parquet as parquet_store
+from hs_sync.load.ledger import Ledger
+from hs_sync.load.normalize import Drift, iter_normalized, read_slices, synced_at_of
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse
 

@@ -32,8 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hs_sync import libc
-from hs_sync.duck import quote, sql
+from hs_sync.load import libc
+from hs_sync.load.duck import quote, sql
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from hs_sync import libc
+from hs_sync.load import libc
 
 _M_ARENA_MAX = -8  # mallopt parameter (glibc's malloc.h)
 

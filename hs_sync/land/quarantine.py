@@ -12,8 +12,8 @@ from pathlib import Path
 
 import orjson
 
-from hs_sync import rawfile
-from hs_sync.normalize import Quarantined
+from hs_sync.land import rawfile
+from hs_sync.load.normalize import Quarantined
 from hs_sync.warehouse import Warehouse, atomic_write
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hs_sync.errors import HsSyncError
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # hs_sync/
 _ROOTS = (_PACKAGE / "sql", _PACKAGE.parent / "sql")  # installed copy, then the checkout
 
 

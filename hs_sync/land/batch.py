@@ -3,7 +3,7 @@
 A batch is one folder under `raw/<type>/experiment_id=<id>/`, named
 `<UTC YYYYMMDDTHHMMSSffffffZ>-<label>` so that sorting names sorts by landing
 time. Pages are buffered and written as data files `NNNNN.ndjson.zst` (or plain
-`NNNNN.ndjson`: `hs_sync/rawfile.py`) of up to `pages_per_file` pages, each with
+`NNNNN.ndjson`: `hs_sync/land/rawfile.py`) of up to `pages_per_file` pages, each with
 a manifest `NNNNN.meta.json` written just before it. Both go through
 `atomic_write` (temporary name, fsync, rename), so a data file appears only
 once it is complete; the caller checkpoints only after `add`/`close` report a
@@ -27,9 +27,11 @@ from typing import Any
 
 import orjson
 
-from hs_sync import jsontext, rawfile, wire
-from hs_sync.client import Envelope
+from hs_sync import jsontext
+from hs_sync.api import wire
+from hs_sync.api.client import Envelope
 from hs_sync.errors import ApiError
+from hs_sync.land import rawfile
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, atomic_write, fsync_path
