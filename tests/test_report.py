@@ -186,6 +186,8 @@ def test_default_out_is_in_the_warehouse(world, tmp_path):
         ),
         ("out is a folder's file", ["--out", "{file}/x.html"], "cannot write "),
         ("empty warehouse", [], "holds no rooms or participants yet; run `hs-sync sync`"),
+        ("a view is gone", [], "; `hs-sync rebuild` recreates it"),
+        ("not a database", [], "cannot open "),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(world, tmp_path, case, args, message):
@@ -196,6 +198,12 @@ def test_errors_are_one_line_with_exit_code_2(world, tmp_path, case, args, messa
         config = copy_of(config, tmp_path)
         execute(config, "DELETE FROM rooms")
         execute(config, "DELETE FROM participants")
+    elif case == "a view is gone":
+        config = copy_of(config, tmp_path)
+        execute(config, "DROP VIEW sync_quality")
+    elif case == "not a database":
+        config = copy_of(config, tmp_path)
+        (Path(config.warehouse) / "hyperstudy.duckdb").write_bytes(b"not a database" * 500)
     file = tmp_path / "a_file"
     file.write_text("x")
     result = report(config, *[a.format(file=file) for a in args])

@@ -60,14 +60,15 @@ def write_report(config: Config, out: Path | None = None, room: str | None = Non
     except duckdb.Error as exc:
         raise ReportError(f"cannot open {wh.db_path}: {_first_line(exc)}") from None
     try:
-        data = _gather(con, wh, room)
+        try:
+            data = _gather(con, wh, room)
+        finally:
+            con.close()
+        results = run_checks(config, use_api=False)
     except duckdb.Error as exc:
         raise ReportError(
             f"cannot read {wh.db_path}: {_first_line(exc)}; `hs-sync rebuild` recreates it"
         ) from None
-    finally:
-        con.close()
-    results = run_checks(config, use_api=False)
     html = _page(wh, data, results).encode("utf-8")
     try:
         atomic_write(out, html)
