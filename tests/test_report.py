@@ -10,12 +10,15 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
+from plotly.io.json import to_json_plotly
 
 from hs_simulator import Simulator
 from hs_sync.cli import main
 from hs_sync.report import write_report
+from hs_sync.sync import sync
 from tests.browser_helpers import charts, pixels, render, share_near
 from tests.checks_helpers import copy_of, execute, planted_world
+from tests.extract_helpers import make_config
 
 # An experiment name that would be markup if pasted into the page unescaped.
 HOSTILE_NAME = "Ωmega <b>bold</b> <img src=x onerror=alert(1)> & co"
@@ -212,3 +215,23 @@ def test_errors_are_one_line_with_exit_code_2(world, tmp_path, case, args, messa
     assert len(lines) == 1 and lines[0].startswith("hs-sync report: "), result.output
     assert message in lines[0]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_hostile_ids_reach_the_queries_as_values(tmp_path):
+    """Ids made of quotes, SQL, dot segments and NUL bytes are drawn, never run."""
+    types = ("experiments", "deployments", "rooms", "participants", "ratings_continuous")
+    with Simulator(seed=4, scale=0.2, hostile_ids=True) as sim:
+        config = make_config(sim, tmp_path / "wh", types=types)
+        assert sync(config).exit_code == 0
+    rooms = dict(query(config, "SELECT roomId, count(*) FROM ratings_continuous GROUP BY 1"))
+    hostile = [r for r in rooms if "DROP TABLE" in r or "\x00" in r or r.startswith("..")]
+    assert len(hostile) >= 3
+    for room in hostile:
+        summary = write_report(config, out=tmp_path / "r.html", room=room)
+        assert summary.room == room
+        html = summary.path.read_text(encoding="utf-8")
+        # the chart's title as plotly writes it into the page's JSON
+        assert to_json_plotly(f"Continuous ratings of room {room}")[1:-1] in html
+    assert write_report(config, out=tmp_path / "d.html").room == max(rooms, key=rooms.get)
+    assert query(config, "SELECT count(*) FROM rooms")[0][0] == len(sim.dataset.rooms)
