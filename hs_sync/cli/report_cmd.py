@@ -30,7 +30,7 @@ from hs_sync.config import load_config
 )
 @config_option
 def command(warehouse: Path | None, out: Path | None, room: str | None, config_file: str | None):
-    """Write completeness, sessions, findings, sync quality and ratings charts as HTML.
+    """Write the warehouse's charts into one HTML page that opens offline.
 
     The page needs no server or network: open it in any browser.
 
