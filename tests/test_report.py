@@ -175,7 +175,9 @@ def test_default_out_is_in_the_warehouse(world, tmp_path):
     config = copy_of(config, tmp_path)
     result = report(config)
     assert result.exit_code == 0, result.output
-    assert (Path(config.warehouse) / "report.html").stat().st_size > 1_000_000
+    page = Path(config.warehouse) / "report.html"
+    assert page.stat().st_size > 1_000_000
+    assert page.stat().st_mode & 0o777 == 0o600  # like every file in the warehouse
 
 
 @pytest.mark.parametrize(
