@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hs_sync import registry
+from hs_sync import objstore, registry
 from hs_sync.api.budget import RequestBudget
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -62,6 +62,7 @@ class RunSummary:
     budget: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] | None = None
     media: dict[str, Any] | None = None
+    upload: dict[str, Any] | None = None  # raw files and media sent to the object store
     duration_seconds: float = 0.0
 
     @property
@@ -170,7 +171,7 @@ def sync(
     memory.one_arena()
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
-    warehouse = Warehouse(config.warehouse)
+    warehouse = objstore.open_warehouse(config)
     budget = RequestBudget(
         config.budget_per_hour,
         config.budget_per_minute,
@@ -212,6 +213,7 @@ def sync(
                         summary.transform = _transform(warehouse, types, summary, run)
                         if config.media and any(dt.triggers_media for dt in types):
                             summary.media = _media(config, budget, summary, progress)
+                    summary.upload = _upload(warehouse, summary, run)
                     status = "partial" if summary.exit_code else "ok"
                 finally:
                     summary.requests = client.attempts + (summary.media or {}).get(
@@ -391,6 +393,18 @@ def _transform(
         return transform(warehouse, list(types))
     except Exception as exc:  # the raw landing stands; the next run normalizes again
         summary.errors["transform"] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+def _upload(warehouse: Warehouse, summary: RunSummary, run: _Run) -> dict[str, Any] | None:
+    """Send the new raw files and media to the object store (a bucket warehouse only)."""
+    if not warehouse.storage.uri:
+        return None
+    run.progress("upload")
+    try:
+        return objstore.push(warehouse.root, warehouse.storage)
+    except OSError as exc:  # the local copies stand; the next run uploads them
+        summary.errors["upload"] = f"{type(exc).__name__}: {exc}"
         return None
 
 

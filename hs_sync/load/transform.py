@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hs_sync.land import quarantine, rawfile
-from hs_sync.load import duck, memory
+from hs_sync.load import duck, iceberg, memory
 from hs_sync.load import parquet as parquet_store
 from hs_sync.load.ledger import Ledger
 from hs_sync.load.normalize import Drift, iter_normalized, read_slices, synced_at_of
@@ -236,7 +236,10 @@ def _apply_type(
         # before the upsert, which replaces the stored rows that say where keys were
         stored, moved = parquet_store.stored_keys(con, dt, "__batch")
         result.db_rows_written = duck.apply_delta(con, dt, "__batch", stored)
-        pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
+        if warehouse.storage.table_format == "iceberg":
+            pq = iceberg.upsert(con, warehouse, dt, "__batch", replace=rebuild_target is not None)
+        else:
+            pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
         result.parquet_rows_written = pq.rows_written
         result.partitions_touched = len(pq.partitions)
         result.partitions_rewritten = len(pq.rewritten)

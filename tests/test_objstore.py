@@ -1,0 +1,114 @@
+"""A warehouse in an object store: `hs-sync sync --warehouse s3://...` against the
+simulator and a local S3 server (moto) equals the API's data, in Iceberg tables,
+in the local DuckDB database, and as raw objects in the bucket."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from hs_sync import registry
+from hs_sync.cli import main
+from hs_sync.config import load_config
+from hs_sync.land import rawfile
+from hs_sync.sync import sync
+from hs_sync.warehouse import Warehouse
+from tests.objstore_helpers import BUCKET, iceberg_rows, objects, s3  # noqa: F401
+from tests.test_warehouse_sim import comparable, truth
+from tests.warehouse_helpers import db_rows
+
+URI = f"s3://{BUCKET}/lab"
+
+
+@pytest.fixture(scope="module")
+def synced(s3, tmp_path_factory):  # noqa: F811
+    from hs_simulator import Simulator
+
+    sim = Simulator(seed=3, scale=0.2)
+    sim.start()
+    local = tmp_path_factory.mktemp("local")
+    env = {
+        "HYPERSTUDY_API_KEY": sim.api_key,
+        "HYPERSTUDY_BASE_URL": sim.base_url,
+        "HS_SYNC_LOCAL_DIR": str(local),
+    }
+    try:
+        args = ["sync", "--warehouse", URI, "--no-media", "--json"]
+        result = CliRunner().invoke(main, args, env=env)
+        yield sim, Warehouse(local), result
+    finally:
+        sim.stop()
+
+
+def test_the_sync_succeeds_and_binds_the_local_folder(synced):
+    _, wh, result = synced
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert summary["upload"]["objects"] > 0
+    assert wh.storage.uri == URI and wh.storage.table_format == "iceberg"
+    assert not wh.parquet_dir("events").exists()  # the tables are in the bucket
+
+
+@pytest.mark.parametrize("dt", registry.DATA_TYPES, ids=lambda dt: dt.name)
+def test_iceberg_and_duckdb_equal_the_api_row_for_row(synced, dt):
+    sim, wh, _ = synced
+    expected = truth(sim, dt)
+    stored = {r["_key"]: comparable(dt, r) for r in db_rows(wh, dt.name)}
+    assert stored == expected
+    rows = iceberg_rows(wh, dt)
+    assert len(rows) == len(expected)  # no key twice
+    assert {r["_key"]: comparable(dt, r) for r in rows} == expected
+    for row in rows:  # the partition column names the experiment the row came from
+        assert row["_raw_file"].split("/")[2] == f"experiment_id={row['experiment_id']}"
+
+
+def local_raw(wh: Warehouse) -> dict[str, bytes]:
+    return {
+        p.relative_to(wh.root / "raw").as_posix(): p.read_bytes()
+        for p in (wh.root / "raw").rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.parts)
+    }
+
+
+def test_raw_files_are_objects_in_the_bucket(synced, s3):  # noqa: F811
+    _, wh, _ = synced
+    local = local_raw(wh)
+    assert any(rawfile.is_data_file(name) for name in local)
+    assert objects(s3, "lab/raw/") == local
+
+
+def test_a_second_sync_uploads_only_its_new_files_and_keeps_the_tables(synced, s3):  # noqa: F811
+    sim, wh, _ = synced
+    before = local_raw(wh)
+    config = load_config(
+        None,
+        env={},
+        api_key=sim.api_key,
+        base_url=sim.base_url,
+        warehouse=URI,
+        local_dir=wh.root,
+        media=False,
+    )
+    summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    after = local_raw(wh)
+    assert summary.upload["objects"] == len(after.keys() - before.keys())
+    assert objects(s3, "lab/raw/") == after
+    for dt in registry.DATA_TYPES:
+        assert len(iceberg_rows(wh, dt)) == len(truth(sim, dt)), dt.name
+
+
+def test_a_local_folder_bound_to_a_bucket_refuses_another(synced):
+    sim, wh, _ = synced
+    result = CliRunner().invoke(
+        main,
+        ["sync", "--warehouse", f"s3://{BUCKET}/other"],
+        env={
+            "HYPERSTUDY_API_KEY": sim.api_key,
+            "HYPERSTUDY_BASE_URL": sim.base_url,
+            "HS_SYNC_LOCAL_DIR": str(wh.root),
+        },
+    )
+    assert result.exit_code == 2
+    assert "belongs to s3://hs-warehouse/lab" in result.output
