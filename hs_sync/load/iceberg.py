@@ -14,6 +14,8 @@ several machines share the tables). `maintain` compacts and expires snapshots.
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -46,22 +48,38 @@ def catalog_uri(warehouse: Warehouse) -> str:
     return warehouse.storage.catalog_uri or f"sqlite:///{warehouse.state_dir / CATALOG_FILE}"
 
 
-def catalog(warehouse: Warehouse):
-    """The warehouse's SQL catalog (created on first use)."""
-    from pyiceberg.catalog.sql import SqlCatalog
+_catalogs: dict[tuple, Any] = {}
+_catalogs_lock = threading.Lock()
 
+
+def catalog(warehouse: Warehouse):
+    """The warehouse's SQL catalog (created on first use; one per process and settings,
+    so readers and writers in one process share its connection pool)."""
     from hs_sync import objstore
 
-    if not warehouse.storage.uri:
-        (warehouse.root / "iceberg").mkdir(parents=True, exist_ok=True, mode=0o700)
-    cat = SqlCatalog(
-        "hs_sync",
-        uri=catalog_uri(warehouse),
-        warehouse=location(warehouse),
-        **objstore.iceberg_properties(warehouse.storage),
-    )
-    cat.create_namespace_if_not_exists(NAMESPACE)
-    return cat
+    props = objstore.iceberg_properties(warehouse.storage)
+    key = (catalog_uri(warehouse), location(warehouse), tuple(sorted(props.items())))
+    with _catalogs_lock:
+        if key not in _catalogs:
+            if not warehouse.storage.uri:
+                (warehouse.root / "iceberg").mkdir(parents=True, exist_ok=True, mode=0o700)
+            _catalogs[key] = _open_catalog(key[0], key[1], props)
+        return _catalogs[key]
+
+
+def _open_catalog(uri: str, where: str, props: dict[str, str]):
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import DatabaseError
+
+    for attempt in range(3):
+        try:
+            cat = SqlCatalog("hs_sync", uri=uri, warehouse=where, **props)
+            cat.create_namespace_if_not_exists(NAMESPACE)
+            return cat
+        except DatabaseError:  # another machine created the catalog tables just now
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
 
 
 def table_schema(dt: DataType) -> pa.Schema:
