@@ -32,15 +32,16 @@ def iceberg_warehouse(root: Path, catalog_uri: str | None = None) -> Warehouse:
     return Warehouse(root)
 
 
-def batch(k: int) -> list[dict]:
-    return [event(i, stateName=f"v{k}") for i in range(max(0, (k - 1) * STEP), (k + 1) * STEP)]
+def batch(k: int, base: int = 0) -> list[dict]:
+    ids = range(base + max(0, (k - 1) * STEP), base + (k + 1) * STEP)
+    return [event(i, stateName=f"v{k}") for i in ids]
 
 
-def state_after(k: int) -> dict[str, str]:
+def state_after(k: int, base: int = 0) -> dict[str, str]:
     """id -> stateName once batches 1..k are applied."""
     out: dict[str, str] = {}
     for j in range(1, k + 1):
-        out.update({r["id"]: r["stateName"] for r in batch(j)})
+        out.update({r["id"]: r["stateName"] for r in batch(j, base)})
     return out
 
 
@@ -156,3 +157,58 @@ def test_a_postgresql_catalog_shared_by_two_local_folders(tmp_path, postgres):
     assert sorted({r["experiment_id"] for r in rows}) == ["exp_a", "exp_b"]
     assert len(rows) == len(batch(1)) + 20
     assert iceberg.read(second, EVENTS).to_pylist() == rows
+
+
+CHILD = (
+    "import sys; from hs_sync import registry; from hs_sync.warehouse import Warehouse; "
+    "from hs_sync.load.transform import transform; "
+    "transform(Warehouse(sys.argv[1]), [registry.BY_NAME['events']])"
+)
+
+
+def _table_files(wh: Warehouse) -> set[Path]:
+    return {p for p in (wh.root / "iceberg").rglob("*") if p.is_file()}
+
+
+EXPERIMENTS = ("exp_a", "exp_b")
+
+
+@pytest.mark.slow
+def test_kill_9_during_iceberg_commits_loses_and_duplicates_nothing(tmp_path):
+    """Each round lands a batch that changes the previous one's rows, starts a transform
+    and kills it (SIGKILL) as soon as it writes a new table file (a data file,
+    manifest or metadata: the commit is under way); the last round runs to the end."""
+    import signal
+    import sys
+    import time
+
+    wh = iceberg_warehouse(tmp_path / "wh")
+    rounds, killed = 8, 0
+    for k in range(1, rounds + 1):
+        for base, exp in enumerate(EXPERIMENTS):
+            land(
+                wh,
+                "events",
+                batch(k, base * 5000),
+                batch=f"2024050{k}T100000000000Z-w",
+                experiment=exp,
+            )
+        before = _table_files(wh)
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(wh.root)])
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if k < rounds and _table_files(wh) - before:
+                child.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+        code = child.wait(timeout=120)
+        killed += code == -signal.SIGKILL
+    transform(wh, [EVENTS])  # the run after the last kill, if the last round was killed
+    assert killed >= rounds // 2, f"only {killed} transforms were killed mid-commit"
+    rows = iceberg.read(wh, EVENTS).to_pylist()
+    keys = [(r["experiment_id"], r["id"]) for r in rows]
+    assert len(keys) == len(set(keys)), "a row twice"
+    for base, exp in enumerate(EXPERIMENTS):
+        got = {r["id"]: r["stateName"] for r in rows if r["experiment_id"] == exp}
+        assert got == state_after(rounds, base * 5000), exp
+    assert len(db_rows(wh, "events")) == len(rows)
