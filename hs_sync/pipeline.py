@@ -33,6 +33,13 @@ def transform_type(config: Config, data_type: DataType) -> dict[str, Any]:
     return {**summary, "type": summary["types"][data_type.name]}
 
 
+def transform_all(config: Config) -> dict[str, Any]:
+    """Apply the new raw files of every configured type (one database publish)."""
+    warehouse = Warehouse(config.warehouse)
+    with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        return transform(warehouse, list(config.data_types))
+
+
 def refresh_views(config: Config) -> dict[str, Any]:
     """(Re)create the SQL views when their definitions changed; list the views present."""
     warehouse = Warehouse(config.warehouse)

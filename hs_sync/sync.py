@@ -228,6 +228,19 @@ def sync(
     return summary
 
 
+def discover(config: Config) -> list[str]:
+    """The experiments a sync of `config` would pull (GET /experiments unless named),
+    each checked for access; a few requests, counted in the warehouse's budget."""
+    warehouse = Warehouse(config.warehouse)
+    budget = RequestBudget(
+        config.budget_per_hour,
+        config.budget_per_minute,
+        spent=remembered_requests(warehouse),
+    )
+    with ApiClient(config, budget) as client:
+        return _discover(client, config, RunSummary(run_id=_run_id(), started_at=now_iso()))[0]
+
+
 def _discover(
     client: ApiClient, config: Config, summary: RunSummary
 ) -> tuple[list[str], Envelope | None]:
