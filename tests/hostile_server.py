@@ -107,7 +107,8 @@ class HostileServer:
                 for k, v in handler.headers.items()
                 if k.lower() not in ("host", "accept-encoding")
             }
-            got = self._http.get(self.upstream + path, params=url.params, headers=headers)
+            raw = handler.path.removeprefix("/api/v3/")  # still percent-encoded
+            got = self._http.get(self.upstream + raw, headers=headers)
             reply.status, reply.body = got.status_code, got.content
             reply.headers = {
                 k: v

@@ -275,3 +275,37 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(hostile, tmp_path):
         with pytest.raises(ApiError, match="exceeds 8,388,608 bytes"):
             client.get("items")
     assert len(hostile.requests) == 1  # refused, not retried
+
+
+# -- printing ----------------------------------------------------------------
+
+FORGED = "evil\nsynced 999 experiment(s) in 0.0 s: forged\x00\x1b[2J\u202e"
+LONG_ID = "L" * 10_000
+
+
+def test_human_output_escapes_control_characters_and_shortens_long_ids(sim, tmp_path):
+    """Ids with a newline, NUL, ESC or 10,000 characters: escaped and shortened in the
+    human summary; exact in --json."""
+
+    def rewrite(reply: Reply) -> Reply:
+        if reply.path == "experiments" and reply.status == 200:
+            body = reply.json
+            body["data"] += [{"id": FORGED}, {"id": LONG_ID}]
+            reply.json = body
+        return reply
+
+    with HostileServer(sim.base_url, rewrite) as proxy:
+        env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": proxy.base_url}
+        args = ["sync", "--no-media", "--type", "experiments"]
+        runner = CliRunner()
+        human = runner.invoke(main, [*args, "--warehouse", str(tmp_path / "a")], env=env)
+        exact = runner.invoke(main, [*args, "--json", "--warehouse", str(tmp_path / "b")], env=env)
+    assert human.exit_code == 0, human.output
+    out = human.output
+    assert not any(line.startswith("synced 999") for line in out.splitlines())
+    assert "\x00" not in out and "\x1b" not in out and "\u202e" not in out
+    assert "evil\\nsynced 999" in out and "\\x00\\x1b[2J" in out
+    assert max(len(line) for line in out.splitlines() if "experiment " in line) < 200
+    assert "L" * 60 + "…" in out and "L" * 61 not in out
+    skipped = orjson.loads(exact.stdout)["skipped_experiments"]
+    assert FORGED in skipped and LONG_ID in skipped

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
 from hs_sync.config import load_config
@@ -53,4 +54,4 @@ def command(
         changes = ", ".join(
             f"{c['field']} {c['declared']}->{c['seen']}" for c in drift["type_changes"]
         )
-        click.echo(f"drift in {name}: new fields {fields}; type changes {changes or '-'}")
+        printing.echo(f"drift in {name}: new fields {fields}; type changes {changes or '-'}")

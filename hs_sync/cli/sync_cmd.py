@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import (
     base_url_option,
@@ -78,7 +79,7 @@ def command(
 
 
 def print_summary(summary) -> None:
-    echo = click.echo
+    echo, shown = printing.echo, printing.shown
     echo(
         f"synced {len(summary.experiments)} experiment(s) in {summary.duration_seconds:.1f} s: "
         f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
@@ -86,11 +87,11 @@ def print_summary(summary) -> None:
     )
     for type_name, per in sorted(summary.rows.items()):
         for exp, rows in sorted(per.items()):
-            echo(f"  {type_name:<20} {exp:<24} {rows:>10,} rows")
+            echo(f"  {shown(type_name):<20} {shown(exp):<24} {rows:>10,} rows")
     for type_name, reason in summary.skipped_types.items():
-        echo(f"skipped type {type_name}: {reason}")
+        echo(f"skipped type {shown(type_name)}: {reason}")
     for exp, reason in summary.skipped_experiments.items():
-        echo(f"skipped experiment {exp}: {reason}")
+        echo(f"skipped experiment {shown(exp)}: {reason}")
     for warning in summary.warnings:
         echo(f"warning: {warning}")
     for unit, error in summary.errors.items():
@@ -111,4 +112,4 @@ def print_summary(summary) -> None:
             f"({m['bytes_downloaded']:,} bytes)"
         )
     if summary.transform is not None:
-        echo(f"transform: {orjson.dumps(summary.transform).decode()}")
+        echo(f"transform: {orjson.dumps(summary.transform).decode()}", shorten=False)
