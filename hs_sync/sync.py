@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hs_sync import stores
 from hs_sync.api.budget import RequestBudget
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -170,6 +171,7 @@ def sync(
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = Warehouse(config.warehouse)
+    stores.require_usable(warehouse)  # one line naming the repair, before any request
     budget = RequestBudget(
         config.budget_per_hour,
         config.budget_per_minute,

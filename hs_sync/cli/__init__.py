@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "sql": "sql_cmd",
     "export": "export_cmd",
     "rebuild": "rebuild_cmd",
+    "doctor": "doctor_cmd",
     "simulate": "simulate_cmd",
 }
 
