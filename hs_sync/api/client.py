@@ -25,7 +25,7 @@ import httpx
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from hs_sync import __version__
+from hs_sync import __version__, interrupt
 from hs_sync.api import wire
 from hs_sync.api.budget import RequestBudget
 from hs_sync.config import Config
@@ -159,6 +159,7 @@ class ApiClient:
             stop=stop_after_attempt(self._config.max_attempts),
             wait=self._wait,
             before_sleep=self._count_retry,
+            sleep=interrupt.sleep,
             reraise=True,
         )
         return retrying(self._attempt, path, params, endpoint or path, signed_urls)
@@ -194,6 +195,7 @@ class ApiClient:
                 f"GET {self._scrub(repr(path))}: not a valid URL ({self._scrub(str(exc))})",
                 path=path,
             ) from None
+        interrupt.check()
         token = self.budget.acquire(endpoint)
         with self._lock:
             self.attempts += 1
@@ -204,6 +206,7 @@ class ApiClient:
                 f"GET {path}: timed out ({type(exc).__name__})", path=path
             ) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            interrupt.check()  # the connection was closed to stop the run
             raise RetryableError(
                 f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
                 path=path,
@@ -244,6 +247,7 @@ class ApiClient:
         try:
             chunks, size = [], 0
             for chunk in response.iter_bytes():
+                interrupt.check()
                 size += len(chunk)
                 if size > cap:
                     raise ApiError(

@@ -1,11 +1,14 @@
 """`hs-sync sync`: pull new data into the warehouse and print what was done.
 
-Exit codes: 0 success, 1 partial failure (a unit failed or the hourly budget
-ran out; progress is saved), 2 configuration, authentication or lock errors.
+Exit codes: 0 success, 1 partial failure (a unit failed, the hourly budget
+ran out or the disk filled; progress is saved), 2 configuration, authentication,
+lock or damaged-store errors, 130/143 stopped by SIGINT/SIGTERM (the run is
+recorded as interrupted).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -60,7 +63,10 @@ def command(
       hs-sync sync --room room_456          # repair one room at room scope
       hs-sync sync --no-media --json > last_run.json
     """
-    from hs_sync.sync import sync
+    import sqlite3
+
+    from hs_sync.interrupt import Interrupted
+    from hs_sync.sync import disk_full, sync
 
     config = load_config(
         config_file,
@@ -73,8 +79,22 @@ def command(
         lookback_seconds=lookback,
         media=False if no_media else None,
     )
-    with SyncProgress(enabled=not as_json) as progress:
-        summary = sync(config, progress=progress)
+    try:
+        with SyncProgress(enabled=not as_json) as progress:
+            summary = sync(config, progress=progress, signals=True)
+    except Interrupted as exc:
+        printing.echo(
+            f"hs-sync sync: {exc}; the run is recorded as interrupted, what was landed is kept",
+            err=True,
+        )
+        sys.exit(exc.exit_code)
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not disk_full(exc):
+            raise
+        printing.echo(
+            f"hs-sync sync: the disk is full ({exc}); free space and run it again", err=True
+        )
+        sys.exit(1)
     finish(summary, as_json, print_summary)
 
 
