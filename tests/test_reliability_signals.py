@@ -64,6 +64,7 @@ def test_a_signal_stops_a_sync_within_5_s_and_marks_it_interrupted(sim, tmp_path
         out, err = proc.communicate(timeout=30)
         took = time.monotonic() - sent
     assert took < STOP_WITHIN, (took, err)
+    print(f"\n{signal.Signals(signum).name}: the sync stopped in {took:.2f} s")
     assert proc.returncode == 128 + signum, (proc.returncode, err)
     lines = [line for line in err.splitlines() if line.strip() and "done " not in line]
     assert lines[-1].startswith(f"hs-sync sync: interrupted by {signal.Signals(signum).name}")
