@@ -29,7 +29,7 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 
-from hs_sync import registry
+from hs_sync import registry, stores
 from hs_sync.errors import HsSyncError
 from hs_sync.load.duck import connect_readonly, quote, sql
 from hs_sync.registry import DataType
@@ -179,6 +179,7 @@ def export(
         raise ExportUsageError(
             "--warehouse", f"no database at {wh.db_path}; run `hs-sync sync` first"
         )
+    stores.require_usable(wh, ("database",))
     out_path = _out_path(wh, out)
     exported_at = to_iso(datetime.now(timezone.utc))
     filters = {

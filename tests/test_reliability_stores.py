@@ -70,7 +70,13 @@ def test_a_damaged_store_is_one_line_then_doctor_repairs_it(synced, tmp_path, st
     runner = CliRunner()
     wh = ["--warehouse", str(root)]
 
-    for args in (["status"], ["sync", "--no-media", *TYPES], ["check", "--no-api"]):
+    commands = [["status"], ["sync", "--no-media", *TYPES], ["check", "--no-api"]]
+    if store != "extract":
+        commands.append(["rebuild"])
+    if store == "database":
+        commands.append(["export", "--level", "experiment", "--id", "x", "--format", "csv"])
+        commands[-1] += ["--out", str(tmp_path / "out.csv")]
+    for args in commands:
         result = runner.invoke(main, [*args, *wh], env=env)
         if store != "database" and args[0] == "check":
             assert result.exit_code == 1, result.output  # the state_stores check fails

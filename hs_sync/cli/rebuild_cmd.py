@@ -41,6 +41,9 @@ def command(
     if not (wh.root / "raw").is_dir():
         click.echo(f"hs-sync rebuild: no raw data under {wh.root / 'raw'}", err=True)
         sys.exit(2)
+    from hs_sync import stores
+
+    stores.require_usable(wh, ("normalize", "database"))
     with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
         summary = rebuild(wh, config.data_types)
     if as_json:
