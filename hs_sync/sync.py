@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import sqlite3
 import sys
 import threading
@@ -233,6 +234,7 @@ def sync(
                     if transform:
                         memory.give_back()
                         summary.transform = _transform(warehouse, types, summary, run)
+                        interrupt.check()  # DuckDB may have turned the signal into its error
                         if config.media and any(dt.triggers_media for dt in types):
                             summary.media = _media(config, budget, summary, progress)
                     status = "partial" if summary.exit_code else "ok"
@@ -241,7 +243,7 @@ def sync(
                     raise
                 finally:
                     if status in ("interrupted", "failed"):
-                        sweep_temporaries(warehouse)  # half-landed batches of stopped units
+                        _sweep(warehouse)  # half-landed batches, the transform's copy
                     summary.requests = client.attempts + (summary.media or {}).get(
                         "api_requests", 0
                     )
@@ -276,6 +278,15 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
+def _sweep(warehouse: Warehouse) -> None:
+    """Remove what this stopped run left half-done: hidden batches and temporaries
+    under raw/, its building copy of the database, the transform's staging folder."""
+    sweep_temporaries(warehouse)
+    for stale in warehouse.state_dir.glob(f".{warehouse.db_path.name}.{os.getpid()}.*"):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)
+
+
 def _signals(enabled: bool, client: ApiClient, warehouse: Warehouse, summary: RunSummary):
     """SIGTERM/SIGINT handling for a run (see hs_sync/interrupt.py), or nothing."""
     if not enabled:
@@ -283,10 +294,8 @@ def _signals(enabled: bool, client: ApiClient, warehouse: Warehouse, summary: Ru
 
     def last_resort(signum: int) -> None:
         # The main thread did not unwind in time: record and clean up from here.
-        for stale in warehouse.state_dir.glob(f".{warehouse.db_path.name}.{os.getpid()}.*"):
-            stale.unlink(missing_ok=True)
         try:
-            sweep_temporaries(warehouse)
+            _sweep(warehouse)
             with ExtractState(warehouse) as state:
                 state.finish_run(summary.run_id, "interrupted", client.attempts, summary.to_dict())
         finally:

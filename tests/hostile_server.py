@@ -75,6 +75,7 @@ class HostileServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self._server.handle_error = lambda request, address: None  # clients that hang up
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

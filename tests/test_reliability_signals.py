@@ -74,6 +74,27 @@ def test_a_signal_stops_a_sync_within_5_s_and_marks_it_interrupted(sim, tmp_path
     assert _leftovers(root) == []
 
 
+@pytest.mark.slow
+def test_sigterm_during_the_transform_discards_the_building_copy(sim_factory, tmp_path):
+    """A signal while the transform writes its private copy of the database."""
+    sim = sim_factory(seed=2, scale=1.0)
+    root = tmp_path / "wh"
+    env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": sim.base_url}
+    proc = _start_sync(env, root)
+    for line in proc.stderr:
+        if "normalizing" in line:
+            break
+    time.sleep(0.2)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    print(f"\nSIGTERM in the transform: the sync stopped in {took:.2f} s")
+    assert took < STOP_WITHIN and proc.returncode == 143, (took, proc.returncode, out, err)
+    assert _runs(root)[-1][0] == "interrupted"
+    assert _leftovers(root) == [] and not (root / "state" / "parquet-staging").exists()
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MB tmpfs (needs root and mount), else a 256 KB file-size limit on the process."""
