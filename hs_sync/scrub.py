@@ -35,10 +35,12 @@ SIGNING_PARAMS = (
     "sig",
 )
 _PARAMS = "|".join(re.escape(p) for p in SIGNING_PARAMS)
-# A URL (scheme://...) whose query holds one of SIGNING_PARAMS; group `base` is kept.
+_BASE = r"(?P<base>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)"  # scheme://host/path
+# Any URL in text, its query and fragment as group `rest` (what log redaction cuts).
+URL = re.compile(_BASE + r"(?P<rest>[?#][^\s\"'<>]*)?")
+# A URL whose query holds one of SIGNING_PARAMS; group `base` is kept.
 _SIGNED_URL = re.compile(
-    r"(?P<base>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)"
-    r"(?P<query>\?(?:[^\s#\"'<>]*?[&;])?(?:" + _PARAMS + r")=[^\s\"'<>]*)",
+    _BASE + r"(?P<query>\?(?:[^\s#\"'<>]*?[&;])?(?:" + _PARAMS + r")=[^\s\"'<>]*)",
     re.IGNORECASE,
 )
 # In a body's bytes: a signing parameter after `?`/`&`, or printable ASCII written as a
