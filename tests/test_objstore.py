@@ -112,3 +112,17 @@ def test_a_local_folder_bound_to_a_bucket_refuses_another(synced):
     )
     assert result.exit_code == 2
     assert "belongs to s3://hs-warehouse/lab" in result.output
+
+
+def test_hs_sync_maintain_on_the_bucket_and_refused_on_parquet(synced, tmp_path):
+    _, wh, _ = synced
+    env = {"HS_SYNC_LOCAL_DIR": str(wh.root)}
+    result = CliRunner().invoke(main, ["maintain", "--warehouse", URI, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert set(report) == {dt.name for dt in registry.DATA_TYPES}
+    events = registry.BY_NAME["events"]
+    assert len(iceberg_rows(wh, events)) == len(truth(synced[0], events))
+    local = CliRunner().invoke(main, ["maintain", "--warehouse", str(tmp_path / "plain")])
+    assert local.exit_code == 2
+    assert "keeps hive Parquet" in local.output
