@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,8 @@ def postgres():
 
 
 def test_a_postgresql_catalog_shared_by_two_local_folders(tmp_path, postgres):
-    """Two machines (two local folders) commit to one catalog; each sees the other's rows."""
+    """Two machines (two local folders) commit to one catalog at once; each sees the
+    other's rows."""
     shared = (tmp_path / "tables").as_uri()
     first = iceberg_warehouse(tmp_path / "a", postgres)
     second = iceberg_warehouse(tmp_path / "b", postgres)
@@ -150,9 +152,9 @@ def test_a_postgresql_catalog_shared_by_two_local_folders(tmp_path, postgres):
     )
     assert first_table.location() == shared
     land(first, "events", batch(1), experiment="exp_a")
-    transform(first, [EVENTS])
     land(second, "events", [event(i, stateName="b") for i in range(500, 520)], experiment="exp_b")
-    transform(second, [EVENTS])
+    with ThreadPoolExecutor(2) as pool:  # concurrent commits: the later one is redone
+        list(pool.map(lambda wh: transform(wh, [EVENTS]), [first, second]))
     rows = iceberg.read(first, EVENTS).to_pylist()
     assert sorted({r["experiment_id"] for r in rows}) == ["exp_a", "exp_b"]
     assert len(rows) == len(batch(1)) + 20

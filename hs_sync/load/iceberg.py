@@ -33,6 +33,7 @@ PARTITION_COLUMN = "experiment_id"
 CATALOG_FILE = "catalog.sqlite"  # under state/
 MAX_FILES = 8  # `maintain` rewrites an experiment's rows once they span more data files
 KEEP_SNAPSHOTS_FOR = timedelta(days=1)  # `maintain` expires older snapshots
+COMMIT_ATTEMPTS = 5  # a commit another writer beat is redone on the new snapshot
 DELETE_CHUNK = 50_000  # keys per delete expression (bounds the predicate's size)
 
 
@@ -92,10 +93,16 @@ def table(cat, dt: DataType):
 
     t = cat.create_table_if_not_exists(f"{NAMESPACE}.{dt.name}", schema=table_schema(dt))
     if t.spec().is_unpartitioned():  # created just now (or a crash came before the spec)
-        with t.update_spec() as spec:
-            spec.add_field(PARTITION_COLUMN, IdentityTransform(), PARTITION_COLUMN)
-            if dt.date_partitioned and dt.cursor:
-                spec.add_field(dt.cursor, DayTransform(), "date")
+        from pyiceberg.exceptions import CommitFailedException
+
+        try:
+            with t.update_spec() as spec:
+                spec.add_field(PARTITION_COLUMN, IdentityTransform(), PARTITION_COLUMN)
+                if dt.date_partitioned and dt.cursor:
+                    spec.add_field(dt.cursor, DayTransform(), "date")
+        except CommitFailedException:  # another writer set the spec first
+            pass
+        t = cat.load_table(f"{NAMESPACE}.{dt.name}")
     return t
 
 
@@ -113,7 +120,7 @@ def upsert(
     and are not written again. `replace` (a rebuild) empties the table in the same
     commit.
     """
-    from pyiceberg.expressions import AlwaysTrue, In
+    from pyiceberg.exceptions import CommitFailedException
 
     cols = ", ".join(f"t.{quote(f.name)}" for f in dt.arrow_schema)
     rows = con.sql(
@@ -130,9 +137,26 @@ def upsert(
     if not rows.num_rows and not replace:
         return result
     rows = rows.cast(table_schema(dt))
-    t = table(catalog(warehouse), dt)
     keys = rows.column("_key").to_pylist()
     props = {"hs-sync.rows": str(rows.num_rows)}
+    for attempt in range(COMMIT_ATTEMPTS):
+        t = table(catalog(warehouse), dt)
+        try:
+            _commit(t, rows, keys, props, replace)
+            break
+        except CommitFailedException:  # another writer committed first: redo on its snapshot
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    result.partitions = set(rows.column(PARTITION_COLUMN).unique().to_pylist())
+    result.files_written = len(result.partitions)
+    return result
+
+
+def _commit(t, rows: pa.Table, keys: list, props: dict[str, str], replace: bool) -> None:
+    """Delete the batch's keys (or everything) and append its rows: one commit."""
+    from pyiceberg.expressions import AlwaysTrue, In
+
     with t.transaction() as tx, warnings.catch_warnings():
         # pyiceberg warns when a delete matches nothing: new keys, the common case
         warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
@@ -143,9 +167,6 @@ def upsert(
                 tx.delete(In("_key", keys[start : start + DELETE_CHUNK]), snapshot_properties=props)
         if rows.num_rows:
             tx.append(rows, snapshot_properties=props)
-    result.partitions = set(rows.column(PARTITION_COLUMN).unique().to_pylist())
-    result.files_written = len(result.partitions)
-    return result
 
 
 def read(warehouse: Warehouse, dt: DataType) -> pa.Table:
