@@ -63,10 +63,11 @@ def test_iceberg_and_duckdb_equal_the_api_row_for_row(synced, dt):
         assert row["_raw_file"].split("/")[2] == f"experiment_id={row['experiment_id']}"
 
 
-def local_raw(wh: Warehouse) -> dict[str, bytes]:
+def local_raw(wh: Warehouse, top: str = "raw") -> dict[str, bytes]:
+    """The local working copies the bucket should hold (dot names stay local)."""
     return {
-        p.relative_to(wh.root / "raw").as_posix(): p.read_bytes()
-        for p in (wh.root / "raw").rglob("*")
+        p.relative_to(wh.root / top).as_posix(): p.read_bytes()
+        for p in (wh.root / top).rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.parts)
     }
 
@@ -78,7 +79,7 @@ def test_raw_files_are_objects_in_the_bucket(synced, s3):  # noqa: F811
     assert objects(s3, "lab/raw/") == local
 
 
-def test_a_second_sync_uploads_only_its_new_files_and_keeps_the_tables(synced, s3):  # noqa: F811
+def test_a_second_sync_uploads_only_its_new_files_and_media(synced, s3):  # noqa: F811
     sim, wh, _ = synced
     before = local_raw(wh)
     config = load_config(
@@ -88,13 +89,18 @@ def test_a_second_sync_uploads_only_its_new_files_and_keeps_the_tables(synced, s
         base_url=sim.base_url,
         warehouse=URI,
         local_dir=wh.root,
-        media=False,
+        media=True,
+        retry_floor_seconds=0.01,
+        budget_per_hour=100_000,
+        budget_per_minute=100_000,
     )
     summary = sync(config)
     assert summary.exit_code == 0, summary.errors
-    after = local_raw(wh)
-    assert summary.upload["objects"] == len(after.keys() - before.keys())
+    after, media = local_raw(wh), local_raw(wh, "media")
+    assert media, "the simulator's recordings were not downloaded"
+    assert summary.upload["objects"] == len(after.keys() - before.keys()) + len(media)
     assert objects(s3, "lab/raw/") == after
+    assert objects(s3, "lab/media/") == media
     for dt in registry.DATA_TYPES:
         assert len(iceberg_rows(wh, dt)) == len(truth(sim, dt)), dt.name
 
