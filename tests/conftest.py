@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from hs_simulator import Simulator
+from tests.objstore_helpers import s3  # noqa: F401  (a local S3 server, module scope)
 
 SMALL_SCALE = 0.3  # about 3,000 events: every type present, fast to generate
 

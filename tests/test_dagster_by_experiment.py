@@ -14,7 +14,7 @@ from dagster_project import by_experiment
 from dagster_project.resources import HyperStudyResource, WarehouseResource
 from hs_sync import registry
 from hs_sync.warehouse import Warehouse
-from tests.objstore_helpers import BUCKET, iceberg_rows, s3  # noqa: F401
+from tests.objstore_helpers import BUCKET, iceberg_rows
 from tests.test_dagster_materialize import TEST_SETTINGS
 from tests.test_warehouse_sim import comparable, truth
 from tests.warehouse_helpers import db_rows
@@ -32,7 +32,7 @@ def test_two_workers_sync_every_experiment_partition_to_ground_truth(
     s3,
     sim,
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     local = tmp_path / "local"
     monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ from hs_sync.config import load_config
 from hs_sync.land import rawfile
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
-from tests.objstore_helpers import BUCKET, iceberg_rows, objects, s3  # noqa: F401
+from tests.objstore_helpers import BUCKET, iceberg_rows, objects
 from tests.test_warehouse_sim import comparable, truth
 from tests.warehouse_helpers import db_rows
 
@@ -22,7 +22,7 @@ URI = f"s3://{BUCKET}/lab"
 
 
 @pytest.fixture(scope="module")
-def synced(s3, tmp_path_factory):  # noqa: F811
+def synced(s3, tmp_path_factory):
     from hs_simulator import Simulator
 
     sim = Simulator(seed=3, scale=0.2)
@@ -72,14 +72,14 @@ def local_raw(wh: Warehouse, top: str = "raw") -> dict[str, bytes]:
     }
 
 
-def test_raw_files_are_objects_in_the_bucket(synced, s3):  # noqa: F811
+def test_raw_files_are_objects_in_the_bucket(synced, s3):
     _, wh, _ = synced
     local = local_raw(wh)
     assert any(rawfile.is_data_file(name) for name in local)
     assert objects(s3, "lab/raw/") == local
 
 
-def test_a_second_sync_uploads_only_its_new_files_and_media(synced, s3):  # noqa: F811
+def test_a_second_sync_uploads_only_its_new_files_and_media(synced, s3):
     sim, wh, _ = synced
     before = local_raw(wh)
     config = load_config(
@@ -132,3 +132,31 @@ def test_hs_sync_maintain_on_the_bucket_and_refused_on_parquet(synced, tmp_path)
     local = CliRunner().invoke(main, ["maintain", "--warehouse", str(tmp_path / "plain")])
     assert local.exit_code == 2
     assert "keeps hive Parquet" in local.output
+
+
+def test_settings_of_a_bucket_warehouse(tmp_path, monkeypatch):
+    from hs_sync import objstore
+    from hs_sync.errors import ConfigError
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hs_sync.toml").write_text(
+        'warehouse = "s3://lab-data/hs/"\ns3_endpoint = "http://minio.lab:9000"\n'
+        'catalog_uri = "postgresql+psycopg2://hs@db.lab/iceberg"\n'
+    )
+    config = load_config(env={})
+    assert config.warehouse_uri == "s3://lab-data/hs"
+    assert config.warehouse.parent == tmp_path / "state" / "hs-sync" / "warehouses"
+    assert config.warehouse.name.startswith("lab-data_hs")
+    storage = objstore.from_config(config)
+    assert (storage.bucket, storage.prefix, storage.table_format) == ("lab-data", "hs", "iceberg")
+    assert storage.endpoint == "http://minio.lab:9000"
+    assert storage.key("raw/x") == "lab-data/hs/raw/x"
+    named = load_config(env={"HS_SYNC_LOCAL_DIR": str(tmp_path / "here")})
+    assert named.warehouse == tmp_path / "here" and named.warehouse_uri == "s3://lab-data/hs"
+    plain = objstore.from_config(load_config(env={}, warehouse=tmp_path / "plain"))
+    assert (plain.uri, plain.table_format) == (None, "parquet")
+    with pytest.raises(ConfigError, match="table_format"):
+        load_config(env={}, table_format="delta")
+    with pytest.raises(ConfigError, match="Iceberg"):
+        objstore.from_config(load_config(env={}, table_format="parquet"))
