@@ -12,6 +12,7 @@ from hs_sync import registry
 from hs_sync.cli import main
 from hs_sync.config import load_config
 from hs_sync.land import rawfile
+from hs_sync.load import iceberg
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.objstore_helpers import BUCKET, iceberg_rows, objects
@@ -160,3 +161,18 @@ def test_settings_of_a_bucket_warehouse(tmp_path, monkeypatch):
         load_config(env={}, table_format="delta")
     with pytest.raises(ConfigError, match="Iceberg"):
         objstore.from_config(load_config(env={}, table_format="parquet"))
+
+
+def test_hs_sync_rebuild_replaces_the_iceberg_tables_in_one_commit_each(synced):
+    sim, wh, _ = synced
+    env = {"HS_SYNC_LOCAL_DIR": str(wh.root)}
+    events = registry.BY_NAME["events"]
+    before = len(iceberg.table(iceberg.catalog(wh), events).metadata.snapshots)
+    result = CliRunner().invoke(main, ["rebuild", "--warehouse", URI, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    for dt in registry.DATA_TYPES:
+        rows = iceberg_rows(wh, dt)
+        assert len(rows) == len(truth(sim, dt)), dt.name
+        assert {r["_key"]: comparable(dt, r) for r in rows} == truth(sim, dt), dt.name
+    # one transaction per table: the delete of everything and the append
+    assert len(iceberg.table(iceberg.catalog(wh), events).metadata.snapshots) == before + 2
