@@ -214,3 +214,21 @@ def test_kill_9_during_iceberg_commits_loses_and_duplicates_nothing(tmp_path):
         got = {r["id"]: r["stateName"] for r in rows if r["experiment_id"] == exp}
         assert got == state_after(rounds, base * 5000), exp
     assert len(db_rows(wh, "events")) == len(rows)
+
+
+def test_a_record_seen_in_another_experiment_leaves_iceberg_equal_to_duckdb(tmp_path):
+    """Deletes read only the batch's experiments and those its keys were stored in:
+    a key that moves keeps no copy behind (whatever the key scheme makes of it)."""
+    wh = iceberg_warehouse(tmp_path / "wh")
+    land(wh, "events", [event(i) for i in range(5)], experiment="exp_a")
+    transform(wh, [EVENTS])
+    later = "20240502T100000000000Z-w"
+    land(wh, "events", [event(1, stateName="moved")], batch=later, experiment="exp_b")
+    transform(wh, [EVENTS])
+
+    def view(rows):
+        return sorted((r["_key"], r["stateName"], r["_raw_file"].split("/")[2]) for r in rows)
+
+    rows = iceberg.read(wh, EVENTS).to_pylist()
+    assert view(rows) == view(db_rows(wh, "events"))
+    assert {r["experiment_id"] for r in rows} == {"exp_a", "exp_b"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -111,14 +112,17 @@ def upsert(
     warehouse: Warehouse,
     dt: DataType,
     batch: str,
+    moved: Sequence[str] = (),
     replace: bool = False,
 ) -> ParquetResult:
     """Write the rows the DuckDB upsert just wrote for relation `batch` as one commit.
 
     Runs after `duck.apply_delta`: the rows it wrote are the table's rows that carry
     the batch's lineage (`_raw_file`); identical re-reads kept their older lineage
-    and are not written again. `replace` (a rebuild) empties the table in the same
-    commit.
+    and are not written again. The delete reads only the data files of the batch's
+    experiments and of those `moved` (from `parquet.stored_keys`: partitions where
+    an older copy of a batch key may be). `replace` (a rebuild) empties the table
+    in the same commit.
     """
     from pyiceberg.exceptions import CommitFailedException
 
@@ -138,11 +142,13 @@ def upsert(
         return result
     rows = rows.cast(table_schema(dt))
     keys = rows.column("_key").to_pylist()
+    experiments = set(rows.column(PARTITION_COLUMN).unique().to_pylist())
+    experiments |= {m.split("/", 1)[0].split("=", 1)[1] for m in moved}
     props = {"hs-sync.rows": str(rows.num_rows)}
     for attempt in range(COMMIT_ATTEMPTS):
         t = table(catalog(warehouse), dt)
         try:
-            _commit(t, rows, keys, props, replace)
+            _commit(t, rows, keys, sorted(experiments), props, replace)
             break
         except CommitFailedException:  # another writer committed first: redo on its snapshot
             if attempt == COMMIT_ATTEMPTS - 1:
@@ -153,9 +159,11 @@ def upsert(
     return result
 
 
-def _commit(t, rows: pa.Table, keys: list, props: dict[str, str], replace: bool) -> None:
+def _commit(
+    t, rows: pa.Table, keys: list, experiments: list, props: dict[str, str], replace: bool
+) -> None:
     """Delete the batch's keys (or everything) and append its rows: one commit."""
-    from pyiceberg.expressions import AlwaysTrue, In
+    from pyiceberg.expressions import AlwaysTrue, And, In
 
     with t.transaction() as tx, warnings.catch_warnings():
         # pyiceberg warns when a delete matches nothing: new keys, the common case
@@ -164,7 +172,9 @@ def _commit(t, rows: pa.Table, keys: list, props: dict[str, str], replace: bool)
             tx.delete(AlwaysTrue(), snapshot_properties=props)
         else:
             for start in range(0, len(keys), DELETE_CHUNK):
-                tx.delete(In("_key", keys[start : start + DELETE_CHUNK]), snapshot_properties=props)
+                chunk = In("_key", keys[start : start + DELETE_CHUNK])
+                where = And(In(PARTITION_COLUMN, experiments), chunk)
+                tx.delete(where, snapshot_properties=props)
         if rows.num_rows:
             tx.append(rows, snapshot_properties=props)
 

@@ -237,7 +237,8 @@ def _apply_type(
         stored, moved = parquet_store.stored_keys(con, dt, "__batch")
         result.db_rows_written = duck.apply_delta(con, dt, "__batch", stored)
         if warehouse.storage.table_format == "iceberg":
-            pq = iceberg.upsert(con, warehouse, dt, "__batch", replace=rebuild_target is not None)
+            again = rebuild_target is not None
+            pq = iceberg.upsert(con, warehouse, dt, "__batch", moved, replace=again)
         else:
             pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
         result.parquet_rows_written = pq.rows_written
