@@ -29,9 +29,10 @@ from hs_sync.errors import (
     HsSyncError,
     NotFoundError,
 )
+from hs_sync.extract.polling import Schedule
 from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room_version
 from hs_sync.land.batch import sweep_temporaries
-from hs_sync.land.state import ExtractState, remembered_requests
+from hs_sync.land.state import ExtractState, remembered_access, remembered_requests
 from hs_sync.load import memory
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import BY_NAME, DataType, Mode
@@ -51,6 +52,9 @@ class RunSummary:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> experiment -> rows
     files: int = 0
     requests: int = 0
+    # data, probes, verification, media, overhead (discovery, server time, retries)
+    requests_by_purpose: dict[str, int] = field(default_factory=dict)
+    polls: dict[str, int] = field(default_factory=dict)  # units polled / not yet due
     retries: int = 0
     bytes_received: int = 0
     windows: list[dict[str, Any]] = field(default_factory=list)
@@ -93,10 +97,13 @@ class _Run:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
+        self.forbidden: set[str] = set()  # experiments that answered 403 this run
 
     def record(self, result: PullResult) -> None:
         with self.lock:
             s = self.summary
+            for purpose, n in result.by_purpose().items():
+                s.requests_by_purpose[purpose] = s.requests_by_purpose.get(purpose, 0) + n
             per = s.rows.setdefault(result.data_type, {})
             per[result.experiment_id] = per.get(result.experiment_id, 0) + result.rows
             s.files += result.files
@@ -119,6 +126,7 @@ class _Run:
             result = pull()
         except ForbiddenError as exc:
             with self.lock:
+                self.forbidden.add(exp)
                 self.summary.skipped_types.setdefault(dt.name, f"missing scope: {exc}")
             self.progress("skip", data_type=dt.name, experiment=exp, reason=str(exc))
             return None
@@ -179,7 +187,8 @@ def sync(
     )
     types = config.data_types
     with ApiClient(config, budget) as client:
-        experiments, listing = _discover(client, config, summary)
+        access = remembered_access(warehouse, config.access_cache_hours)
+        experiments, listing, checked = _discover(client, config, summary, access)
         summary.experiments = experiments
         # The run's window end comes from the server's clock, never ours.
         summary.window_end, source = client.server_now()
@@ -191,6 +200,8 @@ def sync(
             sweep_temporaries(warehouse)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
+                for name, value in checked.items():
+                    state.set_signal(name, value, summary.started_at)
                 run = _Run(config, summary, progress)
                 status = "failed"
                 try:
@@ -203,7 +214,10 @@ def sync(
                         window_end=summary.window_end,
                         progress=progress,
                     )
-                    _pull_all(run, extractor, client, types, experiments, listing)
+                    schedule = Schedule(state, config, summary.window_end)
+                    _pull_all(run, extractor, client, types, experiments, listing, schedule)
+                    for exp in run.forbidden:  # a 403: check access again next run
+                        state.forget_signal(f"access:{exp}")
                     if run.auth_error is not None:
                         raise run.auth_error
                     if transform:
@@ -213,8 +227,12 @@ def sync(
                             summary.media = _media(config, budget, summary, progress)
                     status = "partial" if summary.exit_code else "ok"
                 finally:
-                    summary.requests = client.attempts + (summary.media or {}).get(
-                        "api_requests", 0
+                    media_requests = (summary.media or {}).get("api_requests", 0)
+                    summary.requests = client.attempts + media_requests
+                    purposes = summary.requests_by_purpose
+                    purposes["media"] = media_requests
+                    purposes["overhead"] = client.attempts - sum(
+                        v for k, v in purposes.items() if k not in ("media", "overhead")
                     )
                     summary.retries = client.retries
                     summary.bytes_received = client.bytes_received
@@ -226,12 +244,23 @@ def sync(
 
 
 def _discover(
-    client: ApiClient, config: Config, summary: RunSummary
-) -> tuple[list[str], Envelope | None]:
-    """The experiments to sync, checked for access. Read-only: the key's first test."""
+    client: ApiClient, config: Config, summary: RunSummary, access: dict[str, str]
+) -> tuple[list[str], Envelope | None, dict[str, str]]:
+    """The experiments to sync, checked for access. Read-only: the key's first test.
+
+    A check-access answer is remembered for `access_cache_hours` (`access`: what
+    earlier runs saw); the answers checked now are returned to be remembered.
+    The experiments listing is read whenever no check is made, so the key is
+    still tested before anything is written.
+    """
     listing = None
     if config.experiments:
         candidates = list(dict.fromkeys(config.experiments))
+        if all(access.get(f"access:{exp}") == "ok" for exp in candidates):
+            try:
+                listing = client.get("experiments", endpoint="experiments")
+            except ForbiddenError:
+                access = {}  # the key cannot list: test it with the access checks
     else:
         try:
             listing = client.get("experiments", endpoint="experiments")
@@ -242,9 +271,13 @@ def _discover(
             ) from None
         candidates = [str(r["id"]) for r in listing.records if isinstance(r, dict) and r.get("id")]
     usable = []
+    checked: dict[str, str] = {}
     for exp in candidates:
+        if access.get(f"access:{exp}") == "ok":
+            usable.append(exp)
+            continue
         try:
-            access = client.get(
+            access_data = client.get(
                 f"data/check-access/experiment/{quote_id(exp)}", endpoint="data/check-access"
             ).data
         except NotFoundError:
@@ -254,16 +287,17 @@ def _discover(
                 summary.errors[f"experiment/{exp}"] = f"experiment {exp}: {reason}"
             continue
         except ForbiddenError as exc:
-            access = {"canExport": False, "reason": str(exc)}
-        access = access if isinstance(access, dict) else {}
-        if access.get("canExport") is False or access.get("canView") is False:
+            access_data = {"canExport": False, "reason": str(exc)}
+        access_data = access_data if isinstance(access_data, dict) else {}
+        if access_data.get("canExport") is False or access_data.get("canView") is False:
             reason = "the key cannot export this experiment (check-access: canExport is false)"
             summary.skipped_experiments[exp] = reason
             if config.experiments:
                 summary.errors[f"experiment/{exp}"] = f"experiment {exp}: {reason}"
             continue
+        checked[f"access:{exp}"] = "ok"
         usable.append(exp)
-    return usable, listing
+    return usable, listing, checked
 
 
 def _pull_all(
@@ -273,11 +307,13 @@ def _pull_all(
     types: Sequence[DataType],
     experiments: list[str],
     listing: Envelope | None,
+    schedule: Schedule,
 ) -> None:
     config = run.config
     by_name = {dt.name: dt for dt in types}
     rooms_dt = BY_NAME["rooms"]
     rooms_of: dict[str, dict[str, str] | None] = {}
+    repairing = bool(config.rooms)
     listing_lock = threading.Lock()
     cached = [listing]
 
@@ -290,7 +326,35 @@ def _pull_all(
     def rooms_unit(exp: str) -> PullResult:
         result = ex.pull_whole(rooms_dt, exp)
         rooms_of[exp] = result.rooms
+        schedule.note_rooms(exp, result.rooms or {})
         return result
+
+    # A change in an experiment's listing row (rooms, participants) makes all its units due.
+    if listing is not None and not config.full_refresh:
+        rows = {str(r.get("id")): r for r in listing.records if isinstance(r, dict)}
+        for exp in experiments:
+            schedule.note_listing(exp, rows.get(exp))
+
+    def due(dt: DataType, exp: str) -> bool:
+        """Whether to poll a unit now; the rooms list is read while a room is still
+        collecting (it drives the room units)."""
+        if repairing or schedule.due(dt.name, exp):
+            return True
+        return dt.name == "rooms" and not schedule.final(exp)
+
+    def polled(dt: DataType, exp: str, pull: Callable[[], PullResult]) -> Callable[[], PullResult]:
+        def run_and_note() -> PullResult:
+            result = pull()
+            if not result.errors:
+                schedule.record(
+                    dt.name,
+                    exp,
+                    changed=result.rows > 0,
+                    verified=(dt.name, exp) in ex.verified_full,
+                )
+            return result
+
+        return run_and_note
 
     def pull_for(dt: DataType, exp: str) -> Callable[[], PullResult]:
         if dt.name == "rooms":
@@ -302,16 +366,22 @@ def _pull_all(
         return lambda: ex.pull_whole(dt, exp)
 
     # Phase 1: everything except the room units (the rooms snapshot drives those).
-    repairing = bool(config.rooms)
     first = []
+    waiting = 0
     for dt in types:
         if dt.mode is Mode.ROOM or (repairing and dt.name != "rooms"):
             continue
-        first += [(dt, exp, pull_for(dt, exp)) for exp in experiments]
+        for exp in experiments:
+            if due(dt, exp):
+                first.append((dt, exp, polled(dt, exp, pull_for(dt, exp))))
+            else:
+                waiting += 1
     if (repairing or any(dt.mode is Mode.ROOM for dt in types)) and "rooms" not in by_name:
         # Room units need the rooms list even when the rooms table is not synced.
         first += [
-            (rooms_dt, exp, lambda e=exp: _read_rooms(ex, rooms_of, e)) for exp in experiments
+            (rooms_dt, exp, lambda e=exp: _read_rooms(ex, rooms_of, e))
+            for exp in experiments
+            if due(rooms_dt, exp)
         ]
     _run_units(run, first)
 
@@ -340,13 +410,18 @@ def _pull_all(
             if dt.mode is not Mode.ROOM:
                 continue
             for exp in experiments:
+                if exp not in rooms_of and not due(rooms_dt, exp):
+                    waiting += 1  # the rooms list was not due: neither are its rooms
+                    continue
                 rooms = rooms_of.get(exp)
                 if rooms is None:
                     run.summary.skipped_types.setdefault(
                         dt.name, "the rooms list could not be read (see rooms)"
                     )
                     continue
-                second.append((dt, exp, lambda d=dt, e=exp, r=rooms: ex.pull_rooms(d, e, r)))
+                pull = polled(dt, exp, lambda d=dt, e=exp, r=rooms: ex.pull_rooms(d, e, r))
+                second.append((dt, exp, pull))
+    run.summary.polls = {"polled": len(first) + len(second), "not_due": waiting}
     _run_units(run, second)
 
 
