@@ -1,0 +1,114 @@
+"""Request economy against the simulator over loopback: each mechanism, counted in the
+requests the simulator served (docs/requests.md)."""
+
+from __future__ import annotations
+
+from hs_sync.land.state import ExtractState
+from hs_sync.registry import BY_NAME
+from hs_sync.sync import sync
+from hs_sync.warehouse import Warehouse
+from tests.extract_helpers import (
+    assert_landed_equals_simulator,
+    expected,
+    landed,
+    make_config,
+)
+
+EVENTS = BY_NAME["events"]
+
+
+def _served(sim, data_type: str = "events") -> list[dict]:
+    return [r for r in sim.requests if f"/data/{data_type}/" in r["path"]]
+
+
+def test_an_unchanged_window_costs_one_probe_and_lands_nothing(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh", types=("events",))
+    assert sync(config).exit_code == 0
+    experiments = sim.dataset.experiment_ids
+    for _ in range(2):  # right after a change (a full head page), then a limit=1 probe
+        sim.reset_requests()
+        summary = sync(config)
+        assert summary.exit_code == 0, summary.errors
+        served = _served(sim)
+        assert len(served) == len(experiments)
+        assert all(r["params"].get("order") == "desc" for r in served)
+        assert summary.total_rows == 0
+        assert summary.requests_by_purpose.get("probe") == len(experiments)
+    assert served[0]["params"]["limit"] == "1"
+    assert_landed_equals_simulator(sim, tmp_path / "wh", types=(EVENTS,))
+
+
+def test_bisection_finds_rows_arriving_two_hours_late_in_a_closed_window(sim, tmp_path):
+    exp = sim.dataset.experiment_ids[0]
+    # small pages, so that the last day's history spans many of them
+    config = make_config(sim, tmp_path / "wh", types=("events",), experiments=(exp,), page_size=100)
+    assert sync(config).exit_code == 0
+    full_pages = len(_served(sim))
+    late = sim.add_late_rows("events", 3, experiment_id=exp, behind_seconds=2 * 3600)
+    sim.reset_requests()
+
+    summary = sync(config)
+
+    assert summary.exit_code == 0, summary.errors
+    got = landed(tmp_path / "wh", EVENTS)[exp]
+    assert all(EVENTS.key_of(row) in got for row in late)
+    assert got == expected(sim, EVENTS, exp)
+    served = _served(sim)
+    assert summary.requests_by_purpose.get("verification", 0) >= 3  # bisected, then re-read
+    assert len(served) < full_pages, (len(served), full_pages)
+    # only the sub-windows holding a late row were re-read, a page or less each
+    fetched = sum(w.get("fetched", 0) for w in summary.windows)
+    assert fetched <= len(late) * config.page_size < len(sim.dataset.records("events", exp))
+    # the next sync finds everything in agreement again: one probe
+    sim.reset_requests()
+    assert sync(config).total_rows == 0
+    assert len(_served(sim)) == 1
+
+
+def test_a_unit_without_change_backs_off_and_a_change_resets_it(sim, tmp_path):
+    exp = sim.dataset.experiment_ids[0]
+    config = make_config(sim, tmp_path / "wh", types=("events",), experiments=(exp,))
+    assert sync(config).exit_code == 0
+    for _ in range(2):  # two polls without change: the unit backs off
+        sim.advance(300)
+        assert sync(config).total_rows == 0
+    with ExtractState(Warehouse(tmp_path / "wh")) as state:
+        poll = state.poll("events", exp)
+    assert poll["unchanged"] == 2 and poll["due_at"] > poll["polled_at"]
+
+    sim.advance(300)
+    sim.reset_requests()
+    summary = sync(config)
+    assert not _served(sim), "not due yet: no request"
+    assert summary.polls["not_due"] == 1
+
+    late = sim.add_late_rows("events", 2, experiment_id=exp)
+    sim.advance(600)  # due again: the poll sees the change, which resets the backoff
+    assert sync(config).rows["events"][exp] >= len(late)
+    assert all(EVENTS.key_of(row) in landed(tmp_path / "wh", EVENTS)[exp] for row in late)
+    with ExtractState(Warehouse(tmp_path / "wh")) as state:
+        poll = state.poll("events", exp)
+    assert poll["unchanged"] == 0
+    sim.advance(60)
+    sim.reset_requests()
+    sync(config)
+    assert len(_served(sim)) == 1  # polled on the very next sync
+
+
+def test_a_change_in_the_experiment_listing_makes_its_units_due(sim, tmp_path):
+    exp = sim.dataset.experiment_ids[0]
+    config = make_config(sim, tmp_path / "wh", types=("events", "participants"))
+    assert sync(config).exit_code == 0
+    for _ in range(3):
+        sim.advance(300)
+        sync(config)
+    sim.reset_requests()
+    sim.advance(60)
+    sync(config)
+    assert not _served(sim, "participants")  # backed off
+    with ExtractState(Warehouse(tmp_path / "wh")) as state:
+        state.set_signal(f"listing:{exp}", "an older listing row", "2000-01-01T00:00:00Z")
+    sim.reset_requests()
+    sim.advance(60)
+    sync(config)
+    assert {r["path"].rsplit("/", 1)[1] for r in _served(sim, "participants")} == {exp}
