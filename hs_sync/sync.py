@@ -313,6 +313,8 @@ def _pull_all(
     by_name = {dt.name: dt for dt in types}
     rooms_dt = BY_NAME["rooms"]
     rooms_of: dict[str, dict[str, str] | None] = {}
+    rooms_changed: set[str] = set()  # experiments whose rooms list changed this run
+    rooms_read: set[str] = set()  # experiments whose rooms list this run reads
     repairing = bool(config.rooms)
     listing_lock = threading.Lock()
     cached = [listing]
@@ -326,6 +328,8 @@ def _pull_all(
     def rooms_unit(exp: str) -> PullResult:
         result = ex.pull_whole(rooms_dt, exp)
         rooms_of[exp] = result.rooms
+        if result.rows:
+            rooms_changed.add(exp)
         schedule.note_rooms(exp, result.rooms or {})
         return result
 
@@ -335,12 +339,14 @@ def _pull_all(
         for exp in experiments:
             schedule.note_listing(exp, rows.get(exp))
 
+    room_types = [dt for dt in types if dt.mode is Mode.ROOM]
+
     def due(dt: DataType, exp: str) -> bool:
-        """Whether to poll a unit now; the rooms list is read while a room is still
-        collecting (it drives the room units)."""
+        """Whether to poll a unit now; the rooms list is read whenever a room unit is due
+        (it drives the room units)."""
         if repairing or schedule.due(dt.name, exp):
             return True
-        return dt.name == "rooms" and not schedule.final(exp)
+        return dt.name == "rooms" and any(schedule.due(rt.name, exp) for rt in room_types)
 
     def polled(dt: DataType, exp: str, pull: Callable[[], PullResult]) -> Callable[[], PullResult]:
         def run_and_note() -> PullResult:
@@ -374,15 +380,15 @@ def _pull_all(
         for exp in experiments:
             if due(dt, exp):
                 first.append((dt, exp, polled(dt, exp, pull_for(dt, exp))))
+                if dt.name == "rooms":
+                    rooms_read.add(exp)
             else:
                 waiting += 1
     if (repairing or any(dt.mode is Mode.ROOM for dt in types)) and "rooms" not in by_name:
         # Room units need the rooms list even when the rooms table is not synced.
-        first += [
-            (rooms_dt, exp, lambda e=exp: _read_rooms(ex, rooms_of, e))
-            for exp in experiments
-            if due(rooms_dt, exp)
-        ]
+        rooms_read.update(exp for exp in experiments if due(rooms_dt, exp))
+        rooms_changed.update(rooms_read)  # not landed: no change to compare
+        first += [(rooms_dt, exp, lambda e=exp: _read_rooms(ex, rooms_of, e)) for exp in rooms_read]
     _run_units(run, first)
 
     # Phase 2: room pulls.
@@ -410,8 +416,9 @@ def _pull_all(
             if dt.mode is not Mode.ROOM:
                 continue
             for exp in experiments:
-                if exp not in rooms_of and not due(rooms_dt, exp):
-                    waiting += 1  # the rooms list was not due: neither are its rooms
+                wanted = exp in rooms_changed or schedule.due(dt.name, exp)
+                if exp not in rooms_read or not wanted:
+                    waiting += 1  # not due, and its rooms list did not change
                     continue
                 rooms = rooms_of.get(exp)
                 if rooms is None:
@@ -452,7 +459,9 @@ def _land_experiment(ex: Extractor, dt: DataType, exp: str, listing: Envelope) -
     """Land one experiment's row of the experiments listing in its own folder."""
     rows = [r for r in listing.records if isinstance(r, dict) and str(r.get("id")) == exp]
     page = Envelope(listing.path, listing.params, rows, listing.metadata, listing.server_time)
-    return ex.land_whole(dt, exp, [(page, now_iso())])
+    result = ex.land_whole(dt, exp, [(page, now_iso())])
+    result.requests = 0  # the run's one listing request is counted once, as overhead
+    return result
 
 
 def _transform(

@@ -2,8 +2,8 @@
 
 A unit whose polls keep seeing no change is polled less often: after
 `poll_after_unchanged` unchanged polls its interval doubles from `FIRST_INTERVAL`
-up to `poll_max_interval_seconds` (a day for an experiment whose rooms are all
-final). Any change resets it to every sync; so does a change in the
+up to `poll_max_interval_seconds`; in an experiment whose rooms are all final it
+is a day at once (late rows there are found by that daily verification). Any change resets it to every sync; so does a change in the
 experiment's row of the experiments listing (a new room or participant), which
 one request per run reads for all experiments. Times are the server's.
 """
@@ -71,8 +71,9 @@ class Schedule:
         after = self.config.poll_after_unchanged
         if unchanged < after:
             return 0.0
-        cap = FINAL_INTERVAL if final else self.config.poll_max_interval_seconds
-        return min(cap, FIRST_INTERVAL * 2 ** (unchanged - after))
+        if final:
+            return FINAL_INTERVAL
+        return min(self.config.poll_max_interval_seconds, FIRST_INTERVAL * 2 ** (unchanged - after))
 
     # -- experiment-wide signals -------------------------------------------
 

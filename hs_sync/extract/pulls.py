@@ -14,6 +14,7 @@ after the file behind a checkpoint is durable:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from hs_sync.api import wire
 from hs_sync.api.client import ApiClient, Envelope
@@ -148,7 +151,13 @@ class Extractor:
     # -- the one pagination loop ------------------------------------------
 
     def pages(
-        self, path: str, params: dict[str, Any], *, endpoint: str, paged: bool = True
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        endpoint: str,
+        paged: bool = True,
+        start: int = 0,
     ) -> Iterator[tuple[Envelope, str]]:
         """Yield (page, fetched_at) following `nextOffset`, fetching one page ahead.
 
@@ -164,7 +173,7 @@ class Extractor:
             return self.client.get(path, query, endpoint=endpoint), now_iso()
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-page") as ahead:
-            offset = 0
+            offset = start
             pending = ahead.submit(fetch, offset)
             while pending is not None:
                 page, fetched_at = pending.result()
@@ -499,22 +508,105 @@ class Extractor:
         by key downstream.
         """
         result = PullResult(dt.name, exp)
-        known = (
-            {} if (force or self.config.full_refresh) else self.state.room_versions(dt.name, exp)
-        )
+        fresh_start = force or self.config.full_refresh
+        known = {} if fresh_start else self.state.room_versions(dt.name, exp)
         due = {room: v for room, v in rooms.items() if not v or known.get(room) != v}
-        if not force and len(due) > 1 and self._experiment_read_pays(dt, exp, len(due), result):
+        offsets = {} if fresh_start else self._room_offsets(dt, exp, due)
+        if (
+            not force
+            and not offsets
+            and len(due) > 1
+            and self._experiment_read_pays(dt, exp, len(due), result)
+        ):
             running = frozenset(room for room, version in due.items() if not version)
             if self._pull_scope(dt, exp, "experiment", exp, "rooms", result, running):
                 self._remember_rooms(dt, exp, due)
             return result
         for room_id, version in due.items():
             try:
-                if self._pull_scope(dt, exp, "room", room_id, f"room-{safe_part(room_id)}", result):
+                offset = offsets.get(room_id)
+                if offset is not None and self._continue_room(dt, exp, room_id, offset, result):
+                    if version:
+                        self._remember_rooms(dt, exp, {room_id: version})
+                    continue
+                running = frozenset() if version else frozenset({room_id})
+                label = f"room-{safe_part(room_id)}"
+                if self._pull_scope(dt, exp, "room", room_id, label, result, running):
                     self._remember_rooms(dt, exp, {room_id: version})
             except NotFoundError as exc:
                 result.warnings.append(f"{dt.name}/{exp}: room {room_id} not found ({exc})")
         return result
+
+    def _room_offsets(
+        self, dt: DataType, exp: str, due: dict[str, str]
+    ) -> dict[str, tuple[int, str]]:
+        """The landed offsets of the due rooms that have one."""
+        out = {}
+        for room in due:
+            offset = self.state.room_offset(dt.name, exp, room)
+            if offset is not None and offset[0] > 0:
+                out[room] = offset
+        return out
+
+    def _continue_room(
+        self, dt: DataType, exp: str, room_id: str, offset: tuple[int, str], result: PullResult
+    ) -> bool:
+        """Read a room from its landed offset, re-reading its last landed row to verify the
+        order; land what follows. False (nothing landed) when that row differs or the
+        read disagrees with `pagination.total`: the caller re-reads the room whole."""
+        rows, last = offset
+        path = dt.url_path("room", quote_id(room_id))
+        writer = self._writer(
+            dt, exp, f"room-{safe_part(room_id)}", "room", room_id, track_cursor=False,
+            staged=True,
+        )  # fmt: skip
+        fetched, totals, requests, newest = 0, [], 0, last
+        try:
+            for page, fetched_at in self.pages(
+                path, dict(dt.extra_params), endpoint=_endpoint(dt, "room"), start=rows - 1
+            ):
+                requests += 1
+                result.count("data")
+                records = page.records
+                if requests == 1:
+                    if not records or _row_hash(records[0]) != last:
+                        writer.discard()
+                        result.warnings.append(
+                            f"room {room_id}: its rows moved since the last read; re-read whole"
+                        )
+                        return False
+                    records = records[1:]
+                totals.append(_total(page))
+                fetched += len(records)
+                if records:
+                    newest = _row_hash(records[-1])
+                    writer.add(
+                        Envelope(page.path, page.params, records, page.metadata, page.server_time),
+                        fetched_at,
+                    )
+            total = totals[-1] if totals else None
+            if total is not None and (rows + fetched != total or any(t != total for t in totals)):
+                writer.discard()
+                return False
+            writer.publish()
+        finally:
+            writer.close()
+        result.rows += fetched
+        result.files += len(writer.files)
+        result.windows.append(
+            {
+                "data_type": dt.name, "experiment_id": exp, "scope": "room",
+                "scope_id": room_id, "rows": fetched, "total": total, "from_offset": rows - 1,
+                "requests": requests, "files": len(writer.files),
+            }
+        )  # fmt: skip
+        self.state.complete_window(
+            self.run_id, dt.name, exp, scope="room", scope_id=room_id, start=None, end=None,
+            rows=fetched, total=total, requests=requests,
+            batch=writer.folder.name if writer.files else None, keep_tail=True,
+        )  # fmt: skip
+        self.state.set_room_offset(dt.name, exp, room_id, rows + fetched, newest)
+        return True
 
     def _remember_rooms(self, dt: DataType, exp: str, versions: dict[str, str]) -> None:
         # a room still collecting ("" version) is not remembered: it is pulled again
@@ -565,11 +657,14 @@ class Extractor:
             )
             fetched, totals, requests = 0, [], 0
             unchanged = False
+            tally: dict[str, list] = {}  # running room -> [rows, last row]: its offset
             try:
                 for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, scope)):
                     requests += 1
                     fetched += page.count
                     totals.append(_total(page))
+                    if running:
+                        _tally_rooms(page.records, running, scope_id if room else None, tally)
                     writer.add(page, fetched_at)
                 if room:
                     # A room last read within an experiment-scope read has the digest
@@ -624,6 +719,8 @@ class Extractor:
                     self.state.set_room_digest(dt.name, exp, scope_id, writer.content_digest)
                 for room_id, digest in writer.room_content_digests.items():
                     self.state.set_room_digest(dt.name, exp, room_id, digest)
+                for room_id, (n, last) in tally.items():
+                    self.state.set_room_offset(dt.name, exp, room_id, n, _row_hash(last))
                 self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
                 return True
         what = f"room {scope_id}" if scope == "room" else "experiment-scope read"
@@ -812,3 +909,27 @@ def _split(
     if (lo is not None and mid <= lo) or mid >= hi:
         return None
     return mid
+
+
+def _row_hash(record: Any) -> str:
+    """A row's identity for the overlap check of a room continued from its offset."""
+    return hashlib.blake2b(
+        orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
+
+
+def _tally_rooms(
+    records: list, running: frozenset[str], room: str | None, tally: dict[str, list]
+) -> None:
+    """Count the rows of each running room and note its last one (`room`: all are its)."""
+    for record in records:
+        if room is not None:
+            rid = room
+        elif isinstance(record, dict):
+            rid = str(record.get("roomId"))
+        else:
+            continue
+        if rid in running:
+            entry = tally.setdefault(rid, [0, None])
+            entry[0] += 1
+            entry[1] = record

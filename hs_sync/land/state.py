@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS polls (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, unchanged INTEGER NOT NULL,
     polled_at TEXT NOT NULL, due_at TEXT NOT NULL, verified_at TEXT,
     PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS room_offsets (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
+    rows INTEGER NOT NULL, last_row TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id, room_id));
 CREATE TABLE IF NOT EXISTS signals (
     name TEXT PRIMARY KEY, value TEXT NOT NULL, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tail_keys (
@@ -343,6 +347,29 @@ class ExtractState:
                 "ON CONFLICT (data_type, experiment_id, room_id) "
                 "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
                 (data_type, experiment_id, room_id, digest, _now()),
+            )
+
+    def room_offset(
+        self, data_type: str, experiment_id: str, room_id: str
+    ) -> tuple[int, str] | None:
+        """(rows landed, hash of the last of them) of a room still collecting data."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT rows, last_row FROM room_offsets "
+                "WHERE data_type = ? AND experiment_id = ? AND room_id = ?",
+                (data_type, experiment_id, room_id),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_room_offset(
+        self, data_type: str, experiment_id: str, room_id: str, rows: int, last_row: str
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO room_offsets VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id, room_id) "
+                "DO UPDATE SET rows = excluded.rows, last_row = excluded.last_row",
+                (data_type, experiment_id, room_id, rows, last_row),
             )
 
     # -- adaptive polling ------------------------------------------------
