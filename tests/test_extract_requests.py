@@ -112,3 +112,51 @@ def test_a_change_in_the_experiment_listing_makes_its_units_due(sim, tmp_path):
     sim.advance(60)
     sync(config)
     assert {r["path"].rsplit("/", 1)[1] for r in _served(sim, "participants")} == {exp}
+
+
+def _room_reads(sim, data_type: str) -> list[dict]:
+    return [r for r in sim.requests if f"/data/{data_type}/room/" in r["path"]]
+
+
+def test_an_active_room_continues_from_its_landed_offset(sim_factory, tmp_path):
+    sim = sim_factory(live=True)
+    config = make_config(sim, tmp_path / "wh", types=("components", "rooms"))
+    assert sync(config).exit_code == 0
+    dt = BY_NAME["components"]
+    sim.advance(240)
+    sim.reset_requests()
+    summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    reads = _room_reads(sim, "components")
+    continued = [r for r in reads if int(r["params"].get("offset", "0")) > 0]
+    assert continued, "a room still collecting is read from its landed offset"
+    for read in continued:  # the read starts at the last landed row, not after it
+        room = read["path"].rsplit("/", 1)[1]
+        with ExtractState(Warehouse(tmp_path / "wh")) as state:
+            rows, _ = state.room_offset("components", sim.dataset.room_experiment[room], room)
+        assert rows >= int(read["params"]["offset"]) + 1
+    assert_landed_equals_simulator(sim, tmp_path / "wh", types=(dt,))
+
+
+def test_a_room_whose_overlap_row_differs_is_re_read_whole(sim, tmp_path):
+    config = make_config(sim, tmp_path / "wh", types=("components",))
+    assert sync(config).exit_code == 0
+    with ExtractState(Warehouse(tmp_path / "wh")) as state:
+        offsets = {
+            (exp, room): state.room_offset("components", exp, room)
+            for room, exp in sim.dataset.room_experiment.items()
+        }
+        offsets = {k: v for k, v in offsets.items() if v}
+        assert offsets, "the first sync noted the offsets of the rooms still collecting"
+        (exp, room), (rows, _) = next(iter(offsets.items()))
+        state.set_room_offset("components", exp, room, rows, "not the row landed last")
+    sim.reset_requests()
+    summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    reads = [r for r in _room_reads(sim, "components") if r["path"].endswith("/" + room)]
+    assert [r["params"].get("offset", "0") for r in reads][:2] == [str(rows - 1), "0"]
+    assert any("re-read whole" in w for w in summary.warnings)
+    assert_landed_equals_simulator(sim, tmp_path / "wh", types=(BY_NAME["components"],))
+    # the other rooms still collecting cost one request each
+    others = [r for r in _room_reads(sim, "components") if not r["path"].endswith("/" + room)]
+    assert len(others) == len(offsets) - 1
