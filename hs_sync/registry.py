@@ -93,6 +93,9 @@ class DataType:
     extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Fields that carry credentials (signed media URLs): never landed, stored or logged.
     secret_fields: tuple[str, ...] = ()
+    # Snapshot tables: the field whose newest value (sorted descending) shows a change,
+    # so a probe of one row can tell whether a re-read is needed.
+    change_sort: str | None = None
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -341,6 +344,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="participants",
         path="participants",
         mode=Mode.SNAPSHOT,
+        change_sort="completedAt",
         api_scope="read:events",
         scopes=("experiment", "room"),
         key=("id", "roomId"),
@@ -362,6 +366,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="rooms",
         path="rooms",
         mode=Mode.SNAPSHOT,
+        change_sort="updatedAt",
         api_scope="read:events",
         scopes=("experiment",),
         key=("id",),

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from hs_sync.api.budget import RequestBudget
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -327,6 +329,11 @@ def _pull_all(
 
     def rooms_unit(exp: str) -> PullResult:
         result = ex.pull_whole(rooms_dt, exp)
+        if result.rooms is None:  # a probe saw no change: the rooms of the last read
+            seen = ex.state.signal(f"rooms:{exp}")
+            result.rooms = orjson.loads(seen[0]) if seen else None
+        else:
+            ex.state.set_signal(f"rooms:{exp}", orjson.dumps(result.rooms).decode(), now_iso())
         rooms_of[exp] = result.rooms
         if result.rows:
             rooms_changed.add(exp)

@@ -160,3 +160,37 @@ def test_a_room_whose_overlap_row_differs_is_re_read_whole(sim, tmp_path):
     # the other rooms still collecting cost one request each
     others = [r for r in _room_reads(sim, "components") if not r["path"].endswith("/" + room)]
     assert len(others) == len(offsets) - 1
+
+
+def test_a_snapshot_of_several_pages_is_re_read_only_when_a_probe_shows_a_change(
+    sim_factory, tmp_path
+):
+    sim = sim_factory(live=True)
+    exp = sim.dataset.experiment_ids[0]
+    config = make_config(  # no backoff here: every sync polls, to show the probe alone
+        sim,
+        tmp_path / "wh",
+        types=("participants",),
+        experiments=(exp,),
+        page_size=5,
+        poll_after_unchanged=100,
+    )
+    pages = -(-len(sim.dataset.records("participants", exp)) // 5)
+    assert pages > 1
+    assert sync(config).exit_code == 0  # a full read of several pages
+    sim.reset_requests()
+    sync(config)  # nothing changed; the first probe has nothing to compare with yet
+    sim.reset_requests()
+    summary = sync(config)
+    served = _served(sim, "participants")
+    assert len(served) == 1 and served[0]["params"]["limit"] == "1"  # the probe alone
+    assert summary.requests_by_purpose.get("probe") == 1
+    # a participant joins or finishes: the probe sees it and the table is re-read
+    before = sim.dataset.records("participants", exp)
+    while sim.dataset.records("participants", exp) == before:
+        sim.advance(60)
+    sim.reset_requests()
+    summary = sync(config)
+    assert len(_served(sim, "participants")) >= 1 + pages
+    got = landed(tmp_path / "wh", BY_NAME["participants"])[exp]
+    assert got == expected(sim, BY_NAME["participants"], exp)

@@ -730,7 +730,61 @@ class Extractor:
     # -- merge and snapshot --------------------------------------------------
 
     def pull_whole(self, dt: DataType, exp: str) -> PullResult:
-        """Re-read a whole table (recordings, rooms, participants, deployments)."""
+        """Re-read a whole table (recordings, rooms, participants, deployments).
+
+        A table whose last read took more than one page is first probed (one row,
+        newest `change_sort` first): the same total and first row as the last
+        probe saw means no re-read, until `poll_max_interval_seconds` since the
+        last read.
+        """
+        probe, seen = self._probe_snapshot(dt, exp)
+        if probe is not None and seen is None:
+            return probe  # nothing changed
+        result = self._read_whole(dt, exp)
+        if probe is not None:
+            result.merge(probe)
+        if dt.change_sort and dt.data_endpoint and not result.errors:
+            pages = result.requests - (probe.requests if probe else 0)
+            self.state.set_signal(
+                f"snapshot:{dt.name}:{exp}", orjson.dumps([pages, seen]).decode(), self.window_end
+            )
+        return result
+
+    def _probe_snapshot(self, dt: DataType, exp: str) -> tuple[PullResult | None, list | None]:
+        """(the probe's result, what it saw), what it saw being None when it is what the
+        last probe saw; (None, None) when no probe is made."""
+        if not (dt.change_sort and dt.data_endpoint) or self.config.full_refresh:
+            return None, None
+        remembered = self.state.signal(f"snapshot:{dt.name}:{exp}")
+        now = parse_time(self.window_end)
+        if remembered is None or now is None:
+            return None, None
+        pages, last = orjson.loads(remembered[0])
+        read_at = parse_time(remembered[1])
+        fresh = read_at is not None and (now - read_at).total_seconds() < (
+            self.config.poll_max_interval_seconds
+        )
+        if pages <= 1 or not fresh:
+            return None, None
+        result = PullResult(dt.name, exp)
+        page = self.client.get(
+            dt.url_path("experiment", quote_id(exp)),
+            {**dict(dt.extra_params), "limit": 1, "offset": 0, "sort": dt.change_sort,
+             "order": "desc"},
+            endpoint=_endpoint(dt, "experiment"),
+        )  # fmt: skip
+        result.count("probe")
+        first = page.records[0] if page.records else None
+        seen = [_total(page), _row_hash(first)]
+        if seen == last:
+            result.windows.append(
+                {"data_type": dt.name, "experiment_id": exp, "scope": "experiment",
+                 "scope_id": exp, "rows": 0, "requests": 1, "unchanged": True, "probe": True}
+            )  # fmt: skip
+            return result, None
+        return result, seen
+
+    def _read_whole(self, dt: DataType, exp: str) -> PullResult:
         if dt.data_endpoint:
             path, params = dt.url_path("experiment", quote_id(exp)), dict(dt.extra_params)
             paged = True
@@ -802,6 +856,7 @@ class Extractor:
         )
         if not unchanged:
             self.state.set_snapshot_digest(dt.name, exp, writer.content_digest)
+
         self.progress("snapshot", data_type=dt.name, experiment=exp, rows=writer.rows)
         return result
 
