@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from hs_sync import registry
 from hs_sync.api.budget import RequestBudget
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -37,7 +38,7 @@ from hs_sync.land.batch import sweep_temporaries
 from hs_sync.land.state import ExtractState, remembered_access, remembered_requests
 from hs_sync.load import memory
 from hs_sync.lock import warehouse_lock
-from hs_sync.registry import BY_NAME, DataType, Mode
+from hs_sync.registry import DataType, Mode
 from hs_sync.warehouse import Warehouse
 
 Progress = Callable[..., None]
@@ -225,7 +226,7 @@ def sync(
                     if transform:
                         memory.give_back()
                         summary.transform = _transform(warehouse, types, summary, run)
-                        if config.media and any(dt.name == "recordings" for dt in types):
+                        if config.media and any(dt.triggers_media for dt in types):
                             summary.media = _media(config, budget, summary, progress)
                     status = "partial" if summary.exit_code else "ok"
                 finally:
@@ -313,7 +314,7 @@ def _pull_all(
 ) -> None:
     config = run.config
     by_name = {dt.name: dt for dt in types}
-    rooms_dt = BY_NAME["rooms"]
+    rooms_dt = registry.listing("room")
     rooms_of: dict[str, dict[str, str] | None] = {}
     rooms_changed: set[str] = set()  # experiments whose rooms list changed this run
     rooms_read: set[str] = set()  # experiments whose rooms list this run reads
@@ -353,7 +354,7 @@ def _pull_all(
         (it drives the room units)."""
         if repairing or schedule.due(dt.name, exp):
             return True
-        return dt.name == "rooms" and any(schedule.due(rt.name, exp) for rt in room_types)
+        return dt is rooms_dt and any(schedule.due(rt.name, exp) for rt in room_types)
 
     def polled(dt: DataType, exp: str, pull: Callable[[], PullResult]) -> Callable[[], PullResult]:
         def run_and_note() -> PullResult:
@@ -370,9 +371,9 @@ def _pull_all(
         return run_and_note
 
     def pull_for(dt: DataType, exp: str) -> Callable[[], PullResult]:
-        if dt.name == "rooms":
+        if dt is rooms_dt:
             return lambda: rooms_unit(exp)
-        if dt.name == "experiments":
+        if dt.lists == "experiment":
             return lambda: _land_experiment(ex, dt, exp, experiments_listing())
         if dt.mode is Mode.TIME:
             return lambda: ex.pull_time(dt, exp)
@@ -382,16 +383,16 @@ def _pull_all(
     first = []
     waiting = 0
     for dt in types:
-        if dt.mode is Mode.ROOM or (repairing and dt.name != "rooms"):
+        if dt.mode is Mode.ROOM or (repairing and dt is not rooms_dt):
             continue
         for exp in experiments:
             if due(dt, exp):
                 first.append((dt, exp, polled(dt, exp, pull_for(dt, exp))))
-                if dt.name == "rooms":
+                if dt is rooms_dt:
                     rooms_read.add(exp)
             else:
                 waiting += 1
-    if (repairing or any(dt.mode is Mode.ROOM for dt in types)) and "rooms" not in by_name:
+    if (repairing or any(dt.mode is Mode.ROOM for dt in types)) and rooms_dt.name not in by_name:
         # Room units need the rooms list even when the rooms table is not synced.
         rooms_read.update(exp for exp in experiments if due(rooms_dt, exp))
         rooms_changed.update(rooms_read)  # not landed: no change to compare
@@ -450,7 +451,7 @@ def _run_units(run: _Run, units: list[tuple[DataType, str, Callable[[], PullResu
 
 def _read_rooms(ex: Extractor, rooms_of: dict, exp: str) -> PullResult:
     """Read the rooms list for room units without landing it (rooms not selected)."""
-    dt = BY_NAME["rooms"]
+    dt = registry.listing("room")
     result = PullResult(dt.name, exp, rooms={})
     path = dt.url_path("experiment", quote_id(exp))
     for page, _ in ex.pages(path, {}, endpoint=f"data/{dt.path}/experiment"):
