@@ -194,3 +194,26 @@ def test_a_snapshot_of_several_pages_is_re_read_only_when_a_probe_shows_a_change
     assert len(_served(sim, "participants")) >= 1 + pages
     got = landed(tmp_path / "wh", BY_NAME["participants"])[exp]
     assert got == expected(sim, BY_NAME["participants"], exp)
+
+
+def test_access_checks_are_remembered_until_a_403(sim, tmp_path):
+    exp = sim.dataset.experiment_ids[0]
+    key = "hst_test_" + "ab" * 32
+    sim.add_key(key, {"read:experiments", "read:events"})
+    config = make_config(sim, tmp_path / "wh", api_key=key, types=("events",), experiments=(exp,))
+
+    def checks() -> int:
+        return sum(1 for r in sim.requests if "/check-access/" in r["path"])
+
+    sim.reset_requests()
+    assert sync(config).exit_code == 0
+    assert checks() == 1
+    sim.reset_requests()
+    assert sync(config).exit_code == 0
+    assert checks() == 0  # remembered
+    sim.add_key(key, {"read:experiments"})  # the key loses read:events: a 403
+    summary = sync(config.replace(full_refresh=True))
+    assert "events" in summary.skipped_types
+    sim.reset_requests()
+    sync(config)
+    assert checks() == 1  # a 403 makes the next run check again
