@@ -227,7 +227,9 @@ def sync(
                         memory.give_back()
                         summary.transform = _transform(warehouse, types, summary, run)
                         if config.media and any(dt.triggers_media for dt in types):
-                            summary.media = _media(config, budget, summary, progress)
+                            summary.media = _media(
+                                config, budget, summary, progress, extractor.listed_urls
+                            )
                     status = "partial" if summary.exit_code else "ok"
                 finally:
                     media_requests = (summary.media or {}).get("api_requests", 0)
@@ -486,12 +488,17 @@ def _transform(
 
 
 def _media(
-    config: Config, budget: RequestBudget, summary: RunSummary, progress: Progress
+    config: Config,
+    budget: RequestBudget,
+    summary: RunSummary,
+    progress: Progress,
+    listed: dict[str, str],
 ) -> dict[str, Any]:
-    """Download the recordings' media; failures are reported, the sync stands."""
+    """Download the recordings' media (with the signed URLs this run's listings carried);
+    failures are reported, the sync stands."""
     from hs_sync.media import download_media
 
-    media = download_media(config, progress=progress, lock=False, budget=budget)
+    media = download_media(config, progress=progress, lock=False, budget=budget, listed=listed)
     for recording, reason in media.errors.items():
         summary.errors[f"media/{recording}"] = reason
     return media.to_dict()

@@ -77,11 +77,13 @@ def download_media(
     progress: Progress | None = None,
     lock: bool = True,
     budget: RequestBudget | None = None,
+    listed: dict[str, str] | None = None,
 ) -> MediaSummary:
     """Download every completed recording of `config`'s warehouse (and experiments).
 
     `lock=False` when the caller already holds the warehouse lock (the sync);
-    `budget`: share the caller's request budget (then the caller persists it).
+    `budget`: share the caller's request budget (then the caller persists it);
+    `listed`: signed URLs the sync's listings carried, by recording id, used while valid.
     Raises AuthError (the key was refused), ConfigError and WarehouseLocked.
     """
     started = time.monotonic()
@@ -94,7 +96,7 @@ def download_media(
         warehouse.create()
         manifest = mf.Manifest(warehouse)
         try:
-            _Run(config, warehouse, manifest, summary, progress, budget).run()
+            _Run(config, warehouse, manifest, summary, progress, budget, listed).run()
             # No database yet (nothing transformed): the manifest waits in state/media.sqlite;
             # creating the database here would make the transform think it has applied raw.
             live = warehouse.db_path.exists()
@@ -115,8 +117,9 @@ class _Job:
 
 
 class _Run:
-    def __init__(self, config, warehouse, manifest, summary, progress, budget):
+    def __init__(self, config, warehouse, manifest, summary, progress, budget, listed=None):
         self.config: Config = config
+        self.listed: dict[str, str] = listed or {}
         self.warehouse: Warehouse = warehouse
         self.manifest: mf.Manifest = manifest
         self.summary: MediaSummary = summary
@@ -230,7 +233,7 @@ class _Run:
         fetcher = Fetcher(config, self.progress)
         try:
             with ApiClient(config, budget) as client:
-                links = Links(client)
+                links = Links(client, self.listed)
                 try:
                     with ThreadPoolExecutor(
                         config.media_concurrency, thread_name_prefix="hs-media"
