@@ -252,9 +252,7 @@ def sync(
                         summary.transform = _transform(warehouse, types, summary, run)
                         interrupt.check()  # DuckDB may have turned the signal into its error
                         if config.media and any(dt.triggers_media for dt in types):
-                            summary.media = _media(
-                                config, budget, summary, progress, extractor.listed_urls
-                            )
+                            summary.media = _media(config, budget, summary, progress)
                     status = "partial" if summary.exit_code else "ok"
                 except interrupt.Interrupted:
                     status = "interrupted"
@@ -570,17 +568,12 @@ def _transform(
 
 
 def _media(
-    config: Config,
-    budget: RequestBudget,
-    summary: RunSummary,
-    progress: Progress,
-    listed: dict[str, str],
+    config: Config, budget: RequestBudget, summary: RunSummary, progress: Progress
 ) -> dict[str, Any]:
-    """Download the recordings' media (with the signed URLs this run's listings carried);
-    failures are reported, the sync stands."""
+    """Download the recordings' media; failures are reported, the sync stands."""
     from hs_sync.media import download_media
 
-    media = download_media(config, progress=progress, lock=False, budget=budget, listed=listed)
+    media = download_media(config, progress=progress, lock=False, budget=budget)
     for recording, reason in media.errors.items():
         summary.errors[f"media/{recording}"] = reason
     return media.to_dict()

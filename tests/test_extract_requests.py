@@ -217,23 +217,3 @@ def test_access_checks_are_remembered_until_a_403(sim, tmp_path):
     sim.reset_requests()
     sync(config)
     assert checks() == 1  # a 403 makes the next run check again
-
-
-def test_the_listed_recording_url_is_used_while_valid(sim, tmp_path):
-    recs = {r["recordingId"]: r for r in sim.dataset.records("recordings")}
-    listed = {
-        rid
-        for rid, r in recs.items()
-        if r["status"] == "complete" and r.get("downloadUrl") and not r.get("downloadPath")
-    }
-    assert listed, "the simulator lists legacy recordings with a signed URL"
-    config = make_config(sim, tmp_path / "wh", types=("recordings",), media=True)
-    sim.reset_requests()
-    summary = sync(config)
-    assert summary.exit_code == 0, summary.errors
-    # no room listing was read again for a link: the URLs the sync just listed served
-    assert not [r for r in sim.requests if "/data/recordings/room/" in r["path"]]
-    for rid in listed:
-        assert [r for r in sim.requests if r["path"] == f"/media/{rid}"]
-        assert (tmp_path / "wh" / "media").rglob(f"{rid}.*")
-    assert summary.requests_by_purpose["media"] == summary.media["api_requests"]

@@ -147,9 +147,6 @@ class Extractor:
         self._lock = threading.Lock()
         self.verify_spent = 0  # requests spent on bisection and re-reads this run
         self.verified_full: set[tuple[str, str]] = set()  # units whose whole history agreed
-        # Signed URLs the listings carried (legacy recordings), by key: kept in memory
-        # for this run's media downloads only, never landed, stored or logged.
-        self.listed_urls: dict[str, str] = {}
 
     # -- the one pagination loop ------------------------------------------
 
@@ -792,13 +789,6 @@ class Extractor:
             return result, None
         return result, seen
 
-    def _note_listed_urls(self, dt: DataType, records: list) -> None:
-        for record in records:
-            url = _signed_url(record, dt.secret_fields)
-            if url is not None:
-                with self._lock:
-                    self.listed_urls[dt.key_of(record)] = url
-
     def _read_whole(self, dt: DataType, exp: str) -> PullResult:
         if dt.data_endpoint:
             path, params = dt.url_path("experiment", quote_id(exp)), dict(dt.extra_params)
@@ -823,8 +813,6 @@ class Extractor:
         try:
             for page, fetched_at in pages:
                 requests += 1
-                if dt.secret_fields:
-                    self._note_listed_urls(dt, page.records)
                 if rooms is not None:
                     for room in page.records:
                         if isinstance(room, dict) and room.get("id") is not None:
@@ -876,16 +864,6 @@ class Extractor:
 
         self.progress("snapshot", data_type=dt.name, experiment=exp, rows=writer.rows)
         return result
-
-
-def _signed_url(record: Any, fields: tuple[str, ...]) -> str | None:
-    if not isinstance(record, dict):
-        return None
-    for name in fields:
-        value = record.get(name)
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            return value
-    return None
 
 
 def _endpoint(dt: DataType, scope: str) -> str:

@@ -10,7 +10,6 @@ Every request goes through `ApiClient`, so it counts against the request budget.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -54,12 +53,10 @@ class LinkUnavailable(Exception):
 class Links:
     """Mints signed URLs for recordings (thread-safe)."""
 
-    def __init__(self, client: ApiClient, listed: dict[str, str] | None = None):
+    def __init__(self, client: ApiClient):
         self._client = client
         self._lock = threading.Lock()
         self._rooms: dict[str, dict[str, SignedUrl]] = {}  # legacy links by room
-        # links the sync's own listings carried, used until one is refused as expired
-        self._listed = {rid: SignedUrl(url) for rid, url in (listed or {}).items()}
         self.minted = 0
 
     def mint(self, rec: Recording, *, fresh: bool = False) -> SignedUrl:
@@ -92,9 +89,6 @@ class Links:
         return url
 
     def _legacy(self, rec: Recording, fresh: bool) -> SignedUrl:
-        listed = None if fresh else self._listed.get(rec.id)
-        if listed is not None and _unexpired(listed):
-            return listed
         if not rec.room_id:
             raise LinkUnavailable("skipped", "no downloadPath, and no room to look a link up in")
         with self._lock:
@@ -140,19 +134,6 @@ class Links:
             if not pagination.get("hasMore") or not returned:
                 return links
             offset = int(pagination.get("nextOffset") or offset + returned)
-
-
-def _unexpired(url: SignedUrl) -> bool:
-    """False when the URL's `expires` parameter (epoch seconds or ms) has passed; a URL
-    without one counts as valid until storage refuses it."""
-    query = dict(parse_qsl(urlsplit(url.reveal()).query))
-    try:
-        expires = float(query.get("expires") or query.get("Expires") or "inf")
-    except ValueError:
-        return True
-    if expires > 1e11:  # milliseconds
-        expires /= 1000
-    return expires > time.time() + 60
 
 
 def _api_path(value: str) -> tuple[str | None, dict[str, str]]:

@@ -78,13 +78,11 @@ def download_media(
     progress: Progress | None = None,
     lock: bool = True,
     budget: RequestBudget | None = None,
-    listed: dict[str, str] | None = None,
 ) -> MediaSummary:
     """Download every completed recording of `config`'s warehouse (and experiments).
 
     `lock=False` when the caller already holds the warehouse lock (the sync);
-    `budget`: share the caller's request budget (then the caller persists it);
-    `listed`: signed URLs the sync's listings carried, by recording id, used while valid.
+    `budget`: share the caller's request budget (then the caller persists it).
     Raises AuthError (the key was refused), ConfigError and WarehouseLocked.
     """
     started = time.monotonic()
@@ -98,7 +96,7 @@ def download_media(
         warehouse.create()
         manifest = mf.Manifest(warehouse)
         try:
-            _Run(config, warehouse, manifest, summary, progress, budget, listed).run()
+            _Run(config, warehouse, manifest, summary, progress, budget).run()
             # No database yet (nothing transformed): the manifest waits in state/media.sqlite;
             # creating the database here would make the transform think it has applied raw.
             live = warehouse.db_path.exists()
@@ -119,9 +117,8 @@ class _Job:
 
 
 class _Run:
-    def __init__(self, config, warehouse, manifest, summary, progress, budget, listed=None):
+    def __init__(self, config, warehouse, manifest, summary, progress, budget):
         self.config: Config = config
-        self.listed: dict[str, str] = listed or {}
         self.warehouse: Warehouse = warehouse
         self.manifest: mf.Manifest = manifest
         self.summary: MediaSummary = summary
@@ -235,7 +232,7 @@ class _Run:
         fetcher = Fetcher(config, self.progress)
         try:
             with ApiClient(config, budget) as client:
-                links = Links(client, self.listed)
+                links = Links(client)
                 try:
                     with ThreadPoolExecutor(
                         config.media_concurrency, thread_name_prefix="hs-media"
