@@ -30,7 +30,8 @@ class Mode(str, Enum):
 
 SCOPES_ALL = ("experiment", "room", "participant")
 
-# Arrow types used by the declared schemas.
+# Arrow types used by the declared schemas. Times the API measures in (fractional)
+# milliseconds, such as onsets, are FLOAT.
 STR = pa.string()
 INT = pa.int64()
 FLOAT = pa.float64()
@@ -157,7 +158,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         columns=(
             col("id", STR),
             *_WHO,
-            col("onset", INT),
+            col("onset", FLOAT),
             col("timestamp", TS),
             col("category", STR),
             col("eventType", STR),
@@ -179,7 +180,7 @@ DATA_TYPES: tuple[DataType, ...] = (
             *_WHO,
             col("componentId", STR),
             col("timestamp", TS),
-            col("onset", INT),
+            col("onset", FLOAT),
             col("value", FLOAT),
         ),
     ),
@@ -194,24 +195,24 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("ratingId", STR),
             *_WHO,
             col("timestamp", TS),
-            col("onset", INT),
-            col("rawOnset", INT),
-            col("clockOffsetApplied", INT),
+            col("onset", FLOAT),
+            col("rawOnset", FLOAT),
+            col("clockOffsetApplied", FLOAT),
             col("value", FLOAT),
-            col("rawValue", STR),  # the API sends the raw value as text
+            col("rawValue", STR),  # a number or text as sent: numbers keep their JSON text
             json_col("scale"),
             col("scaleMin", FLOAT, "scale.min"),
             col("scaleMax", FLOAT, "scale.max"),
             col("type", STR),
             col("stateId", STR),
             col("stimulusId", STR),
-            col("stimulusTime", INT),
-            col("responseTime", INT),
+            col("stimulusTime", FLOAT),
+            col("responseTime", FLOAT),
             col("confidence", FLOAT),
             json_col("metadata"),
             col("question", STR, "metadata.question"),
             col("dimension", STR, "metadata.dimension"),
-            col("ratingEndOnset", INT),
+            col("ratingEndOnset", FLOAT),
             json_col("sparseRatingData"),
             col("stateStartTime", TS),
             col("stateDuration", INT),
@@ -301,7 +302,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         columns=(
             *_WHO,
             col("timestamp", TS),
-            col("onset", INT),
+            col("onset", FLOAT),
             col("x", FLOAT),
             col("y", FLOAT),
             col("confidence", FLOAT),

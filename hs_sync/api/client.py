@@ -9,6 +9,7 @@ The API key lives only in a request header; it is scrubbed from every message.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from hs_sync import __version__
-from hs_sync.api import wire
 from hs_sync.api.budget import RequestBudget
 from hs_sync.config import Config
 from hs_sync.errors import (
@@ -40,12 +40,7 @@ _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: No
 
 @dataclass
 class Envelope:
-    """One parsed response: `data` as sent, plus the metadata the sync reads.
-
-    A page whose `data` is an array usually arrives unparsed: `lines` holds each
-    record's JSON text as sent (`array` the whole array's), and `records` parses
-    them only when asked.
-    """
+    """One parsed response: `data` as sent, plus the metadata the sync reads."""
 
     path: str
     params: dict[str, Any]
@@ -53,14 +48,10 @@ class Envelope:
     metadata: dict[str, Any] = field(default_factory=dict)
     server_time: str | None = None
     size: int = 0  # body bytes
-    lines: list[Any] | None = None
-    array: Any = None
 
     @property
     def records(self) -> list[dict[str, Any]]:
         """`data` as a list of records (a single object becomes a list of one)."""
-        if self.data is None and self.lines is not None:
-            self.data = wire.parse(self.array)
         if self.data is None:
             return []
         if isinstance(self.data, list):
@@ -70,7 +61,7 @@ class Envelope:
     @property
     def count(self) -> int:
         """How many records the page holds."""
-        return len(self.lines) if self.lines is not None else len(self.records)
+        return len(self.records)
 
     @property
     def pagination(self) -> dict[str, Any] | None:
@@ -189,12 +180,6 @@ class ApiClient:
         with self._lock:
             self.bytes_received += len(body)
         status = response.status_code
-        parts = wire.split(body) if status < 400 else None
-        if parts is not None:
-            metadata, array, lines = parts
-            return self._envelope(
-                path, params, None, metadata, response, len(body), lines=lines, array=array
-            )
         payload = _loads(body)
         if status >= 400 or (isinstance(payload, dict) and payload.get("status") == "error"):
             raise self._error(path, status, payload, response)
@@ -217,9 +202,6 @@ class ApiClient:
         response: httpx.Response,
         size: int,
         bare_time: Any = None,
-        *,
-        lines: list[Any] | None = None,
-        array: Any = None,
     ) -> Envelope:
         """The page, noting the newest server time seen (metadata's, else `bare_time`)."""
         metadata = metadata if isinstance(metadata, dict) else {}
@@ -235,7 +217,7 @@ class ApiClient:
             else:
                 server_time = None
             self.http_date = _http_date(response.headers.get("date")) or self.http_date
-        return Envelope(path, params, data, metadata, server_time, size, lines, array)
+        return Envelope(path, params, data, metadata, server_time, size)
 
     def _error(self, path: str, status: int, payload: Any, response: httpx.Response) -> ApiError:
         err = payload.get("error") if isinstance(payload, dict) else None
@@ -286,9 +268,15 @@ class ApiClient:
 
 
 def _loads(body: bytes) -> Any:
+    """The body parsed; the stdlib takes what orjson refuses (integers beyond 64 bits,
+    NaN), so such a record is still landed and typed. None when it is not JSON."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         return None
 
 

@@ -1,7 +1,8 @@
 """`hs-sync sync`: pull new data into the warehouse and print what was done.
 
-Exit codes: 0 success, 1 partial failure (a unit failed or the hourly budget
-ran out; progress is saved), 2 configuration, authentication or lock errors.
+Exit codes: 0 success, 1 partial failure (a unit failed, the hourly budget
+ran out, raw lines were quarantined or a raw file was damaged; progress is
+saved), 2 configuration, authentication or lock errors.
 """
 
 from __future__ import annotations
@@ -84,6 +85,25 @@ def print_summary(summary) -> None:
         f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
+    # What was not typed comes first: a cron job's mail shows it at the top.
+    if summary.quarantined:
+        echo(
+            f"QUARANTINED: {summary.quarantined:,} raw line(s) could not become rows "
+            "(see quarantine/ and `hs-sync status`)"
+        )
+    for name in summary.damaged:
+        echo(
+            f"DAMAGED: raw file {name} did not read; moved to raw/.damaged/, pulled again next sync"
+        )
+    for type_name, drift in sorted(summary.drift.items()):
+        fields = ", ".join(drift.get("new_fields", {})) or "-"
+        changes = ", ".join(
+            f"{c['field']} ({c['declared']} got {c['seen']}: {c['rows']:,} rows)"
+            for c in drift.get("type_changes", [])
+        )
+        echo(
+            f"DRIFT in {type_name}: new fields {fields}; not converted, kept in _extra: {changes or '-'}"
+        )
     for type_name, per in sorted(summary.rows.items()):
         for exp, rows in sorted(per.items()):
             echo(f"  {type_name:<20} {exp:<24} {rows:>10,} rows")
