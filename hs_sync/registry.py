@@ -130,6 +130,22 @@ class DataType:
             return self.key_from([record.get(k) for k in self.key])
         return "h:" + _digest(record)
 
+    def row_key(self, experiment: str, record: dict[str, Any]) -> str | None:
+        """The warehouse `_key` of a record landed in folder `experiment_id=<experiment>`,
+        as the typing SQL builds it (None: the record has no key and is quarantined).
+        Per-experiment types include the experiment: the API promises no global ids."""
+        if self.key:
+            parts = [record.get(k) for k in self.key]
+            if not all(
+                (type(v) is str and v != "") or (type(v) is int and -(2**63) <= v < 2**64)
+                for v in parts
+            ):
+                return None
+            key = "|".join(str(v) for v in parts)
+        else:  # the landed line's text (orjson's, as the landing writes it), hashed
+            key = "h:" + hashlib.md5(jsontext.dumps(record), usedforsecurity=False).hexdigest()
+        return f"{experiment}|{key}" if self.per_experiment else key
+
     def key_from(self, values: Sequence[Any]) -> str:
         """The key of a record whose `key` fields hold `values` (None where absent)."""
         if all(isinstance(v, (str, int)) and v != "" for v in values):

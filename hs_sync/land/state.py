@@ -208,8 +208,9 @@ class ExtractState:
                 experiments = {e for e, _ in rows} or {experiment_folder}
                 for exp in experiments:
                     starts = [s for e, s in rows if e == exp]
-                    start = min(starts, key=lambda s: parse_time(s)) if all(starts) else None
-                    if starts and start is not None:
+                    known = starts and all(parse_time(t) for t in starts)
+                    start = min(starts, key=parse_time) if known else None
+                    if start is not None:
                         self._db.execute(
                             "UPDATE watermarks SET watermark = ?, updated_at = ? "
                             "WHERE data_type = ? AND experiment_id = ?",

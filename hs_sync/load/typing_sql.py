@@ -189,7 +189,7 @@ def typing_sql(dt: DataType) -> str:
         no_key = "len(list_filter(__kp, lambda p: p IS NOT NULL)) < len(__kp)"
     else:
         key_parts = "[]::VARCHAR[]"
-        key = "'h:' || md5(__j::VARCHAR)"
+        key = "'h:' || md5(__text)"  # the line as landed (registry.DataType.row_key)
         no_key = "false"
     if dt.per_experiment:
         key = f"__exp || '|' || {key}"
