@@ -10,6 +10,7 @@ The API key lives only in a request header; it is scrubbed from every message.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -269,15 +270,21 @@ class ApiClient:
 
 def _loads(body: bytes) -> Any:
     """The body parsed; the stdlib takes what orjson refuses (integers beyond 64 bits,
-    NaN), so such a record is still landed and typed. None when it is not JSON."""
+    NaN), so such a record is still landed and typed; a number no double holds
+    (`1e400`) is kept as its text. None when the body is not JSON."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body)
+        return json.loads(body, parse_float=_float)
     except (ValueError, RecursionError):
         return None
+
+
+def _float(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
 
 
 def _retry_after(value: str | None) -> float | None:
