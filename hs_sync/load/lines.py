@@ -85,6 +85,9 @@ def load(
     do not read, which add no lines).
     """
     create_tables(con)
+    # Lines go to DuckDB a file at a time; Arrow's system pool hands each file's
+    # buffers back at once instead of keeping them for reuse.
+    pool = pa.system_memory_pool()
     loaded: dict[int, RawFile] = {}
     damaged: list[tuple[RawFile, str]] = []
     for fid, raw in enumerate(files):
@@ -111,7 +114,7 @@ def load(
                 {
                     "__fid": pa.repeat(pa.scalar(fid, pa.int64()), len(lines)),
                     "__line": pa.array(numbers, pa.int64()),
-                    "__bytes": pa.array(lines, pa.binary()),
+                    "__bytes": pa.array(lines, pa.binary(), memory_pool=pool),
                 }
             )
             con.from_arrow(table).insert_into("__lines")

@@ -152,9 +152,10 @@ def typing_sql(dt: DataType) -> str:
     """The statement that fills `__typed` from `__lines` and `__files` for one type."""
     cols = dt.columns
     names = [c.name for c in cols]
-    values = ",\n  ".join(
-        f"json_extract(__j, {_json_path(c.path)}) AS __v{i}" for i, c in enumerate(cols)
-    )
+    # one parse per line: every declared path (then the key fields) extracted at once
+    key_at = {k: len(cols) + j for j, k in enumerate(dt.key)}
+    paths = [_json_path(c.path) for c in cols] + [_json_path((k,)) for k in dt.key]
+    values = ",\n  ".join(f"__vs[{i + 1}] AS __v{i}" for i in range(len(paths)))
     types = ",\n  ".join(f"json_type(__v{i}) AS __t{i}" for i in range(len(cols)))
     typed = ",\n  ".join(f"{_typed(c, f'__v{i}', f'__t{i}')} AS __c{i}" for i, c in enumerate(cols))
     bad = [
@@ -182,8 +183,7 @@ def typing_sql(dt: DataType) -> str:
     if dt.key:
         parts = []
         for k in dt.key:
-            path = _json_path((k,))
-            parts.append(_key_part(f"json_extract(__j, {path})", f"json_type(__j, {path})"))
+            parts.append(_key_part(f"__v{key_at[k]}", f"json_type(__v{key_at[k]})"))
         key_parts = f"[{', '.join(parts)}]"
         key = "array_to_string(__kp, '|')"
         no_key = "len(list_filter(__kp, lambda p: p IS NOT NULL)) < len(__kp)"
@@ -211,7 +211,7 @@ WITH src AS (
 ), extracted AS (
   SELECT *,
   {values}
-  FROM objects WHERE __jt = 'OBJECT'
+  FROM (SELECT *, json_extract(__j, [{paths}]) AS __vs FROM objects)
 ), typed AS (
   SELECT *,
   {types}
@@ -228,7 +228,10 @@ WITH src AS (
   SELECT *, {bad_list} AS __bad FROM ranged
 ), rows AS (
   SELECT __fid, __line,
-  CASE WHEN {no_key} THEN 'no key: ' || {key_names} || ' missing, empty or not a string'
+  CASE WHEN __text IS NULL THEN 'not UTF-8 text'
+       WHEN __j IS NULL THEN 'not JSON'
+       WHEN __jt <> 'OBJECT' THEN 'not a JSON object: ' || lower(__jt)
+       WHEN {no_key} THEN 'no key: ' || {key_names} || ' missing, empty or not a string'
        WHEN {cursor_check} THEN {cursor_reason}
   END AS __reason,
   {out_cols},
@@ -249,14 +252,9 @@ WITH src AS (
   FROM checked
 )
 SELECT * FROM rows
-UNION ALL BY NAME
-SELECT __fid, __line,
-  CASE WHEN __text IS NULL THEN 'not UTF-8 text'
-       WHEN __j IS NULL THEN 'not JSON'
-       ELSE 'not a JSON object: ' || lower(__jt) END AS __reason
-FROM objects WHERE __jt IS DISTINCT FROM 'OBJECT'
 """,
         values=values,
+        paths=", ".join(paths),
         types=types,
         typed=typed,
         key_parts=key_parts,
