@@ -183,6 +183,14 @@ def apply_delta(
     return written
 
 
+def sweep_leftovers(warehouse: Warehouse) -> None:
+    """Remove the database copies and spill files killed runs left behind. Call it
+    holding the warehouse lock: then none is in use."""
+    for stale in warehouse.state_dir.glob(f".{warehouse.db_path.name}.*.building*"):
+        _remove(stale)
+    shutil.rmtree(warehouse.state_dir / TEMP_DIR, ignore_errors=True)
+
+
 class Build:
     """A private copy of the database that a run writes, then publishes atomically."""
 
@@ -190,12 +198,7 @@ class Build:
         self.live = warehouse.db_path
         self.path = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.building"
         self.temp_dir = warehouse.state_dir / TEMP_DIR
-        # Copies and spill files left by killed runs (one writer holds the warehouse
-        # lock: none is live).
-        for stale in warehouse.state_dir.glob(f".{self.live.name}.*.building*"):
-            _remove(stale)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-        _remove(self.path)
+        sweep_leftovers(warehouse)
         if self.live.exists() and not fresh:
             _copy(self.live, self.path)
         self.con = duckdb.connect(str(self.path))

@@ -99,6 +99,7 @@ def _run(
     warehouse: Warehouse, data_types: list[DataType], rebuild: bool, memory_limit: str | None
 ) -> dict[str, Any]:
     started = time.monotonic()
+    _sweep(warehouse)
     ledger = Ledger(warehouse)
     try:
         digest = duck.views_digest()
@@ -148,7 +149,6 @@ def _apply(
         nonlocal build
         if build is None:
             build = duck.Build(warehouse, fresh=everything, memory_limit=memory_limit)
-            shutil.rmtree(staging, ignore_errors=True)  # leftovers of a crashed run
         return build
 
     try:
@@ -181,6 +181,17 @@ def _apply(
         ledger.add_drift(dt.name, r.drift)
     shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def _sweep(warehouse: Warehouse) -> None:
+    """Remove what killed runs left: database copies, spill and staging files, and
+    quarantine files half written (the caller holds the warehouse lock)."""
+    duck.sweep_leftovers(warehouse)
+    shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)
+    quarantined = warehouse.root / "quarantine"
+    if quarantined.is_dir():
+        for tmp in quarantined.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _swap_in(fresh: Path, live: Path) -> None:
