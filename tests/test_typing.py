@@ -308,3 +308,65 @@ def test_a_big_file_keeps_its_line_numbers(tmp_path):
         assert [q.line for q in out.quarantined] == [5, 7_000 + 99, 11_999 + 99]
         assert [q.text for q in out.quarantined] == [b.decode() for b in bad.values()]
         assert [r["id"] for r in out.rows] == kept
+
+
+# Records with the field names and JSON types of the official SDK's test fixtures
+# (values of our own): every one is typed, none quarantined.
+SDK_SHAPED = {
+    "events": [
+        {"id": "e_1", "experimentId": "x_1", "roomId": "r_1", "participantId": "u_1",
+         "onset": 2100, "timestamp": "2024-07-01T09:00:02.100Z", "category": "component",
+         "componentType": "TextInput", "content": "some text", "stateId": "s_1"},
+        {"id": "e_2", "experimentId": "x_1", "roomId": "r_1", "participantId": "u_2",
+         "onset": 5570.5, "timestamp": "2024-07-01T09:00:05.570Z", "category": "system",
+         "componentType": None, "content": "state_transition", "stateId": "s_2"},
+    ],
+    "ratings_sparse": [
+        {"ratingId": "q_1", "participantId": "u_1", "timestamp": "2024-07-01T09:01:00.000Z",
+         "onset": 9100, "rawOnset": 9115, "clockOffsetApplied": 15, "value": 61.25,
+         "rawValue": 49, "scale": {"min": 0, "max": 80}, "type": "sparse", "stateId": "s_3",
+         "stimulusId": "clip_1", "stimulusTime": 4000, "responseTime": 1900, "confidence": None,
+         "metadata": {"question": "How calm?", "dimension": "calm", "componentType": "vas",
+                      "sampleIndex": 0},
+         "ratingEndOnset": 11000,
+         "sparseRatingData": {"videoId": "clip_1", "pauseIndex": 0, "videoRelativeTime": 4000,
+                              "pauseTimestamp": 1719824460000, "componentType": "vas",
+                              "componentData": {"value": 49}, "previousRatings": None,
+                              "mediaPauseOnset": 8800, "mediaResumeOnset": 11200,
+                              "actualPauseDuration": 2400},
+         "stateStartTime": "2024-07-01T09:00:00.000Z", "stateDuration": 45000},
+    ],
+    "recordings": [
+        {"recordingId": "EG_1", "egressId": "EG_1", "participantId": "u_1",
+         "participantName": "Bea", "startTime": "2024-07-01T09:00:05.000Z",
+         "endTime": "2024-07-01T09:03:05.000Z", "duration": 180000, "videoOffset": 250,
+         "url": "https://storage.example/rec/1.mp4",
+         "downloadUrl": "https://storage.example/rec/1.mp4?X-Goog-Signature=zz",
+         "fileSize": 2048, "format": "mp4", "status": "complete",
+         "metadata": {"type": "video", "recordingType": "individual", "roomName": "r_1",
+                      "experimentId": "x_1"}},
+    ],
+    "experiments": [
+        {"id": "x_1", "name": "Calm Study", "description": "clips", "ownerEmail": "a@b.example",
+         "roomCount": 3, "participantCount": 9, "createdAt": "2024-06-01T10:00:00.000Z",
+         "updatedAt": "2024-06-02T10:00:00.000Z"},
+    ],
+    "deployments": [
+        {"id": "d_1", "experimentId": "x_1", "name": "Pilot", "status": "active",
+         "ownerId": "o_1", "ownerName": "Owner", "createdAt": "2024-06-01T10:00:00.000Z"},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("type_name", sorted(SDK_SHAPED))
+def test_records_shaped_like_the_sdk_fixtures_are_all_typed(tmp_path, type_name):
+    records = SDK_SHAPED[type_name]
+    out = type_records(tmp_path, type_name, *records)
+    assert out.quarantined == []
+    assert len(out.rows) == len(records)
+    assert not out.drift.type_changes  # every declared field converted
+    if type_name == "ratings_sparse":
+        assert out.rows[0]["rawValue"] == "49"
+        assert out.rows[0]["rawOnset"] == 9115.0
+    if type_name == "events":
+        assert [r["onset"] for r in out.rows] == [2100.0, 5570.5]
