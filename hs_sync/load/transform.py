@@ -221,6 +221,7 @@ def _load_type(
     try:
         typing_sql.type_lines(con, dt)
         per_file = typing_sql.per_file(con)
+        lines.drop_tables(con)  # the raw lines are typed: free them before the upsert
         result.drift.update(typing_sql.drift(con))
         _quarantine(warehouse, dt, loaded, per_file, result)
         kind = _reduce(con, dt)
