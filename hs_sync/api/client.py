@@ -271,13 +271,13 @@ class ApiClient:
 def _loads(body: bytes) -> Any:
     """The body parsed; the stdlib takes what orjson refuses (integers beyond 64 bits,
     NaN), so such a record is still landed and typed; a number no double holds
-    (`1e400`) is kept as its text. None when the body is not JSON."""
+    (`1e400`, `NaN`) is kept as its text. None when the body is not JSON."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body, parse_float=_float)
+        return json.loads(body, parse_float=_float, parse_constant=str)
     except (ValueError, RecursionError):
         return None
 
