@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: No
 MAX_RETRY_AFTER = 86_400.0  # a Retry-After beyond a day is read as a day
 MAX_COUNT = 2**53 - 1  # a pagination number beyond this (or below 0) is ignored
 _COUNTS = ("total", "offset", "limit", "nextOffset", "returned")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # maybe an integer beyond 64 bits
 
 
 @dataclass
@@ -327,13 +329,15 @@ class ApiClient:
 
 
 def _loads(body: bytes) -> Any:
-    """The body parsed; the stdlib takes what orjson refuses (integers beyond 64 bits,
-    NaN), so such a record is still landed and typed; a number no double holds
-    (`1e400`, `NaN`) is kept as its text. None when the body is not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    """The body parsed; the stdlib takes what orjson refuses (NaN) or reads inexactly
+    (orjson makes an integer beyond 64 bits a float), so such a record is still
+    landed exactly and typed; a number no double holds (`1e400`, `NaN`) is kept as
+    its text. None when the body is not JSON."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(body, parse_float=_float, parse_constant=str)
     except (ValueError, RecursionError):
