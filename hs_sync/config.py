@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ class Config:
     poll_after_unchanged: int = 2  # polls that saw no change before backing off
     poll_max_interval_seconds: float = 3600.0
     access_cache_hours: float = 24.0
+    # DuckDB's working memory in the transform (e.g. "1GB", "512MB", "25%"); beyond it
+    # DuckDB spills to state/duckdb-tmp, so a transform of any size fits
+    memory_limit: str = "1GB"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -113,10 +117,15 @@ def _validate(cfg: Config) -> None:
             "raw_compression",
             f"must be one of {', '.join(rawfile.SUFFIXES)}, got {cfg.raw_compression!r}",
         )
+    if not _MEMORY.fullmatch(cfg.memory_limit.strip()):
+        raise ConfigError(
+            "memory_limit", f"must be a size like 1GB, 512MB or 25%, got {cfg.memory_limit!r}"
+        )
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 
 
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", re.IGNORECASE)
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 

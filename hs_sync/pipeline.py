@@ -29,7 +29,7 @@ def transform_type(config: Config, data_type: DataType) -> dict[str, Any]:
     """Apply the raw files of one type landed since its last transform (Parquet + DuckDB)."""
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
-        summary = transform(warehouse, [data_type])
+        summary = transform(warehouse, [data_type], config.memory_limit)
     return {**summary, "type": summary["types"][data_type.name]}
 
 
@@ -37,7 +37,9 @@ def refresh_views(config: Config) -> dict[str, Any]:
     """(Re)create the SQL views when their definitions changed; list the views present."""
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
-        summary = transform(warehouse, [])  # no types: publishes only when views are stale
+        summary = transform(
+            warehouse, [], config.memory_limit
+        )  # no types: publishes only when views are stale
     con = duck.connect_readonly(warehouse)
     try:
         views = [

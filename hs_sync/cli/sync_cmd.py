@@ -1,9 +1,9 @@
 """`hs-sync sync`: pull new data into the warehouse and print what was done.
 
 Exit codes: 0 success, 1 partial failure (a unit failed, the hourly budget
-ran out or the disk filled; progress is saved), 2 configuration, authentication,
-lock or damaged-store errors, 130/143 stopped by SIGINT/SIGTERM (the run is
-recorded as interrupted).
+ran out, the disk filled, raw lines were quarantined or a raw file was damaged;
+progress is saved), 2 configuration, authentication, lock or damaged-store errors,
+130/143 stopped by SIGINT/SIGTERM (the run is recorded as interrupted).
 """
 
 from __future__ import annotations
@@ -105,6 +105,27 @@ def print_summary(summary) -> None:
         f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
+    # What was not typed comes first: a cron job's mail shows it at the top.
+    if summary.quarantined:
+        echo(
+            f"QUARANTINED: {summary.quarantined:,} raw line(s) could not become rows "
+            "(see quarantine/ and `hs-sync status`)"
+        )
+    for name in summary.damaged:
+        echo(
+            f"DAMAGED: raw file {shown(name)} did not read; moved to raw/.damaged/, "
+            "pulled again next sync"
+        )
+    for type_name, drift in sorted(summary.drift.items()):
+        fields = ", ".join(shown(f) for f in drift.get("new_fields", {})) or "-"
+        changes = ", ".join(
+            f"{shown(c['field'])} ({c['declared']} got {c['seen']}: {c['rows']:,} rows)"
+            for c in drift.get("type_changes", [])
+        )
+        echo(
+            f"DRIFT in {type_name}: new fields {fields}; "
+            f"not converted, kept in _extra: {changes or '-'}"
+        )
     purposes = {k: v for k, v in summary.requests_by_purpose.items() if v}
     if purposes:
         echo("  requests by purpose: " + ", ".join(f"{k} {v}" for k, v in purposes.items()))

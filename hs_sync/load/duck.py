@@ -70,15 +70,20 @@ def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, s
     ]
 
 
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "64MB", threads: int = 1) -> None:
+MEMORY_LIMIT = "1GB"  # DuckDB's default working memory; beyond it, it spills to disk
+TEMP_DIR = "duckdb-tmp"  # under state/: where DuckDB spills
+
+
+def configure(
+    con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, temp_dir: Path | None = None
+) -> None:
+    """UTC, a memory limit and a spill folder: a transform of any size fits in memory."""
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit or MEMORY_LIMIT})
     con.execute("SET preserve_insertion_order = false")
-    # The transform's statements are many and small (per type and partition) and the
-    # process around them is single-threaded Python: extra DuckDB threads cost more
-    # in start-up and per-thread buffers than they save (measured: about 10% faster
-    # and less memory with one).
-    con.execute(f"SET threads = {int(threads)}")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        con.execute("SET temp_directory = $dir", {"dir": str(temp_dir)})
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -88,9 +93,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         spec = ", ".join(f"{quote(n)} {t}" for n, t in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {quote(dt.name)} ({spec})")
         have = {
-            r[0]
+            r[0]: r[1]
             for r in con.execute(
-                "SELECT column_name FROM information_schema.columns "
+                "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = 'main' AND table_name = ?",
                 [dt.name],
             ).fetchall()
@@ -98,6 +103,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         for name, type_ in cols:
             if name not in have:
                 con.execute(f"ALTER TABLE {quote(dt.name)} ADD COLUMN {quote(name)} {type_}")
+            elif (have[name], type_) == ("BIGINT", "DOUBLE"):  # widened by the registry
+                con.execute(f"ALTER TABLE {quote(dt.name)} ALTER COLUMN {quote(name)} TYPE {type_}")
 
 
 def view_files() -> list[Path]:
@@ -176,26 +183,33 @@ def apply_delta(
     return written
 
 
+def sweep_leftovers(warehouse: Warehouse) -> None:
+    """Remove the database copies and spill files killed runs left behind. Call it
+    holding the warehouse lock: then none is in use."""
+    for stale in warehouse.state_dir.glob(f".{warehouse.db_path.name}.*.building*"):
+        _remove(stale)
+    shutil.rmtree(warehouse.state_dir / TEMP_DIR, ignore_errors=True)
+
+
 class Build:
     """A private copy of the database that a run writes, then publishes atomically."""
 
-    def __init__(self, warehouse: Warehouse, fresh: bool = False):
+    def __init__(self, warehouse: Warehouse, fresh: bool = False, memory_limit: str | None = None):
         self.live = warehouse.db_path
         self.path = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.building"
-        # Copies left by killed runs (one writer holds the warehouse lock: none is live).
-        for stale in warehouse.state_dir.glob(f".{self.live.name}.*.building"):
-            _remove(stale)
-        _remove(self.path)
+        self.temp_dir = warehouse.state_dir / TEMP_DIR
+        sweep_leftovers(warehouse)
         if self.live.exists() and not fresh:
             _copy(self.live, self.path)
         self.con = duckdb.connect(str(self.path))
-        configure(self.con)
+        configure(self.con, memory_limit, self.temp_dir)
         ensure_tables(self.con)
 
     def publish(self) -> None:
         create_views(self.con)
         self.con.execute("CHECKPOINT")
         self.con.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
         fsync_path(self.path)
         os.chmod(self.path, 0o600)
         os.replace(self.path, self.live)
@@ -206,6 +220,7 @@ class Build:
             self.con.close()
         finally:
             _remove(self.path)
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def connect_readonly(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
@@ -226,5 +241,8 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".wal")):
-        p.unlink(missing_ok=True)
+    for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
