@@ -108,15 +108,18 @@ class TypeAssets:
         )
 
     def duckdb_spec(self) -> AssetSpec:
+        dt = self.data_type
         columns = [
-            TableColumn(c.name, duck_type(c.type, c.json)) for c in self.data_type.columns
-        ] + [TableColumn(c.name, duck_type(c.type, c.json)) for c in LINEAGE_COLUMNS]
+            TableColumn(c.name, duck_type(c.type, c.json), description=dt.describe(c.name).text)
+            for c in dt.columns + LINEAGE_COLUMNS
+        ]
         return AssetSpec(
             self.duckdb_key,
             deps=[self.parquet_key],
             group_name="duckdb",
             kinds={"duckdb", "table"},
-            description=f"Table `{self.name}` in hyperstudy.duckdb, one row per key.",
+            description=f"Table `{self.name}` in hyperstudy.duckdb, one row per key: "
+            f"{dt.description}.",
             metadata={
                 "dagster/table_name": f"hyperstudy.main.{self.name}",
                 "dagster/column_schema": TableSchema(columns=columns),

@@ -45,6 +45,10 @@ def test_each_type_flows_raw_to_parquet_to_duckdb_grouped_by_layer_with_kinds():
             assert node.kinds, key
         columns = graph.get(duck).metadata["dagster/column_schema"].columns
         assert [c.name for c in columns][: len(dt.columns)] == [c.name for c in dt.columns]
+        # every column carries the data dictionary's description
+        assert all(c.description for c in columns), dt.name
+        described = {c.name: c.description for c in columns}
+        assert described["_synced_at"] == dt.describe("_synced_at").text
     tables = {AssetKey(["duckdb", dt.name]) for dt in DATA_TYPES}
     assert graph.get(factory.VIEWS_KEY).parent_keys == tables
     assert graph.get(factory.MEDIA_KEY).parent_keys == {AssetKey(["duckdb", "recordings"])}

@@ -12,6 +12,7 @@ import pytest
 from hs_simulator import Simulator
 from hs_sync.checks import record_results, run_checks
 from hs_sync.load import duck
+from hs_sync.registry import DATA_TYPES
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.conftest import SMALL_SCALE
@@ -92,3 +93,29 @@ def test_duckdb_1_4_reads_every_table_and_view(synced, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "duckdb 1.4." in done.stdout
+
+
+def test_every_table_view_and_column_has_a_comment(synced):
+    con = duckdb.connect(str(Warehouse(synced.warehouse).db_path), read_only=True)
+    try:
+        relations = con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main' "
+            "UNION ALL SELECT view_name, comment FROM duckdb_views() "
+            "WHERE NOT internal AND schema_name = 'main'"
+        ).fetchall()
+        columns = con.execute(
+            "SELECT table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE schema_name = 'main' AND NOT internal"
+        ).fetchall()
+    finally:
+        con.close()
+    names = {name for name, _ in relations}
+    assert {dt.name for dt in DATA_TYPES} | {"media_files", "check_results"} <= names
+    assert [name for name, comment in relations if not comment] == []
+    mine = [(t, c, comment) for t, c, comment in columns if t in names]
+    assert len(mine) > 300
+    assert [f"{t}.{c}" for t, c, comment in mine if not comment] == []
+    # the unit travels with the description
+    comment = {(t, c): comment for t, c, comment in mine}
+    assert comment[("events", "onset")].endswith("(unit: ms)")
+    assert comment[("sync_quality", "median_abs_drift_ms")].endswith("(unit: ms)")

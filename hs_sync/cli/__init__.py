@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "status": "status_cmd",
     "check": "check_cmd",
     "sql": "sql_cmd",
+    "schema": "schema_cmd",
     "export": "export_cmd",
     "rebuild": "rebuild_cmd",
     "simulate": "simulate_cmd",

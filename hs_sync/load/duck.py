@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from hs_sync import dictionary
 from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse, fsync_path
@@ -210,6 +211,7 @@ class Build:
 
     def publish(self) -> None:
         create_views(self.con)
+        dictionary.write_comments(self.con)  # the data dictionary as COMMENT ON
         self.con.execute("CHECKPOINT")
         self.con.close()
         fsync_path(self.path)
