@@ -98,6 +98,10 @@ def _validate(cfg: Config) -> None:
             "raw_compression",
             f"must be one of {', '.join(rawfile.SUFFIXES)}, got {cfg.raw_compression!r}",
         )
+    if cfg.warehouse.exists() and not cfg.warehouse.is_dir():
+        raise ConfigError(
+            "warehouse", f"{str(cfg.warehouse)!r} is a file; the warehouse must be a folder"
+        )
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 

@@ -15,7 +15,10 @@ class ConfigError(HsSyncError):
     exit_code = 2
 
     def __init__(self, setting: str, message: str):
-        super().__init__(f"config: {setting}: {message}")
+        # "config" names the settings file itself: said once, not "config: config:"
+        super().__init__(
+            f"config: {message}" if setting == "config" else f"config: {setting}: {message}"
+        )
         self.setting = setting
 
 
@@ -76,5 +79,11 @@ class BudgetExhausted(HsSyncError):
 
 class WarehouseLocked(HsSyncError):
     """Another sync holds the warehouse lock."""
+
+    exit_code = 2
+
+
+class WarehouseNotWritable(HsSyncError):
+    """The warehouse folder cannot be written (read-only disk, another user's folder)."""
 
     exit_code = 2

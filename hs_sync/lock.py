@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
 
-from hs_sync.errors import WarehouseLocked
+from hs_sync.errors import WarehouseLocked, WarehouseNotWritable
 from hs_sync.warehouse import Warehouse, owner_only
 
 
@@ -17,10 +17,16 @@ def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]
 
     Everything written while it is held is created owner-only (DESIGN.md invariant 8).
     """
-    warehouse.create()
     lock = FileLock(str(warehouse.lock_path), mode=0o600)
     try:
+        warehouse.create()
         lock.acquire(timeout=timeout)
+    except PermissionError as exc:
+        raise WarehouseNotWritable(
+            f"cannot write to the warehouse {warehouse.root}: {exc.strerror} "
+            f"({exc.filename}); read it with hs-sync sql/status/check --no-api, "
+            "or sync into a folder you can write"
+        ) from None
     except Timeout:
         raise WarehouseLocked(
             f"another hs-sync run is writing to {warehouse.root} "

@@ -21,7 +21,7 @@ from hs_sync.cli.options import (
     warehouse_option,
 )
 from hs_sync.config import load_config
-from hs_sync.errors import WarehouseLocked
+from hs_sync.errors import WarehouseLocked, WarehouseNotWritable
 
 
 @click.command("check", cls=OneLineCommand)
@@ -62,7 +62,7 @@ def command(
     recorded = True
     try:
         record_results(config, results)
-    except WarehouseLocked as exc:
+    except (WarehouseLocked, WarehouseNotWritable) as exc:
         recorded = False
         click.echo(f"hs-sync check: results not stored in open_issues: {exc}", err=True)
     code = 1 if any(r.blocking for r in results) else 0

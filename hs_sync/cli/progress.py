@@ -52,10 +52,12 @@ class SyncProgress:
                 self.rows += int(info.get("rows", 0))
             elif event in ("done", "skip", "error"):
                 self.units += 1
-            where = f"{info.get('data_type', '')}/{info.get('experiment', '')}"
+            kind = info.get("data_type")
+            where = f"{kind}/{info.get('experiment', '')}" if kind else ""
             if self._status is not None:
-                text = f"syncing… {self.units} units done, {self.rows:,} rows · {event} {where}"
-                self._status.update(text)
+                doing = "normalizing into Parquet and DuckDB" if event == "transform" else event
+                text = f"syncing… {self.units} units done, {self.rows:,} rows · {doing} {where}"
+                self._status.update(text.rstrip())
             elif event == "done":
                 click.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
             elif event in ("skip", "error"):

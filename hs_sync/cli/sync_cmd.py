@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import (
@@ -111,4 +110,21 @@ def print_summary(summary) -> None:
             f"({m['bytes_downloaded']:,} bytes)"
         )
     if summary.transform is not None:
-        echo(f"transform: {orjson.dumps(summary.transform).decode()}")
+        echo(transform_line(summary.transform))
+
+
+def transform_line(t: dict) -> str:
+    """One line on what the transform did (`--json` has every figure)."""
+    types = t.get("types", {})
+    files = sum(r.get("files", 0) for r in types.values())
+    written = sum(r.get("db_rows_written", 0) for r in types.values())
+    changed = sum(1 for r in types.values() if r.get("db_rows_written"))
+    line = (
+        f"transform: {files} raw file(s) applied, {written:,} row(s) written to "
+        f"{changed} table(s) in {t.get('seconds', 0):.1f} s"
+    )
+    if t.get("quarantined"):
+        line += f"; {t['quarantined']} row(s) quarantined (see quarantine/)"
+    if t.get("drift"):
+        line += f"; new fields in {', '.join(sorted(t['drift']))} (kept in _extra)"
+    return line + ("; database published" if t.get("published") else "; database unchanged")

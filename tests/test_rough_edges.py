@@ -1,0 +1,162 @@
+"""The rough edges a new user met: each is one clear line and its documented exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hs_sync.cli import main
+from hs_sync.cli.sync_cmd import transform_line
+from hs_sync.sync import sync
+from tests.extract_helpers import make_config
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("HS_SYNC_WAREHOUSE", "HYPERSTUDY_BASE_URL", "HYPERSTUDY_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def one_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def api_env(sim) -> dict[str, str]:
+    return {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": sim.base_url}
+
+
+@pytest.mark.parametrize("given_by", ["environment", "hs_sync.toml"])
+@pytest.mark.parametrize("command", ["sync", "media"])
+def test_a_warehouse_path_that_is_a_file_is_one_line_before_any_api_call(
+    sim, tmp_path, given_by, command
+):
+    (tmp_path / "afile").write_text("not a folder")
+    env = api_env(sim)
+    if given_by == "environment":
+        env["HS_SYNC_WAREHOUSE"] = str(tmp_path / "afile")
+    else:
+        (tmp_path / "hs_sync.toml").write_text('warehouse = "afile"\n')
+    sim.reset_requests()
+    result = CliRunner().invoke(main, [command], env=env)
+    assert result.exit_code == 2
+    line = one_line(result)
+    assert line.startswith(f"hs-sync {command}: config: warehouse:") and "afile" in line
+    assert "is a file" in line
+    assert sim.requests == []
+
+
+def test_a_malformed_settings_file_is_named_once():
+    Path("hs_sync.toml").write_text("page_size = = 3\n")
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 2
+    line = one_line(result)
+    assert line.startswith("hs-sync status: config: hs_sync.toml: ")
+    assert "config: config" not in line
+
+
+def test_the_human_summary_ends_without_a_json_blob(sim, tmp_path):
+    result = CliRunner().invoke(
+        main, ["sync", "--no-media", "--warehouse", str(tmp_path / "wh")], env=api_env(sim)
+    )
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("transform: ") and "{" not in last
+    assert "row(s) written" in last and last.endswith("database published")
+
+
+def test_transform_line_names_quarantine_and_new_fields():
+    line = transform_line(
+        {
+            "published": False,
+            "seconds": 0.25,
+            "quarantined": 2,
+            "drift": {"events": {}},
+            "types": {"events": {"files": 3, "db_rows_written": 0}},
+        }
+    )
+    assert line == (
+        "transform: 3 raw file(s) applied, 0 row(s) written to 0 table(s) in 0.2 s; "
+        "2 row(s) quarantined (see quarantine/); new fields in events (kept in _extra); "
+        "database unchanged"
+    )
+
+
+def test_the_progress_line_never_shows_an_empty_type():
+    from hs_sync.cli.progress import SyncProgress
+
+    progress = SyncProgress(enabled=True)
+    shown = []
+
+    class Status:
+        def update(self, text):
+            shown.append(text)
+
+    progress._status = Status()
+    progress("transform")
+    progress("page", data_type="events", experiment="exp_1", rows=5)
+    assert shown[0].endswith("normalizing into Parquet and DuckDB")
+    assert shown[1].endswith("page events/exp_1")
+    assert not any(text.endswith("/") or " /" in text for text in shown)
+
+
+def test_sql_shows_every_result_and_refuses_csv_with_json(sim, tmp_path):
+    sync(make_config(sim, tmp_path / "wh", types=("experiments",)))
+    args = ["--warehouse", str(tmp_path / "wh")]
+    both = CliRunner().invoke(main, ["sql", "SELECT 1 AS a; SELECT 2 AS b", *args])
+    assert both.exit_code == 0, both.output
+    assert "result 1 of 2" in both.stdout and "result 2 of 2" in both.stdout
+    assert "┃ a ┃" in both.stdout and "┃ b ┃" in both.stdout
+    refused = CliRunner().invoke(main, ["sql", "SELECT 1", "--csv", "--json", *args])
+    assert refused.exit_code == 2
+    assert one_line(refused) == "hs-sync sql: --csv and --json cannot be combined; choose one"
+    several = CliRunner().invoke(main, ["sql", "SELECT 1; SELECT 2", "--json", *args])
+    assert several.exit_code == 2
+    assert "2 statements" in one_line(several)
+
+
+def _read_only(root: Path) -> None:
+    """Make the warehouse unwritable: immutable files for root (who may write anything
+    else), no write bits for anyone else."""
+    if os.geteuid() == 0:
+        done = subprocess.run(["chattr", "-R", "+i", str(root)], capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"chattr cannot make files immutable here: {done.stderr.strip()}")
+        return
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o555)
+        for f in files:
+            os.chmod(Path(folder) / f, 0o444)
+
+
+def _writable_again(root: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-R", "-i", str(root)], check=False)
+    for folder, _, _ in os.walk(root):
+        os.chmod(folder, 0o700)
+
+
+def test_a_read_only_warehouse_is_one_line_and_check_still_prints_its_results(sim, tmp_path):
+    root = tmp_path / "wh"
+    sync(make_config(sim, root, media=False))
+    _read_only(root)
+    try:
+        env = {**api_env(sim), "HS_SYNC_WAREHOUSE": str(root)}
+        for command in (["sync"], ["media"], ["rebuild"]):
+            result = CliRunner().invoke(main, command, env=env)
+            assert result.exit_code == 2, result.output
+            line = one_line(result)
+            assert line.startswith(f"hs-sync {command[0]}: cannot write to the warehouse")
+        checked = CliRunner().invoke(main, ["check", "--no-api"], env=env)
+        assert checked.exit_code in (0, 1), checked.output
+        assert "missing_sessions" in checked.stdout  # the results are printed
+        assert "results not stored in open_issues: cannot write" in one_line(checked)
+    finally:
+        _writable_again(root)
