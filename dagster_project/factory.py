@@ -202,32 +202,23 @@ def transform_assets(types: Sequence[TypeAssets]) -> AssetsDefinition:
         for name, r in result["types"].items():
             t = by_name[name]
             common = {"files_applied": r["files"], "rows_read": r["rows_read"]}
-            if t.parquet_key in keys:
-                yield MaterializeResult(
-                    asset_key=t.parquet_key,
-                    metadata={
-                        **common,
-                        "rows_written": r["parquet_rows_written"],
-                        "partitions_touched": r["partitions_touched"],
-                        "partitions_rewritten": r["partitions_rewritten"],
-                        "quarantined": r["quarantined"],
-                        "drift": MetadataValue.json(r["drift"]),
-                        "path": MetadataValue.path(
-                            str(Warehouse(config.warehouse).parquet_dir(name))
-                        ),
-                    },
-                )
-            if t.duckdb_key in keys:
-                yield MaterializeResult(
-                    asset_key=t.duckdb_key,
-                    metadata={
-                        **common,
-                        "rows_unique": r["rows_unique"],
-                        "rows_written": r["db_rows_written"],
-                        "dagster/row_count": pipeline.table_rows(config, t.data_type),
-                        "published": result["published"],
-                    },
-                )
+            parquet = {
+                "rows_written": r["parquet_rows_written"],
+                "partitions_touched": r["partitions_touched"],
+                "partitions_rewritten": r["partitions_rewritten"],
+                "quarantined": r["quarantined"],
+                "drift": MetadataValue.json(r["drift"]),
+                "path": MetadataValue.path(str(Warehouse(config.warehouse).parquet_dir(name))),
+            }
+            table = {
+                "rows_unique": r["rows_unique"],
+                "rows_written": r["db_rows_written"],
+                "dagster/row_count": pipeline.table_rows(config, t.data_type),
+                "published": result["published"],
+            }
+            for key, metadata in ((t.parquet_key, parquet), (t.duckdb_key, table)):
+                if key in keys:
+                    yield MaterializeResult(asset_key=key, metadata={**common, **metadata})
 
     return transform
 

@@ -13,13 +13,7 @@ from hs_sync.cli import main
 from hs_sync.cli.sync_cmd import transform_line
 from hs_sync.sync import sync
 from tests.extract_helpers import make_config
-
-
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for var in ("HS_SYNC_WAREHOUSE", "HYPERSTUDY_BASE_URL", "HYPERSTUDY_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
+from tests.test_cli_errors import clean_env  # noqa: F401 (autouse: an empty folder, no settings)
 
 
 def one_line(result) -> str:
