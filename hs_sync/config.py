@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class Config:
     media_concurrency: int = 4
     freshness_hours: float = 26.0
     raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
+    group: str | None = None  # share the warehouse read-only with this group (lab server)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -102,6 +104,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "warehouse", f"{str(cfg.warehouse)!r} is a file; the warehouse must be a folder"
         )
+    if cfg.group is not None:
+        try:
+            grp.getgrnam(cfg.group)
+        except KeyError:
+            raise ConfigError("group", f"no group {cfg.group!r} on this machine") from None
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 

@@ -12,10 +12,13 @@ from hs_sync.warehouse import Warehouse, owner_only
 
 
 @contextmanager
-def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]:
+def warehouse_lock(
+    warehouse: Warehouse, timeout: float = 5.0, group: str | None = None
+) -> Iterator[None]:
     """Hold the warehouse's write lock; after `timeout` seconds, raise WarehouseLocked.
 
-    Everything written while it is held is created owner-only (DESIGN.md invariant 8).
+    Everything written while it is held is created owner-only; on release, a warehouse
+    shared with a group (`group`, or one given before) is made readable by that group.
     """
     lock = FileLock(str(warehouse.lock_path), mode=0o600)
     try:
@@ -33,7 +36,12 @@ def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]
             f"(waited {timeout:g}s for {warehouse.lock_path}); try again when it has finished"
         ) from None
     try:
+        if group:
+            warehouse.share(group)
         with owner_only():
             yield
     finally:
-        lock.release()
+        try:
+            warehouse.apply_sharing()
+        finally:
+            lock.release()

@@ -187,7 +187,7 @@ def sync(
             summary.warnings.append(
                 f"the API sent no server time; time windows end at the {source} time"
             )
-        with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        with warehouse_lock(warehouse, config.lock_timeout_seconds, config.group):
             sweep_temporaries(warehouse)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)

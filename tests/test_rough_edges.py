@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -154,3 +156,58 @@ def test_a_read_only_warehouse_is_one_line_and_check_still_prints_its_results(si
         assert "results not stored in open_issues: cannot write" in one_line(checked)
     finally:
         _writable_again(root)
+
+
+def _a_group() -> grp.struct_group:
+    """A group this user may give files to: another one when root, else the primary group."""
+    if os.geteuid() == 0:
+        others = [g for g in grp.getgrall() if g.gr_gid != os.getgid()]
+        if others:
+            return others[0]
+    return grp.getgrgid(os.getgid())
+
+
+def _modes(root: Path) -> set[tuple[str, int, int]]:
+    """(kind, permission bits, gid) of everything under the warehouse."""
+    out = set()
+    for folder, _, files in os.walk(root):
+        st = os.stat(folder)
+        out.add(("dir", stat.S_IMODE(st.st_mode), st.st_gid))
+        for name in files:
+            st = os.lstat(Path(folder) / name)
+            out.add(("file", stat.S_IMODE(st.st_mode), st.st_gid))
+    return out
+
+
+def test_a_warehouse_is_owner_only_by_default(sim, tmp_path):
+    sync(make_config(sim, tmp_path / "wh", types=("experiments", "rooms")))
+    assert {(kind, mode) for kind, mode, _ in _modes(tmp_path / "wh")} == {
+        ("dir", 0o700),
+        ("file", 0o600),
+    }
+
+
+def test_group_shares_the_warehouse_read_only_and_every_writer_keeps_it_so(sim, tmp_path):
+    group = _a_group()
+    root = tmp_path / "wh"
+    args = ["sync", "--warehouse", str(root), "--group", group.gr_name, "--no-media"]
+    result = CliRunner().invoke(main, args, env=api_env(sim))
+    assert result.exit_code == 0, result.output
+    assert _modes(root) == {("dir", 0o2750, group.gr_gid), ("file", 0o640, group.gr_gid)}
+    # a later writer that was not told the group (media, checks, Dagster) keeps it shared
+    more = CliRunner().invoke(main, ["media", "--warehouse", str(root)], env=api_env(sim))
+    assert more.exit_code == 0, more.output
+    assert list((root / "media").rglob("*.*"))  # new files were written ...
+    assert _modes(root) == {("dir", 0o2750, group.gr_gid), ("file", 0o640, group.gr_gid)}
+
+
+def test_an_unknown_group_is_one_line_before_any_api_call(sim, tmp_path):
+    sim.reset_requests()
+    args = ["sync", "--warehouse", str(tmp_path / "wh"), "--group", "no-such-group-here"]
+    result = CliRunner().invoke(main, args, env=api_env(sim))
+    assert result.exit_code == 2
+    assert (
+        one_line(result)
+        == "hs-sync sync: config: group: no group 'no-such-group-here' on this machine"
+    )
+    assert sim.requests == []

@@ -32,6 +32,11 @@ from hs_sync.config import load_config
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks: re-read everything.")
 @click.option("--lookback", type=float, default=None, help="Seconds re-read before a watermark.")
 @click.option("--no-media", is_flag=True, help="Skip downloading recording media files.")
+@click.option(
+    "--group",
+    default=None,
+    help="Share the warehouse read-only with this group (0750/0640; setting `group`).",
+)
 @json_option("the run summary")
 @config_option
 def command(
@@ -43,6 +48,7 @@ def command(
     full_refresh: bool,
     lookback: float | None,
     no_media: bool,
+    group: str | None,
     as_json: bool,
     config_file: str | None,
 ) -> None:
@@ -70,6 +76,7 @@ def command(
         full_refresh=True if full_refresh else None,
         lookback_seconds=lookback,
         media=False if no_media else None,
+        group=group,
     )
     with SyncProgress(enabled=not as_json) as progress:
         summary = sync(config, progress=progress)

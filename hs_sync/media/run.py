@@ -89,7 +89,11 @@ def download_media(
     warehouse = Warehouse(config.warehouse)
     redact.install(config.base_url)
     summary = MediaSummary()
-    held = warehouse_lock(warehouse, config.lock_timeout_seconds) if lock else nullcontext()
+    held = (
+        warehouse_lock(warehouse, config.lock_timeout_seconds, config.group)
+        if lock
+        else nullcontext()
+    )
     with held:
         warehouse.create()
         manifest = mf.Manifest(warehouse)
