@@ -100,9 +100,10 @@ def _validate(cfg: Config) -> None:
             "raw_compression",
             f"must be one of {', '.join(rawfile.SUFFIXES)}, got {cfg.raw_compression!r}",
         )
-    if cfg.warehouse.exists() and not cfg.warehouse.is_dir():
+    warehouse = Path(cfg.warehouse)
+    if warehouse.exists() and not warehouse.is_dir():
         raise ConfigError(
-            "warehouse", f"{str(cfg.warehouse)!r} is a file; the warehouse must be a folder"
+            "warehouse", f"{str(warehouse)!r} is a file; the warehouse must be a folder"
         )
     if cfg.group is not None:
         try:

@@ -8,9 +8,11 @@ import stat
 import subprocess
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
+from hs_sync.checks.hints import with_warehouse
 from hs_sync.cli import main
 from hs_sync.cli.sync_cmd import transform_line
 from hs_sync.sync import sync
@@ -211,3 +213,31 @@ def test_an_unknown_group_is_one_line_before_any_api_call(sim, tmp_path):
         == "hs-sync sync: config: group: no group 'no-such-group-here' on this machine"
     )
     assert sim.requests == []
+
+
+def test_hints_name_the_warehouse_that_was_given(sim, tmp_path):
+    root = tmp_path / "my wh"
+    sync(make_config(sim, root, media=False))
+    result = CliRunner().invoke(main, ["check", "--no-api", "--warehouse", str(root), "--json"])
+    checks = {c["name"]: c for c in orjson.loads(result.stdout)["checks"]}
+    hint = checks["missing_sessions"]["hint"]
+    assert f" --warehouse '{root}'`" in hint and "`hs-sync sync --room " in hint
+    table = CliRunner().invoke(main, ["check", "--no-api", "--warehouse", str(root)])
+    shown = " ".join(table.stdout.split())  # rich wraps long lines
+    assert f"""all issues: hs-sync sql "SELECT * FROM open_issues" --warehouse '{root}'""" in shown
+    # the default folder needs no flag
+    assert with_warehouse("`hs-sync media`", Path("warehouse")) == "`hs-sync media`"
+    assert with_warehouse("`hs-sync sync --room a (and 2 more room(s))`", Path("w")) == (
+        "`hs-sync sync --room a --warehouse w (and 2 more room(s))`"
+    )
+
+
+def test_check_says_when_the_hourly_budget_stopped_reconciliation(sim, tmp_path):
+    root = tmp_path / "wh"
+    sync(make_config(sim, root, media=False))  # spends more requests than the budget below
+    Path("hs_sync.toml").write_text("budget_per_hour = 5\n")
+    result = CliRunner().invoke(main, ["check", "--warehouse", str(root)], env=api_env(sim))
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "count_reconciliation: the hourly request budget is spent" in out
+    assert "--no-api --warehouse" in out and "now for the offline checks" in out and "details.error" not in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from hs_sync.checks import hints
 from hs_sync.checks.catalog import CHECKS, get
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.media_check import NoManifest
@@ -42,9 +43,16 @@ def _run(ctx: CheckContext, check: Check) -> CheckResult:
     except (AuthError, ConfigError):
         raise
     except BudgetExhausted as exc:
-        return errored(check, str(exc))
+        result = errored(check, str(exc), hints.budget_spent(exc.resume_at))
     except HsSyncError as exc:
-        return errored(check, f"{type(exc).__name__}: {exc}")
+        result = errored(check, f"{type(exc).__name__}: {exc}")
+    else:
+        result = _result(check, outcome, started)
+    result.hint = hints.with_warehouse(result.hint, ctx.config.warehouse)
+    return result
+
+
+def _result(check: Check, outcome, started: float) -> CheckResult:
     if isinstance(outcome, tuple):
         issues, details = outcome
     else:

@@ -70,16 +70,18 @@ def command(
         out = {"checks": [r.to_dict() for r in results], "recorded": recorded, "exit_code": code}
         print_json(out)
     else:
-        _print_table(results)
+        _print_table(results, config.warehouse)
     sys.exit(code)
 
 
 _STYLE = {"passed": "green", "skipped": "dim", "failed": "red", "error": "red"}
 
 
-def _print_table(results) -> None:
+def _print_table(results, warehouse: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from hs_sync.checks.hints import with_warehouse
 
     table = Table(title="hs-sync integrity checks", show_lines=False)
     table.add_column("check")
@@ -106,4 +108,5 @@ def _print_table(results) -> None:
             console.print(f"[bold]{r.name}[/]: {r.hint}", highlight=False)
         elif r.status == "skipped":
             console.print(f"[dim]{r.name} skipped: {r.details.get('reason', '')}[/]")
-    console.print('all issues: hs-sync sql "SELECT * FROM open_issues"', highlight=False)
+    query = with_warehouse('`hs-sync sql "SELECT * FROM open_issues"`', warehouse)
+    console.print(f"all issues: {query.strip('`')}", highlight=False)
