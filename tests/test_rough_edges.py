@@ -240,4 +240,8 @@ def test_check_says_when_the_hourly_budget_stopped_reconciliation(sim, tmp_path)
     assert result.exit_code == 1
     out = " ".join(result.stdout.split())
     assert "count_reconciliation: the hourly request budget is spent" in out
-    assert "--no-api --warehouse" in out and "now for the offline checks" in out and "details.error" not in out
+    assert (
+        "--no-api --warehouse" in out
+        and "now for the offline checks" in out
+        and "details.error" not in out
+    )
