@@ -17,8 +17,9 @@ def warehouse_lock(
 ) -> Iterator[None]:
     """Hold the warehouse's write lock; after `timeout` seconds, raise WarehouseLocked.
 
-    Everything written while it is held is created owner-only; on release, a warehouse
-    shared with a group (`group`, or one given before) is made readable by that group.
+    Everything written while it is held is created owner-only (docs/design.md,
+    invariant 8); on release, a warehouse shared with a group (`group`, or one given
+    before) is made readable by that group.
     """
     lock = FileLock(str(warehouse.lock_path), mode=0o600)
     try:

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "sql": "sql_cmd",
     "schema": "schema_cmd",
     "export": "export_cmd",
+    "report": "report_cmd",
     "rebuild": "rebuild_cmd",
     "simulate": "simulate_cmd",
 }
