@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grp
 import os
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -12,9 +13,12 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from hs_sync.checks import run_check
 from hs_sync.checks.hints import with_warehouse
 from hs_sync.cli import main
 from hs_sync.cli.sync_cmd import transform_line
+from hs_sync.land.state import STATE_FILE
+from hs_sync.status import status
 from hs_sync.sync import sync
 from tests.extract_helpers import make_config
 from tests.test_cli_errors import clean_env  # noqa: F401 (autouse: an empty folder, no settings)
@@ -245,3 +249,19 @@ def test_check_says_when_the_hourly_budget_stopped_reconciliation(sim, tmp_path)
         and "now for the offline checks" in out
         and "details.error" not in out
     )
+
+
+def test_status_and_the_freshness_check_agree_after_a_partial_run(sim, tmp_path):
+    """A run that ended partial after every pull completed (the budget ran out during the
+    media downloads) leaves the data fresh: status says so, as the freshness check does."""
+    root = tmp_path / "wh"
+    config = make_config(sim, root, media=False)
+    sync(config)
+    with sqlite3.connect(root / "state" / STATE_FILE) as db:  # how such a run is recorded
+        db.execute("UPDATE runs SET status = 'partial'")
+    fresh = status(root)["freshness"]
+    assert fresh["last_run_status"] == "partial"
+    assert fresh["last_success_at"] is not None and fresh["stale"] is False
+    assert run_check(config, "freshness", use_api=False).passed
+    shown = CliRunner().invoke(main, ["status", "--warehouse", str(root)])
+    assert "no successful sync yet" not in shown.stdout and "fresh" in shown.stdout
