@@ -222,7 +222,7 @@ def sync(
                     summary.budget = {**budget.state(), **summary.budget}
                     summary.duration_seconds = round(time.monotonic() - started, 3)
                     state.save_budget_requests(budget.recent())
-                    state.finish_run(summary.run_id, status, client.attempts, summary.to_dict())
+                    state.finish_run(summary.run_id, status, summary.requests, summary.to_dict())
     return summary
 
 

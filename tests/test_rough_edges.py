@@ -265,3 +265,20 @@ def test_status_and_the_freshness_check_agree_after_a_partial_run(sim, tmp_path)
     assert run_check(config, "freshness", use_api=False).passed
     shown = CliRunner().invoke(main, ["status", "--warehouse", str(root)])
     assert "no successful sync yet" not in shown.stdout and "fresh" in shown.stdout
+
+
+def test_request_counts_agree_between_summary_run_table_and_status(sim, tmp_path):
+    root = tmp_path / "wh"
+    result = CliRunner().invoke(
+        main, ["sync", "--warehouse", str(root), "--json"], env=api_env(sim)
+    )
+    summary = orjson.loads(result.stdout)
+    assert summary["media"]["api_requests"] > 0  # link mints are part of the run's requests
+    runs = status(root)["runs"]
+    assert runs[0]["requests"] == summary["requests"]
+    assert summary["requests"] == len(sim.requests) - _media_bytes_requests(sim)
+
+
+def _media_bytes_requests(sim) -> int:
+    """Requests for the media bytes themselves (signed storage URLs, not the API)."""
+    return sum(1 for r in sim.requests if "/api/v3/" not in str(r.get("path", "")))
