@@ -13,15 +13,19 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from hs_sync.api.budget import RequestBudget
 from hs_sync.checks import run_check
 from hs_sync.checks.hints import with_warehouse
 from hs_sync.cli import main
+from hs_sync.cli.progress import waiting_line
 from hs_sync.cli.sync_cmd import transform_line
 from hs_sync.land.state import STATE_FILE
+from hs_sync.media import download_media
 from hs_sync.status import status
 from hs_sync.sync import sync
 from tests.extract_helpers import make_config
 from tests.test_cli_errors import clean_env  # noqa: F401 (autouse: an empty folder, no settings)
+from tests.test_reliability_rate_limits import SpedUpClock
 
 
 def one_line(result) -> str:
@@ -282,3 +286,25 @@ def test_request_counts_agree_between_summary_run_table_and_status(sim, tmp_path
 def _media_bytes_requests(sim) -> int:
     """Requests for the media bytes themselves (signed storage URLs, not the API)."""
     return sum(1 for r in sim.requests if "/api/v3/" not in str(r.get("path", "")))
+
+
+def test_media_downloads_waiting_for_the_budget_say_so(sim, tmp_path):
+    """With 2 link mints a minute (on a clock 600x faster), the downloads wait: the
+    progress says how long, and the media bar's line shows it."""
+    root = tmp_path / "wh"
+    config = make_config(sim, root, media=False, budget_per_minute=2)
+    sync(config.replace(budget_per_minute=100_000))
+    clock = SpedUpClock(600.0)
+    budget = RequestBudget(100_000, 2, clock=clock.time, sleep=clock.sleep)
+    events = []
+    summary = download_media(
+        config, budget=budget, progress=lambda event, **info: events.append((event, info))
+    )
+    assert summary.downloaded > 2
+    waits = [info for event, info in events if event == "media_wait"]
+    assert waits and all(0 < w["seconds"] <= 60 and w["per_minute"] == 2 for w in waits)
+    assert budget.on_wait is None  # handed back after the run
+    line = waiting_line("media: 5 file(s)", waits[0])
+    assert (
+        line.startswith("media: 5 file(s) · waiting ") and "for the request budget (2/min)" in line
+    )

@@ -66,6 +66,14 @@ class SyncProgress:
                 click.echo("normalizing…", err=True)
 
 
+def waiting_line(label: str, info: dict) -> str:
+    """The media bar's label while downloads wait for the request budget."""
+    return (
+        f"{label} · waiting {float(info.get('seconds') or 0):.0f} s for the request budget "
+        f"({info.get('per_minute')}/min)"
+    )
+
+
 class MediaProgress:
     """A byte-level bar with one line per file in flight, on a terminal only."""
 
@@ -75,6 +83,7 @@ class MediaProgress:
         self._bar = None
         self._total = None
         self._files: dict[str, object] = {}
+        self._label = "media"
 
     def __enter__(self) -> MediaProgress:
         if self.enabled:
@@ -111,13 +120,17 @@ class MediaProgress:
         with self._lock:
             rid = str(info.get("recording", ""))
             if event == "media_plan":
-                self._total = bar.add_task(
-                    f"media: {info['files']} file(s)", total=int(info["bytes"] or 0) or None
-                )
+                self._label = f"media: {info['files']} file(s)"
+                self._total = bar.add_task(self._label, total=int(info["bytes"] or 0) or None)
+            elif event == "media_wait":
+                # the bar's time estimate cannot know about the pause: the line says it
+                if self._total is not None:
+                    bar.update(self._total, description=waiting_line(self._label, info))
             elif event == "media_start":
                 task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
                 self._files[rid] = task
                 if self._total is not None:
+                    bar.update(self._total, description=self._label)  # no longer waiting
                     bar.advance(self._total, int(info.get("offset") or 0))
             elif event == "media_bytes":
                 n = int(info.get("n") or 0)
