@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import grp
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -308,3 +310,22 @@ def test_media_downloads_waiting_for_the_budget_say_so(sim, tmp_path):
     assert (
         line.startswith("media: 5 file(s) · waiting ") and "for the request budget (2/min)" in line
     )
+
+
+def test_a_closed_port_names_the_url_and_fails_fast(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api/v3"
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main,
+        ["sync", "--warehouse", str(tmp_path / "wh")],
+        env={"HYPERSTUDY_API_KEY": "hst_test_key", "HYPERSTUDY_BASE_URL": url},
+    )
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        f"hs-sync sync: config: base_url: nothing answers at {url} (connection refused): "
+        "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up"
+    )
+    assert time.monotonic() - started < 5  # no rounds of retries

@@ -29,6 +29,7 @@ from hs_sync.errors import (
     AuthError,
     BadRequestError,
     BudgetExhausted,
+    ConfigError,
     ForbiddenError,
     NotFoundError,
     RetryableError,
@@ -179,6 +180,17 @@ class ApiClient:
             raise RetryableError(
                 f"GET {path}: timed out ({type(exc).__name__})", path=path
             ) from None
+        except httpx.ConnectError as exc:
+            if _refused(exc):  # nothing listens there: retrying only delays the answer
+                raise ConfigError(
+                    "base_url",
+                    f"nothing answers at {self._config.base_url} (connection refused): "
+                    "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up",
+                ) from None
+            raise RetryableError(
+                f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
+                path=path,
+            ) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise RetryableError(
                 f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
@@ -290,6 +302,16 @@ def _loads(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was a refusal (no server on that port)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _retry_after(value: str | None) -> float | None:
