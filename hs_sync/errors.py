@@ -22,6 +22,17 @@ class ConfigError(HsSyncError):
         self.setting = setting
 
 
+class ServerUnreachable(ConfigError):
+    """Nothing answers at the base URL (connection refused): a wrong URL or a server down."""
+
+    def __init__(self, base_url: str):
+        super().__init__(
+            "base_url",
+            f"nothing answers at {base_url} (connection refused): "
+            "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up",
+        )
+
+
 class ApiError(HsSyncError):
     """The API answered with an error envelope or an unusable body."""
 

@@ -329,3 +329,17 @@ def test_a_closed_port_names_the_url_and_fails_fast(tmp_path):
         "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up"
     )
     assert time.monotonic() - started < 5  # no rounds of retries
+
+
+def test_check_with_the_server_down_still_shows_the_offline_checks(sim, tmp_path):
+    root = tmp_path / "wh"
+    sync(make_config(sim, root, media=False))
+    url = sim.base_url
+    sim.stop()
+    env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": url}
+    result = CliRunner().invoke(main, ["check", "--warehouse", str(root), "--json"], env=env)
+    assert result.exit_code == 1
+    checks = {c["name"]: c for c in orjson.loads(result.stdout)["checks"]}
+    assert checks["count_reconciliation"]["status"] == "error"
+    assert f"nothing answers at {url}" in checks["count_reconciliation"]["details"]["error"]
+    assert checks["missing_sessions"]["status"] == "failed"  # the offline checks ran

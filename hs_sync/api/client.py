@@ -29,10 +29,10 @@ from hs_sync.errors import (
     AuthError,
     BadRequestError,
     BudgetExhausted,
-    ConfigError,
     ForbiddenError,
     NotFoundError,
     RetryableError,
+    ServerUnreachable,
 )
 from hs_sync.timeutil import parse_time
 
@@ -182,11 +182,7 @@ class ApiClient:
             ) from None
         except httpx.ConnectError as exc:
             if _refused(exc):  # nothing listens there: retrying only delays the answer
-                raise ConfigError(
-                    "base_url",
-                    f"nothing answers at {self._config.base_url} (connection refused): "
-                    "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up",
-                ) from None
+                raise ServerUnreachable(self._config.base_url) from None
             raise RetryableError(
                 f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
                 path=path,

@@ -10,7 +10,13 @@ from hs_sync.checks.context import CheckContext
 from hs_sync.checks.media_check import NoManifest
 from hs_sync.checks.model import Check, CheckResult, errored, result_of, skipped
 from hs_sync.config import Config
-from hs_sync.errors import AuthError, BudgetExhausted, ConfigError, HsSyncError
+from hs_sync.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConfigError,
+    HsSyncError,
+    ServerUnreachable,
+)
 
 
 def run_checks(config: Config, *, use_api: bool = True) -> list[CheckResult]:
@@ -40,6 +46,8 @@ def _run(ctx: CheckContext, check: Check) -> CheckResult:
         outcome = check.run(ctx)
     except NoManifest as exc:
         return skipped(check, str(exc))
+    except ServerUnreachable as exc:  # the offline checks still run and are shown
+        result = errored(check, str(exc))
     except (AuthError, ConfigError):
         raise
     except BudgetExhausted as exc:
