@@ -306,10 +306,9 @@ def test_media_downloads_waiting_for_the_budget_say_so(sim, tmp_path):
     waits = [info for event, info in events if event == "media_wait"]
     assert waits and all(0 < w["seconds"] <= 60 and w["per_minute"] == 2 for w in waits)
     assert budget.on_wait is None  # handed back after the run
-    line = waiting_line("media: 5 file(s)", waits[0])
-    assert (
-        line.startswith("media: 5 file(s) · waiting ") and "for the request budget (2/min)" in line
-    )
+    line = waiting_line("media: 40 file(s)", waits[0], files_left=30)
+    assert line.startswith("media: 40 file(s) · waiting ")
+    assert line.endswith("for the request budget (2/min); 30 file(s) left need at least 15 min")
 
 
 def test_a_closed_port_names_the_url_and_fails_fast(tmp_path):

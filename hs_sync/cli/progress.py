@@ -66,12 +66,17 @@ class SyncProgress:
                 click.echo("normalizing…", err=True)
 
 
-def waiting_line(label: str, info: dict) -> str:
-    """The media bar's label while downloads wait for the request budget."""
-    return (
+def waiting_line(label: str, info: dict, files_left: int) -> str:
+    """The media bar's label while downloads wait for the request budget, with the least
+    time the files left need at that rate (the bar's own estimate assumes no waits)."""
+    per_minute = int(info.get("per_minute") or 1)
+    line = (
         f"{label} · waiting {float(info.get('seconds') or 0):.0f} s for the request budget "
-        f"({info.get('per_minute')}/min)"
+        f"({per_minute}/min)"
     )
+    if files_left > per_minute:
+        line += f"; {files_left} file(s) left need at least {files_left / per_minute:.0f} min"
+    return line
 
 
 class MediaProgress:
@@ -84,6 +89,7 @@ class MediaProgress:
         self._total = None
         self._files: dict[str, object] = {}
         self._label = "media"
+        self._planned = self._started = 0
 
     def __enter__(self) -> MediaProgress:
         if self.enabled:
@@ -121,12 +127,15 @@ class MediaProgress:
             rid = str(info.get("recording", ""))
             if event == "media_plan":
                 self._label = f"media: {info['files']} file(s)"
+                self._planned = int(info["files"] or 0)
                 self._total = bar.add_task(self._label, total=int(info["bytes"] or 0) or None)
             elif event == "media_wait":
                 # the bar's time estimate cannot know about the pause: the line says it
                 if self._total is not None:
-                    bar.update(self._total, description=waiting_line(self._label, info))
+                    left = max(self._planned - self._started, 0)
+                    bar.update(self._total, description=waiting_line(self._label, info, left))
             elif event == "media_start":
+                self._started += 1
                 task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
                 self._files[rid] = task
                 if self._total is not None:
