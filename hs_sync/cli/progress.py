@@ -11,6 +11,8 @@ import threading
 
 import click
 
+from hs_sync.cli import printing
+
 
 class SyncProgress:
     """A live status line on a terminal; plain lines per finished unit otherwise."""
@@ -53,15 +55,18 @@ class SyncProgress:
             elif event in ("done", "skip", "error"):
                 self.units += 1
             kind = info.get("data_type")
-            where = f"{kind}/{info.get('experiment', '')}" if kind else ""
+            where = printing.shown(f"{kind}/{info.get('experiment', '')}") if kind else ""
             if self._status is not None:
                 doing = "normalizing into Parquet and DuckDB" if event == "transform" else event
-                text = f"syncing… {self.units} units done, {self.rows:,} rows · {doing} {where}"
+                text = (
+                    f"syncing… {self.units} units done, {self.rows:,} rows · {doing} "
+                    + printing.rich_line(where)
+                )
                 self._status.update(text.rstrip())
             elif event == "done":
-                click.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
+                printing.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
             elif event in ("skip", "error"):
-                click.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
+                printing.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
             elif event == "transform":
                 click.echo("normalizing…", err=True)
 
@@ -136,7 +141,9 @@ class MediaProgress:
                     bar.update(self._total, description=waiting_line(self._label, info, left))
             elif event == "media_start":
                 self._started += 1
-                task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
+                task = bar.add_task(
+                    f"  {printing.rich(rid)}", total=info.get("size"), completed=info["offset"]
+                )
                 self._files[rid] = task
                 if self._total is not None:
                     bar.update(self._total, description=self._label)  # no longer waiting
@@ -152,4 +159,7 @@ class MediaProgress:
                 if task is not None:
                     bar.remove_task(task)
                 if info.get("status") != "downloaded":
-                    bar.console.print(f"{info['status']} {rid}: {info.get('reason') or ''}")
+                    bar.console.print(
+                        f"{printing.rich(info['status'])} {printing.rich(rid)}: "
+                        + printing.rich_line(info.get("reason") or "")
+                    )
