@@ -98,3 +98,9 @@ class WarehouseNotWritable(HsSyncError):
     """The warehouse folder cannot be written (read-only disk, another user's folder)."""
 
     exit_code = 2
+
+    def __init__(self, root: object, detail: str):
+        super().__init__(
+            f"cannot write to the warehouse {root}: {detail}; read it with hs-sync "
+            "sql/status/check --no-api, or sync into a folder you can write"
+        )

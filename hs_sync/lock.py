@@ -26,11 +26,7 @@ def warehouse_lock(
         warehouse.create()
         lock.acquire(timeout=timeout)
     except PermissionError as exc:
-        raise WarehouseNotWritable(
-            f"cannot write to the warehouse {warehouse.root}: {exc.strerror} "
-            f"({exc.filename}); read it with hs-sync sql/status/check --no-api, "
-            "or sync into a folder you can write"
-        ) from None
+        raise WarehouseNotWritable(warehouse.root, f"{exc.strerror} ({exc.filename})") from None
     except Timeout:
         raise WarehouseLocked(
             f"another hs-sync run is writing to {warehouse.root} "
