@@ -120,8 +120,10 @@ def _duckdb_problem(path: Path) -> str | None:
         con = duckdb.connect(str(path), read_only=True)
         try:
             con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+            # used blocks, not total: free blocks at the end are not kept in the file
+            # by every storage format (the v1.1 format hs-sync writes truncates them)
             block_size, blocks = con.execute(
-                "SELECT block_size, total_blocks FROM pragma_database_size()"
+                "SELECT block_size, used_blocks FROM pragma_database_size()"
             ).fetchone()
         finally:
             con.close()
