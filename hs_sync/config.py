@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
 import re
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Config:
     media_concurrency: int = 4
     freshness_hours: float = 26.0
     raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
+    group: str | None = None  # share the warehouse read-only with this group (lab server)
     # Request economy (docs/requests.md): time buckets whose landed rows are counted,
     # how much history each sync verifies against the API's totals, and polling backoff.
     bucket_seconds: int = 300
@@ -121,6 +123,16 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "memory_limit", f"must be a size like 1GB, 512MB or 25%, got {cfg.memory_limit!r}"
         )
+    warehouse = Path(cfg.warehouse)
+    if warehouse.exists() and not warehouse.is_dir():
+        raise ConfigError(
+            "warehouse", f"{str(warehouse)!r} is a file; the warehouse must be a folder"
+        )
+    if cfg.group is not None:
+        try:
+            grp.getgrnam(cfg.group)
+        except KeyError:
+            raise ConfigError("group", f"no group {cfg.group!r} on this machine") from None
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 

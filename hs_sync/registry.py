@@ -16,7 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from hs_sync import jsontext
+from hs_sync import dictionary, jsontext
+from hs_sync.dictionary import Doc
 
 
 class Mode(str, Enum):
@@ -123,6 +124,18 @@ class DataType:
             else r
             for r in records
         ]
+
+    def describe(self, column: str) -> Doc:
+        """The data dictionary's description of one of this type's columns (or lineage)."""
+        doc = dictionary.describe(self.name, column)
+        if doc is None:
+            raise KeyError(f"no description of {self.name}.{column} in hs_sync/dictionary.py")
+        return doc
+
+    @property
+    def description(self) -> str:
+        """One line on what the type's table holds (from the data dictionary)."""
+        return dictionary.table_description(self.name) or ""
 
     def url_path(self, scope: str, scope_id: str) -> str:
         if self.data_endpoint:

@@ -239,7 +239,7 @@ def sync(
             summary.warnings.append(
                 f"the API sent no server time; time windows end at the {source} time"
             )
-        with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        with warehouse_lock(warehouse, config.lock_timeout_seconds, config.group):
             sweep_temporaries(warehouse)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
@@ -290,7 +290,9 @@ def sync(
                     summary.duration_seconds = round(time.monotonic() - started, 3)
                     try:
                         state.save_budget_requests(budget.recent())
-                        state.finish_run(summary.run_id, status, client.attempts, summary.to_dict())
+                        state.finish_run(
+                            summary.run_id, status, summary.requests, summary.to_dict()
+                        )
                     except sqlite3.OperationalError as exc:
                         if not disk_full(exc):
                             raise

@@ -38,6 +38,7 @@ from hs_sync.errors import (
     ForbiddenError,
     NotFoundError,
     RetryableError,
+    ServerUnreachable,
 )
 from hs_sync.scrub import Scrubber
 from hs_sync.timeutil import parse_time
@@ -198,6 +199,13 @@ class ApiClient:
             raise RetryableError(
                 f"GET {path}: timed out ({type(exc).__name__})", path=path
             ) from None
+        except httpx.ConnectError as exc:
+            if _refused(exc):  # nothing listens there: retrying only delays the answer
+                raise ServerUnreachable(self._config.base_url) from None
+            raise RetryableError(
+                f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
+                path=path,
+            ) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             interrupt.check()  # the connection was closed to stop the run
             raise RetryableError(
@@ -347,6 +355,16 @@ def _loads(body: bytes) -> Any:
 def _float(text: str) -> float | str:
     value = float(text)
     return value if math.isfinite(value) else text
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was a refusal (no server on that port)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -20,11 +20,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from hs_sync import dictionary
 from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
+
+# The database is written in the oldest storage format that holds what it uses, so
+# that DuckDB clients from 1.1 on (CLI, R, DBeaver drivers lag releases) open it.
+STORAGE_VERSION = "v1.1.0"
+_STORAGE_TAG = "v1.0.0+"  # how DuckDB names that format in duckdb_databases().tags
 
 
 def duck_type(arrow_type: pa.DataType, json: bool = False) -> str:
@@ -201,12 +207,24 @@ class Build:
         sweep_leftovers(warehouse)
         if self.live.exists() and not fresh:
             _copy(self.live, self.path)
-        self.con = duckdb.connect(str(self.path))
+        if self.path.exists() and _storage_tag(self.path) != _STORAGE_TAG:
+            # written by a newer format: copy its content into a file of the compatible one
+            newer = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.newer.building"
+            os.replace(self.path, newer)
+            self.con = _connect_compatible(self.path)
+            db = self.con.execute("SELECT current_database()").fetchone()[0]
+            self.con.execute("ATTACH ? AS newer (READ_ONLY)", [str(newer)])
+            self.con.execute(sql("COPY FROM DATABASE newer TO {db}", db=quote(db)))
+            self.con.execute("DETACH newer")
+            _remove(newer)
+        else:
+            self.con = _connect_compatible(self.path)
         configure(self.con, memory_limit, self.temp_dir)
         ensure_tables(self.con)
 
     def publish(self) -> None:
         create_views(self.con)
+        dictionary.write_comments(self.con)  # the data dictionary as COMMENT ON
         self.con.execute("CHECKPOINT")
         self.con.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -228,6 +246,22 @@ def connect_readonly(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(warehouse.db_path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def _connect_compatible(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
+
+
+def _storage_tag(path: Path) -> str | None:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() "
+            "WHERE database_name = current_database()"
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
 
 
 def _copy(src: Path, dst: Path) -> None:
