@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,19 @@ class Config:
     catalog_uri: str | None = None  # Iceberg SQL catalog (sqlite:///..., postgresql://...)
     s3_endpoint: str | None = None  # else AWS_ENDPOINT_URL
     s3_region: str | None = None  # else AWS_REGION / AWS_DEFAULT_REGION
+    group: str | None = None  # share the warehouse read-only with this group (lab server)
+    # Request economy (docs/requests.md): time buckets whose landed rows are counted,
+    # how much history each sync verifies against the API's totals, and polling backoff.
+    bucket_seconds: int = 300
+    verify_recent_hours: float = 24.0  # verified on every poll of a time type
+    verify_all_hours: float = 24.0  # all history verified this often
+    verify_budget: int = 60  # requests a run may spend on bisecting and re-reading
+    poll_after_unchanged: int = 2  # polls that saw no change before backing off
+    poll_max_interval_seconds: float = 3600.0
+    access_cache_hours: float = 24.0
+    # DuckDB's working memory in the transform (e.g. "1GB", "512MB", "25%"); beyond it
+    # DuckDB spills to state/duckdb-tmp, so a transform of any size fits
+    memory_limit: str = "1GB"
 
     def __post_init__(self) -> None:
         if objstore.is_uri(self.warehouse):
@@ -105,6 +120,8 @@ def _validate(cfg: Config) -> None:
         "budget_per_hour",
         "budget_per_minute",
         "media_concurrency",
+        "bucket_seconds",
+        "poll_max_interval_seconds",
     )
     for name in positive:
         if getattr(cfg, name) <= 0:
@@ -126,10 +143,25 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "warehouse", f"a warehouse URI starts with s3://, got {cfg.warehouse_uri!r}"
         )
+    if not _MEMORY.fullmatch(cfg.memory_limit.strip()):
+        raise ConfigError(
+            "memory_limit", f"must be a size like 1GB, 512MB or 25%, got {cfg.memory_limit!r}"
+        )
+    warehouse = Path(cfg.warehouse)
+    if warehouse.exists() and not warehouse.is_dir():
+        raise ConfigError(
+            "warehouse", f"{str(warehouse)!r} is a file; the warehouse must be a folder"
+        )
+    if cfg.group is not None:
+        try:
+            grp.getgrnam(cfg.group)
+        except KeyError:
+            raise ConfigError("group", f"no group {cfg.group!r} on this machine") from None
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 
 
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", re.IGNORECASE)
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
