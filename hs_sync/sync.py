@@ -312,7 +312,9 @@ def discover(config: Config) -> list[str]:
         spent=remembered_requests(warehouse),
     )
     with ApiClient(config, budget) as client:
-        return _discover(client, config, RunSummary(run_id=_run_id(), started_at=now_iso()))[0]
+        summary = RunSummary(run_id=_run_id(), started_at=now_iso())
+        access = remembered_access(warehouse, config.access_cache_hours)
+        return _discover(client, config, summary, access)[0]
 
 
 class DiskFull(HsSyncError):
