@@ -93,6 +93,14 @@ class DataType:
     extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Fields that carry credentials (signed media URLs): never landed, stored or logged.
     secret_fields: tuple[str, ...] = ()
+    # Where a record that lacks them gets its experiment and its room (recordings in the
+    # SDK's shape carry neither): `experiment_from_pull` fills `experimentId` with the
+    # experiment the record was pulled for; `room_from` lists the sources of `roomId`, in
+    # order: "scope" (the room a room-scope read was for), "participants" (the room of the
+    # participant `participantId` of the same experiment, the one joined last before the
+    # record's `cursor` time when the participant was in several rooms).
+    experiment_from_pull: bool = False
+    room_from: tuple[str, ...] = ()
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -317,6 +325,8 @@ DATA_TYPES: tuple[DataType, ...] = (
         key=("recordingId",),
         cursor="startTime",
         secret_fields=("downloadUrl", "url"),  # legacy records: signed URLs
+        experiment_from_pull=True,
+        room_from=("scope", "participants"),
         columns=(
             col("recordingId", STR),
             col("egressId", STR),
@@ -377,6 +387,9 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("startedAt", TS),
             col("completedAt", TS),
             col("updatedAt", TS),
+            # the dashboard docs' shape: start and duration (ms) instead of started/completed
+            col("startTime", TS),
+            col("duration", INT),
         ),
     ),
     DataType(

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hs_sync.land import quarantine, rawfile
-from hs_sync.load import duck, memory
+from hs_sync.load import context, duck, memory
 from hs_sync.load import parquet as parquet_store
 from hs_sync.load.ledger import Ledger
 from hs_sync.load.normalize import Drift, iter_normalized, read_slices, synced_at_of
@@ -90,12 +90,14 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
 def transform(warehouse: Warehouse, data_types: Sequence[DataType]) -> dict[str, Any]:
     """Apply the raw files landed since the last run, type by type in the order given;
     returns a JSON-able summary."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=False)
+    types = context.after_participants(data_types)
+    return _run(Warehouse(warehouse.root).create(), types, rebuild=False)
 
 
 def rebuild(warehouse: Warehouse, data_types: Sequence[DataType] = DATA_TYPES) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=True)
+    types = context.after_participants(data_types)
+    return _run(Warehouse(warehouse.root).create(), types, rebuild=True)
 
 
 def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dict[str, Any]:
@@ -231,7 +233,7 @@ def _apply_type(
     con = build.con
     try:
         con.read_parquet(str(staged)).create_view("__stage", replace=True)
-        kind = _reduce(con, dt)
+        kind = context.fill_rooms(con, dt, _reduce(con, dt))
         result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
         # before the upsert, which replaces the stored rows that say where keys were
         stored, moved = parquet_store.stored_keys(con, dt, "__batch")
@@ -266,10 +268,12 @@ def _stage(warehouse: Warehouse, dt: DataType, files: list[RawFile], result: Typ
     with pq.ParquetWriter(path, schema, compression="none", write_statistics=False) as writer:
         for raw in files:
             rows, quarantined, exp = 0, [], pa.scalar(raw.experiment, pa.string())
+            pulled = context.pulled_for(raw.path) if context.needs_pull(dt) else None
             slices = read_slices(raw.path)
             for out in iter_normalized(dt, slices, raw.name, synced_at_of(raw.path)):
                 n = out.table.num_rows
-                table = out.table.append_column("__exp", pa.repeat(exp, n))
+                typed = context.fill_pulled(dt, out.table, *pulled) if pulled else out.table
+                table = typed.append_column("__exp", pa.repeat(exp, n))
                 pending.append(
                     table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
                 )
