@@ -26,6 +26,7 @@ ENV = {
     "base_url": "HYPERSTUDY_BASE_URL",
     "org_id": "HYPERSTUDY_ORG_ID",
     "warehouse": "HS_SYNC_WAREHOUSE",
+    "state_dir": "HS_SYNC_STATE_DIR",
 }
 
 
@@ -55,6 +56,9 @@ class Config:
     media_concurrency: int = 4
     freshness_hours: float = 26.0
     raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
+    # Per-user state shared by every warehouse (the request ledger of each key); None:
+    # $HS_SYNC_STATE_DIR, else $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync.
+    state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -109,7 +113,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Convert a value from TOML, the environment or a flag to the field's type."""
     default = _FIELDS[name].default
     try:
-        if name == "warehouse":
+        if name in ("warehouse", "state_dir"):
             return Path(value).expanduser()
         if name in ("experiments", "types", "rooms"):
             if isinstance(value, str):

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hs_sync.api.budget import RequestBudget
+from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import (
@@ -31,7 +31,7 @@ from hs_sync.errors import (
 )
 from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room_version
 from hs_sync.land.batch import sweep_temporaries
-from hs_sync.land.state import ExtractState, remembered_requests
+from hs_sync.land.state import ExtractState
 from hs_sync.load import memory
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import BY_NAME, DataType, Mode
@@ -170,13 +170,7 @@ def sync(
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = Warehouse(config.warehouse)
-    budget = RequestBudget(
-        config.budget_per_hour,
-        config.budget_per_minute,
-        clock=clock.time,
-        sleep=clock.sleep,
-        spent=remembered_requests(warehouse),
-    )
+    budget = budget_for(config, clock=clock.time, sleep=clock.sleep)
     types = config.data_types
     with ApiClient(config, budget) as client:
         experiments, listing = _discover(client, config, summary)
