@@ -101,6 +101,15 @@ class DataType:
     # record's `cursor` time when the participant was in several rooms).
     experiment_from_pull: bool = False
     room_from: tuple[str, ...] = ()
+    paged: bool = True  # the endpoint pages by limit/offset (else one answer holds it all)
+    # Pulled once per record of this other type in the experiment: `path` then holds
+    # `{id}`, that record's id (deployment sessions: `deployments/{id}/sessions`).
+    parent: str | None = None
+    # The field naming the participant (of the participants table) a row belongs to
+    # (chat: the sender); None: its participants are not listed there (AI agents).
+    participant_field: str | None = "participantId"
+    # Names the API's per-participant `counts` may give this type besides its name and path.
+    count_names: tuple[str, ...] = ()
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -114,9 +123,11 @@ class DataType:
             for r in records
         ]
 
-    def url_path(self, scope: str, scope_id: str) -> str:
+    def url_path(self, scope: str, scope_id: str, parent_id: str | None = None) -> str:
         if self.data_endpoint:
             return f"data/{self.path}/{scope}/{scope_id}"
+        if self.parent is not None:
+            return self.path.format(id=parent_id)
         return self.path
 
     @property
@@ -231,6 +242,8 @@ DATA_TYPES: tuple[DataType, ...] = (
         mode=Mode.TIME,
         api_scope="read:chat",
         key=("messageId",),
+        participant_field="senderId",
+        count_names=("textchat",),
         date_partitioned=True,
         columns=(
             col("messageId", STR),
@@ -434,7 +447,128 @@ DATA_TYPES: tuple[DataType, ...] = (
     ),
 )
 
+# Types served by the SDK's other read endpoints (variables, deployment sessions, agents).
+DATA_TYPES += (
+    DataType(
+        name="variables",
+        path="variables",
+        mode=Mode.ROOM,
+        api_scope=None,
+        scopes=("room",),
+        cursor=None,
+        paged=False,
+        experiment_from_pull=True,
+        room_from=("scope",),
+        columns=(
+            *_WHO,
+            col("timestamp", TS),
+            col("onset", INT),
+            col("stateId", STR),
+            col("variable", STR),
+            json_col("value"),
+            col("source", STR),
+            col("persisted", BOOL),
+        ),
+    ),
+    DataType(
+        name="deployment_sessions",
+        path="deployments/{id}/sessions",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=(),
+        key=("id",),
+        cursor=None,
+        data_endpoint=False,
+        paged=False,
+        parent="deployments",
+        columns=(
+            col("id", STR),
+            col("experimentId", STR),
+            col("deploymentId", STR),
+            col("status", STR),
+            col("participantCount", INT),
+            col("createdAt", TS),
+        ),
+    ),
+    DataType(
+        name="agent_decisions",
+        path="agent-decisions",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=("experiment", "room"),
+        key=("_type", "id"),
+        cursor=None,
+        paged=False,
+        experiment_from_pull=True,
+        participant_field=None,  # AI agents, not among the room's participants
+        columns=(
+            col("recordType", STR, "_type"),  # "decision", or "run" (the run's manifest)
+            col("id", STR),
+            *_WHO,
+            col("seq", INT),
+            col("stateId", STR),
+            col("stateName", STR),
+            col("turnKind", STR),
+            col("action", STR),
+            json_col("value"),
+            col("model", STR),
+            col("provider", STR),
+            col("latencyMs", INT),
+            col("inputTokens", INT),
+            col("outputTokens", INT),
+            col("timestamp", TS),
+        ),
+    ),
+    DataType(
+        name="agent_runs",
+        path="agent-runs",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=("experiment",),
+        key=("id",),
+        cursor=None,
+        paged=False,
+        experiment_from_pull=True,
+        participant_field=None,  # AI agents, not among the room's participants
+        columns=(
+            col("id", STR),
+            *_WHO,
+            col("personaId", STR),
+            col("model", STR),
+            col("provider", STR),
+            col("seed", INT),
+            col("totalInputTokens", INT),
+            col("totalOutputTokens", INT),
+            col("totalCostUsd", FLOAT),
+            col("turns", INT),
+            col("codeCommitSha", STR),
+            col("roomStatus", STR),
+            col("orphaned", BOOL),
+            col("startedAt", TS),
+            col("endedAt", TS),
+        ),
+    ),
+)
+
 BY_NAME: dict[str, DataType] = {dt.name: dt for dt in DATA_TYPES}
+
+# Read from the API on demand (by `hs-sync check --room`), never synced into a table.
+COUNTS = DataType(
+    name="counts",
+    path="counts",
+    mode=Mode.SNAPSHOT,
+    api_scope="read:events",
+    scopes=("participant",),
+    key=("participantId", "roomId"),
+    cursor=None,
+    paged=False,
+    columns=(
+        col("participantId", STR),
+        col("roomId", STR),
+        json_col("counts"),  # data type -> documents the API holds for the participant
+        json_col("hasData"),
+    ),
+)
 
 
 def get(name: str) -> DataType:

@@ -293,6 +293,8 @@ def _pull_all(
             return lambda: _land_experiment(ex, dt, exp, experiments_listing())
         if dt.mode is Mode.TIME:
             return lambda: ex.pull_time(dt, exp)
+        if dt.parent is not None:
+            return lambda: ex.pull_children(dt, exp)
         return lambda: ex.pull_whole(dt, exp)
 
     # Phase 1: everything except the room units (the rooms snapshot drives those).

@@ -9,9 +9,6 @@ from hs_sync.registry import DATA_TYPES
 
 ACTIVE_TIMEOUT_SECONDS = 6 * 3600  # a participant 'active' this long after joining is stuck
 RATING_GAP_MS = 2_000  # continuous ratings are sampled every 100-500 ms
-PARTICIPANT_COLUMN = {
-    "chat": "senderId"
-}  # the participant a row belongs to, where not participantId
 
 
 def missing_sessions(ctx: CheckContext) -> list[Issue]:
@@ -29,7 +26,7 @@ def orphans(ctx: CheckContext) -> list[Issue]:
         names = {c.name for c in dt.columns}
         if dt.name == "rooms" or "roomId" not in names:
             continue
-        participant = PARTICIPANT_COLUMN.get(dt.name, "participantId")
+        participant = dt.participant_field
         checkable = dt.name != "participants" and participant in names
         rows = ctx.issues(
             "orphans",

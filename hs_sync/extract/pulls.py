@@ -26,7 +26,7 @@ from hs_sync.config import Config
 from hs_sync.errors import NotFoundError
 from hs_sync.land.batch import BatchWriter
 from hs_sync.land.state import ExtractState
-from hs_sync.registry import DataType, Mode
+from hs_sync.registry import BY_NAME, DataType, Mode
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, safe_part
 
@@ -291,7 +291,13 @@ class Extractor:
             {} if (force or self.config.full_refresh) else self.state.room_versions(dt.name, exp)
         )
         due = {room: v for room, v in rooms.items() if not v or known.get(room) != v}
-        if not force and len(due) > 1 and self._experiment_read_pays(dt, exp, len(due), result):
+        whole = "experiment" in dt.scopes  # the type can be read for a whole experiment
+        if (
+            not force
+            and whole
+            and len(due) > 1
+            and self._experiment_read_pays(dt, exp, len(due), result)
+        ):
             running = frozenset(room for room, version in due.items() if not version)
             if self._pull_scope(dt, exp, "experiment", exp, "rooms", result, running):
                 self._remember_rooms(dt, exp, due)
@@ -354,7 +360,8 @@ class Extractor:
             fetched, totals, requests = 0, [], 0
             unchanged = False
             try:
-                for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, scope)):
+                pages = self.pages(path, params, endpoint=_endpoint(dt, scope), paged=dt.paged)
+                for page, fetched_at in pages:
                     requests += 1
                     fetched += page.count
                     totals.append(_total(page))
@@ -422,14 +429,36 @@ class Extractor:
 
     def pull_whole(self, dt: DataType, exp: str) -> PullResult:
         """Re-read a whole table (recordings, rooms, participants, deployments)."""
+        return self.land_whole(dt, exp, self._whole_pages(dt, exp))
+
+    def _whole_pages(self, dt: DataType, exp: str) -> Iterator[tuple[Envelope, str]]:
         if dt.data_endpoint:
             path, params = dt.url_path("experiment", quote_id(exp)), dict(dt.extra_params)
-            paged = True
-            endpoint = _endpoint(dt, "experiment")
-        else:
-            path, params, paged = dt.path, {"experimentId": exp, **dict(dt.extra_params)}, False
-            endpoint = dt.path
-        return self.land_whole(dt, exp, self.pages(path, params, endpoint=endpoint, paged=paged))
+            return self.pages(path, params, endpoint=_endpoint(dt, "experiment"), paged=dt.paged)
+        params = {"experimentId": exp, **dict(dt.extra_params)}
+        return self.pages(dt.path, params, endpoint=dt.path, paged=False)
+
+    def pull_children(self, dt: DataType, exp: str) -> PullResult:
+        """Re-read a type served per record of its `parent` type (the experiment's
+        deployments' sessions): the parent list, then each parent's records."""
+        parent = BY_NAME[dt.parent or ""]
+        parents = self._whole_pages(parent, exp)
+        ids = [
+            str(record["id"])
+            for page, _ in parents
+            for record in page.records
+            if isinstance(record, dict) and record.get("id") is not None
+        ]
+
+        def children() -> Iterator[tuple[Envelope, str]]:
+            for parent_id in ids:
+                path = dt.url_path("", "", parent_id=quote_id(parent_id))
+                params = dict(dt.extra_params)
+                yield from self.pages(path, params, endpoint=dt.path, paged=dt.paged)
+
+        result = self.land_whole(dt, exp, children())
+        result.requests += 1  # the parent list
+        return result
 
     def land_whole(
         self, dt: DataType, exp: str, pages: Iterator[tuple[Envelope, str]] | list
