@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from hs_simulator import Simulator, extras
 from hs_sync.checks import run_checks
+from hs_sync.cli import main
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
+from tests.checks_helpers import copy_of, execute
 from tests.conftest import SMALL_SCALE
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import query
@@ -119,3 +122,33 @@ def test_no_check_reports_a_false_finding(world):
     _, config, _ = world
     failed = {r.name: r.sample for r in run_checks(config) if r.status in ("failed", "error")}
     assert failed == {}
+
+
+def test_check_room_names_each_incomplete_participant_data_type(world, tmp_path):
+    sim, config, _ = world
+    damaged = copy_of(config, tmp_path)
+    room, participant = query(
+        Warehouse(damaged.warehouse),
+        "SELECT roomId, participantId FROM events GROUP BY ALL "
+        "HAVING count(*) > 3 ORDER BY roomId, participantId LIMIT 1",
+    )[0]
+    total = sim.dataset.query("events", sim.dataset.room_experiment[room],
+                              {"roomId": room, "participantId": participant}, limit=0)[0]  # fmt: skip
+    execute(
+        damaged,
+        "DELETE FROM events WHERE _key IN (SELECT _key FROM events "
+        "WHERE roomId = ? AND participantId = ? ORDER BY _key LIMIT 2)",
+        [room, participant],
+    )
+    env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": sim.base_url}
+    args = ["check", "--warehouse", str(damaged.warehouse), "--room", room]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 1, result.output
+    assert f"{room} {participant}: events: {total - 2} of {total} rows" in result.output
+    out = CliRunner().invoke(main, [*args, "--json"], env=env)
+    (check,) = orjson.loads(out.output)["checks"]
+    assert check["name"] == "participant_counts" and check["count"] == 1
+
+    intact = CliRunner().invoke(main, ["check", "--warehouse", str(config.warehouse),
+                                       "--room", room], env=env)  # fmt: skip
+    assert intact.exit_code == 0, intact.output
