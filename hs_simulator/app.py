@@ -600,10 +600,7 @@ class SimApp:
         if len(parts) == 1:
             return _json(found[0], True)
         if parts[1:] == ["sessions"]:
-            keep = ("id", "experimentId", "deploymentId", "status", "participantCount", "createdAt")
-            rooms = self.ds.records("rooms", found[0]["experimentId"])
-            rows = [{k: r[k] for k in keep} for r in rooms if r["deploymentId"] == dep_id]
-            return self._listing("sessions", rows, q, 5000)
+            return self._listing("sessions", extras.session_rows(self.ds, found[0]), q, 5000)
         raise _not_found("endpoint", "/deployments/" + "/".join(parts))
 
     def _experiments(self, parts: list[str], q) -> Response:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from . import planted, snapshots
+from . import extras, planted, snapshots
 from .generate import SERIES_TYPES, generate
 from .media import Signer, media_bytes
 from .store import NO_BOUND_HI, NO_BOUND_LO, Table
@@ -205,6 +205,8 @@ class Dataset:
 
     def records(self, data_type: str, experiment_id: str | None = None) -> list[dict]:
         """Exactly what the API serves now at experiment scope (time order, experiments in order)."""
+        if data_type in extras.PATHS:
+            return extras.records(self, data_type, experiment_id)
         if data_type not in DATA_TYPES:
             raise ValueError(f"unknown data type {data_type!r}")
         with self._lock:

@@ -14,6 +14,8 @@ from typing import Any
 
 from .timeutil import iso, parse_iso
 
+PATHS = ("variables", "agent-decisions", "agent-runs", "deployments/{id}/sessions")
+SESSION_FIELDS = ("id", "experimentId", "deploymentId", "status", "participantCount", "createdAt")
 AGENT_EVERY = 3  # every third started room of an experiment has an AI agent
 DECISIONS = 3  # turns per agent run
 MODEL = ("claude-sim-1", "anthropic")
@@ -109,4 +111,31 @@ def agent_decision_rows(ds, experiment_id: str, room_id: str | None = None) -> l
                 "timestamp": iso(start + 5_000 * seq),
             })  # fmt: skip
         out.append({"_type": "run", **{k: v for k, v in run.items() if k != "roomStatus"}})
+    return out
+
+
+def session_rows(ds, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rooms of a deployment as `GET /deployments/{id}/sessions` lists them."""
+    rooms = ds.records("rooms", deployment["experimentId"])
+    keep = SESSION_FIELDS
+    return [{k: r[k] for k in keep} for r in rooms if r["deploymentId"] == deployment["id"]]
+
+
+def records(ds, path: str, experiment_id: str | None = None) -> list[dict[str, Any]]:
+    """Ground truth of one of `PATHS` for an experiment (None: all): what the endpoints
+    serve, read per room (variables) or per deployment (sessions) and concatenated."""
+    out: list[dict[str, Any]] = []
+    for exp in ds.experiment_ids:
+        if experiment_id not in (None, exp):
+            continue
+        if path == "variables":
+            for room in ds.records("rooms", exp):
+                out += variable_rows(ds, room["id"])
+        elif path == "agent-decisions":
+            out += agent_decision_rows(ds, exp)
+        elif path == "agent-runs":
+            out += agent_run_rows(ds, exp)
+        else:
+            for deployment in ds.records("deployments", exp):
+                out += session_rows(ds, deployment)
     return out

@@ -66,7 +66,7 @@ class Config:
     @property
     def data_types(self) -> tuple[registry.DataType, ...]:
         if not self.types:
-            return registry.DATA_TYPES
+            return registry.DEFAULT_TYPES
         return tuple(registry.BY_NAME[t] for t in self.types)
 
     def replace(self, **changes: Any) -> Config:

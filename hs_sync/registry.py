@@ -110,6 +110,7 @@ class DataType:
     participant_field: str | None = "participantId"
     # Names the API's per-participant `counts` may give this type besides its name and path.
     count_names: tuple[str, ...] = ()
+    default: bool = True  # synced when no types are named (else only when named)
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -481,6 +482,7 @@ DATA_TYPES += (
         data_endpoint=False,
         paged=False,
         parent="deployments",
+        default=False,  # one request per deployment for what the rooms table holds already
         columns=(
             col("id", STR),
             col("experimentId", STR),
@@ -551,6 +553,7 @@ DATA_TYPES += (
 )
 
 BY_NAME: dict[str, DataType] = {dt.name: dt for dt in DATA_TYPES}
+DEFAULT_TYPES: tuple[DataType, ...] = tuple(dt for dt in DATA_TYPES if dt.default)
 
 # Read from the API on demand (by `hs-sync check --room`), never synced into a table.
 COUNTS = DataType(

@@ -9,7 +9,7 @@ import orjson
 
 from hs_sync.config import Config
 from hs_sync.land import rawfile
-from hs_sync.registry import DATA_TYPES, DataType, Mode
+from hs_sync.registry import DATA_TYPES, DEFAULT_TYPES, DataType, Mode
 from hs_sync.warehouse import Warehouse
 
 
@@ -67,7 +67,7 @@ def expected(sim: Any, dt: DataType, exp: str) -> dict[str, dict]:
     return {dt.key_of(r): r for r in dt.redact(records)}
 
 
-def assert_landed_equals_simulator(sim: Any, root: Path, types=DATA_TYPES) -> int:
+def assert_landed_equals_simulator(sim: Any, root: Path, types=DEFAULT_TYPES) -> int:
     """Every type, every experiment: the landed rows (by key) equal the simulator's."""
     compared = 0
     for dt in types:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from hs_simulator import Simulator, extras
 from hs_sync.checks import run_checks
 from hs_sync.cli import main
+from hs_sync.registry import DATA_TYPES
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.checks_helpers import copy_of, execute
@@ -24,7 +25,8 @@ def world(tmp_path_factory):
     sim = Simulator(seed=1, scale=SMALL_SCALE, defects=False)
     sim.start()
     try:
-        config = make_config(sim, tmp_path_factory.mktemp("sdk") / "wh")
+        every = tuple(dt.name for dt in DATA_TYPES)  # deployment sessions are opt-in
+        config = make_config(sim, tmp_path_factory.mktemp("sdk") / "wh", types=every)
         summary = sync(config)
         assert summary.exit_code == 0, summary.errors
         yield sim, config, summary
