@@ -121,16 +121,20 @@ def session_rows(ds, deployment: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: r[k] for k in keep} for r in rooms if r["deploymentId"] == deployment["id"]]
 
 
-def records(ds, path: str, experiment_id: str | None = None) -> list[dict[str, Any]]:
+def records(
+    ds, path: str, experiment_id: str | None = None, room_id: str | None = None
+) -> list[dict[str, Any]]:
     """Ground truth of one of `PATHS` for an experiment (None: all): what the endpoints
-    serve, read per room (variables) or per deployment (sessions) and concatenated."""
+    serve, read per room (variables: of `room_id` alone when given) or per deployment
+    (sessions) and concatenated."""
     out: list[dict[str, Any]] = []
     for exp in ds.experiment_ids:
         if experiment_id not in (None, exp):
             continue
         if path == "variables":
             for room in ds.records("rooms", exp):
-                out += variable_rows(ds, room["id"])
+                if room_id in (None, room["id"]):
+                    out += variable_rows(ds, room["id"])
         elif path == "agent-decisions":
             out += agent_decision_rows(ds, exp)
         elif path == "agent-runs":
