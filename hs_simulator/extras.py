@@ -110,7 +110,8 @@ def agent_decision_rows(ds, experiment_id: str, room_id: str | None = None) -> l
                 "outputTokens": 20 + seq,
                 "timestamp": iso(start + 5_000 * seq),
             })  # fmt: skip
-        out.append({"_type": "run", **{k: v for k, v in run.items() if k != "roomStatus"}})
+        manifest = {k: v for k, v in run.items() if k not in ("roomStatus", "orphaned")}
+        out.append({"_type": "run", **manifest})
     return out
 
 

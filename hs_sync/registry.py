@@ -449,6 +449,17 @@ DATA_TYPES: tuple[DataType, ...] = (
 )
 
 # Types served by the SDK's other read endpoints (variables, deployment sessions, agents).
+_AGENT_RUN = (  # an AI agent's run manifest
+    col("personaId", STR),
+    col("seed", INT),
+    col("totalInputTokens", INT),
+    col("totalOutputTokens", INT),
+    col("totalCostUsd", FLOAT),
+    col("turns", INT),
+    col("codeCommitSha", STR),
+    col("startedAt", TS),
+    col("endedAt", TS),
+)
 DATA_TYPES += (
     DataType(
         name="variables",
@@ -519,6 +530,7 @@ DATA_TYPES += (
             col("inputTokens", INT),
             col("outputTokens", INT),
             col("timestamp", TS),
+            *_AGENT_RUN,  # a run's manifest row (recordType 'run')
         ),
     ),
     DataType(
@@ -535,19 +547,11 @@ DATA_TYPES += (
         columns=(
             col("id", STR),
             *_WHO,
-            col("personaId", STR),
             col("model", STR),
             col("provider", STR),
-            col("seed", INT),
-            col("totalInputTokens", INT),
-            col("totalOutputTokens", INT),
-            col("totalCostUsd", FLOAT),
-            col("turns", INT),
-            col("codeCommitSha", STR),
+            *_AGENT_RUN,
             col("roomStatus", STR),
             col("orphaned", BOOL),
-            col("startedAt", TS),
-            col("endedAt", TS),
         ),
     ),
 )

@@ -117,8 +117,13 @@ def served_rows(sim: Any, dt: DataType) -> list[dict]:
     """What the API serves of `dt` now, one record per key, with the experiment and room
     the warehouse gives records that lack them (registry `experiment_from_pull`,
     `room_from`); [] for a type a default sync does not pull."""
+    return list(served_by_key(sim, dt).values())
+
+
+def served_by_key(sim: Any, dt: DataType) -> dict[str, dict]:
+    """`served_rows` by the key of each record as served."""
     if not dt.default:
-        return []
+        return {}
     rows: dict[str, dict] = {}
     for exp in sim.dataset.experiment_ids:
         if dt.data_endpoint and "experiment" not in dt.scopes:  # served per room only
@@ -139,4 +144,4 @@ def served_rows(sim: Any, dt: DataType) -> list[dict]:
             if room is not None and "scope" in dt.room_from and filled.get("roomId") is None:
                 filled["roomId"] = room
             rows[dt.key_of(record)] = filled
-    return list(rows.values())
+    return rows
