@@ -105,12 +105,25 @@ class DataType:
     # Pulled once per record of this other type in the experiment: `path` then holds
     # `{id}`, that record's id (deployment sessions: `deployments/{id}/sessions`).
     parent: str | None = None
-    # The field naming the participant (of the participants table) a row belongs to
-    # (chat: the sender); None: its participants are not listed there (AI agents).
-    participant_field: str | None = "participantId"
     # Names the API's per-participant `counts` may give this type besides its name and path.
     count_names: tuple[str, ...] = ()
     default: bool = True  # synced when no types are named (else only when named)
+    # The entity this table lists, whose `id` column names it ("experiment",
+    # "deployment", "room", "participant"); None for data tables.
+    lists: str | None = None
+    # The field naming a row's participant (chat: the sender); None: its participants are
+    # not listed in the participants table (AI agents).
+    participant_field: str | None = "participantId"
+    triggers_media: bool = False  # its rows are recordings whose files `media` downloads
+    row_cap: int | None = None  # the API lists at most this many rows
+    marks_sessions: bool = False  # a room with none of its rows is a missing session
+
+    def column_for(self, entity: str) -> str | None:
+        """The column naming a row's `entity` ("room", "participant", ...), if it has one."""
+        if self.lists == entity:
+            return "id"
+        name = self.participant_field if entity == "participant" else f"{entity}Id"
+        return name if name is not None and name in {c.name for c in self.columns} else None
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -173,6 +186,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         mode=Mode.TIME,
         api_scope="read:events",
         key=("id",),
+        marks_sessions=True,
         date_partitioned=True,
         columns=(
             col("id", STR),
@@ -338,6 +352,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         api_scope="read:recordings",
         key=("recordingId",),
         cursor="startTime",
+        triggers_media=True,
         secret_fields=("downloadUrl", "url"),  # legacy records: signed URLs
         experiment_from_pull=True,
         room_from=("scope", "participants"),
@@ -365,6 +380,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="participants",
         path="participants",
         mode=Mode.SNAPSHOT,
+        lists="participant",
         api_scope="read:events",
         scopes=("experiment", "room"),
         key=("id", "roomId"),
@@ -386,6 +402,8 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="rooms",
         path="rooms",
         mode=Mode.SNAPSHOT,
+        lists="room",
+        row_cap=5000,
         api_scope="read:events",
         scopes=("experiment",),
         key=("id",),
@@ -410,6 +428,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="deployments",
         path="deployments",
         mode=Mode.SNAPSHOT,
+        lists="deployment",
         api_scope=None,
         scopes=(),
         key=("id",),
@@ -429,6 +448,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="experiments",
         path="experiments",
         mode=Mode.SNAPSHOT,
+        lists="experiment",
         api_scope="read:experiments",
         scopes=(),
         key=("id",),
@@ -576,6 +596,18 @@ COUNTS = DataType(
         json_col("hasData"),
     ),
 )
+# Every field that carries a credential, in any data type.
+SECRET_FIELDS: frozenset[str] = frozenset(f for dt in DATA_TYPES for f in dt.secret_fields)
+
+
+def media_type() -> DataType:
+    """The data type whose rows are the recordings `media` downloads."""
+    return next(dt for dt in DATA_TYPES if dt.triggers_media)
+
+
+def listing(entity: str) -> DataType:
+    """The data type that lists `entity` ("room", "experiment", ...)."""
+    return next(dt for dt in DATA_TYPES if dt.lists == entity)
 
 
 def get(name: str) -> DataType:

@@ -22,7 +22,7 @@ def count_names() -> dict[str, DataType]:
     """Every name the API's counts may give a data type, to that type."""
     names: dict[str, DataType] = {}
     for dt in DATA_TYPES:
-        if dt.participant_field is None or "participant" not in dt.scopes:
+        if dt.column_for("participant") is None or "participant" not in dt.scopes:
             continue
         for name in (dt.name, dt.path, *dt.count_names):
             names.setdefault(name, dt)
@@ -90,7 +90,7 @@ def _warehouse_count(ctx: CheckContext, dt: DataType, room: str, participant: st
         duck.sql(
             "SELECT count(*) FROM {t} WHERE roomId = ? AND {p} = ?",
             t=duck.quote(dt.name),
-            p=duck.quote(dt.participant_field or "participantId"),
+            p=duck.quote(dt.column_for("participant") or "participantId"),
         ),
         [room, participant],
     )

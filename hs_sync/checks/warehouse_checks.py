@@ -23,11 +23,10 @@ def missing_sessions(ctx: CheckContext) -> list[Issue]:
 def orphans(ctx: CheckContext) -> list[Issue]:
     found: dict[tuple[str, str, str | None], Issue] = {}
     for dt in DATA_TYPES:
-        names = {c.name for c in dt.columns}
-        if dt.name == "rooms" or "roomId" not in names:
+        if dt.lists == "room" or dt.column_for("room") is None:
             continue
-        participant = dt.participant_field
-        checkable = dt.name != "participants" and participant in names
+        participant = dt.column_for("participant")
+        checkable = dt.lists != "participant" and participant is not None
         rows = ctx.issues(
             "orphans",
             table=duck.quote(dt.name),
