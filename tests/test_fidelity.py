@@ -18,7 +18,7 @@ import pytest
 from hs_simulator import Simulator
 from hs_simulator.planted import ABSENT
 from hs_simulator.timeutil import iso
-from hs_sync.checks import run_check
+from hs_sync.checks import run_check, run_checks
 from hs_sync.media import download_media
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse, safe_part
@@ -81,6 +81,11 @@ def _plant(sim: Simulator) -> dict:
         {**event, "id": "evt_answers_1", "roomId": second.id, "timestamp": iso(rejoined + 20),
          "category": "questionnaire", "eventType": "questionnaire.response",
          "response": {"answers": ANSWERS}},
+    ])  # fmt: skip
+    ratings = ds.records("ratings/continuous", first.experiment_id)
+    rating = next(r for r in ratings if r["participantId"] == first.id)
+    sim.plant_rows("ratings/continuous", first.experiment_id, [
+        {**rating, "roomId": second.id, "timestamp": iso(rejoined + 30), "onset": 30},
     ])  # fmt: skip
     return {
         "expired": expired,
@@ -194,3 +199,13 @@ def test_questionnaire_answers_lists(world):
     assert got == [("q_mood", "How do you feel?", "4"), ("q_text", "Anything else?", "all good")]
     nulls = query(wh, "SELECT count(*) FROM questionnaire_responses WHERE question_id IS NULL")
     assert nulls == [(0,)]
+
+
+def test_no_check_reports_a_false_finding(world):
+    _, config, planted, _ = world
+    results = {r.name: r for r in run_checks(config)}
+    failed = {name for name, r in results.items() if r.status in ("failed", "error")}
+    # the one true finding: the legacy recording whose link expired is not on disk
+    assert failed <= {"recordings_on_disk"}
+    if failed:
+        assert [i.id for i in results["recordings_on_disk"].issues] == [planted["expired"]]
