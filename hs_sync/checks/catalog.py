@@ -100,6 +100,14 @@ CHECKS: tuple[Check, ...] = (
         state_checks.quarantine,
         hints.quarantine,
     ),
+    Check(
+        "state_stores",
+        ERROR,
+        "The extraction state, transform ledger and media manifest open and pass SQLite's "
+        "integrity check.",
+        state_checks.stores,
+        hints.stores,
+    ),
 )
 
 # Checks of the rooms a run names (`hs-sync check --room ROOM`), not of the whole warehouse.
