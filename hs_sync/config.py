@@ -61,6 +61,15 @@ class Config:
     # Per-user state shared by every warehouse (the request ledger of each key); None:
     # $HS_SYNC_STATE_DIR, else $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync.
     state_dir: Path | None = None
+    # Request economy (docs/requests.md): time buckets whose landed rows are counted,
+    # how much history each sync verifies against the API's totals, and polling backoff.
+    bucket_seconds: int = 300
+    verify_recent_hours: float = 24.0  # verified on every poll of a time type
+    verify_all_hours: float = 24.0  # all history verified this often
+    verify_budget: int = 60  # requests a run may spend on bisecting and re-reading
+    poll_after_unchanged: int = 2  # polls that saw no change before backing off
+    poll_max_interval_seconds: float = 3600.0
+    access_cache_hours: float = 24.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -93,6 +102,8 @@ def _validate(cfg: Config) -> None:
         "budget_per_hour",
         "budget_per_minute",
         "media_concurrency",
+        "bucket_seconds",
+        "poll_max_interval_seconds",
     )
     for name in positive:
         if getattr(cfg, name) <= 0:

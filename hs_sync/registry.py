@@ -108,6 +108,9 @@ class DataType:
     # Names the API's per-participant `counts` may give this type besides its name and path.
     count_names: tuple[str, ...] = ()
     default: bool = True  # synced when no types are named (else only when named)
+    # Snapshot tables: the field whose newest value (sorted descending) shows a change,
+    # so a probe of one row can tell whether a re-read is needed.
+    change_sort: str | None = None
     # The entity this table lists, whose `id` column names it ("experiment",
     # "deployment", "room", "participant"); None for data tables.
     lists: str | None = None
@@ -380,6 +383,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="participants",
         path="participants",
         mode=Mode.SNAPSHOT,
+        change_sort="completedAt",
         lists="participant",
         api_scope="read:events",
         scopes=("experiment", "room"),
@@ -402,6 +406,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="rooms",
         path="rooms",
         mode=Mode.SNAPSHOT,
+        change_sort="updatedAt",
         lists="room",
         row_cap=5000,
         api_scope="read:events",

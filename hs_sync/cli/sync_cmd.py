@@ -105,6 +105,11 @@ def print_summary(summary) -> None:
         f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
+    purposes = {k: v for k, v in summary.requests_by_purpose.items() if v}
+    if purposes:
+        echo("  requests by purpose: " + ", ".join(f"{k} {v}" for k, v in purposes.items()))
+    if summary.polls.get("not_due"):
+        echo(f"  {summary.polls['not_due']} unit(s) without recent change not due yet")
     for type_name, per in sorted(summary.rows.items()):
         for exp, rows in sorted(per.items()):
             echo(f"  {shown(type_name):<20} {shown(exp):<24} {rows:>10,} rows")
