@@ -727,7 +727,9 @@ class Extractor:
                 if room and not unchanged:
                     self.state.set_room_digest(dt.name, exp, scope_id, writer.content_digest)
                 for room_id, digest in writer.room_content_digests.items():
-                    self.state.set_room_digest(dt.name, exp, room_id, digest)
+                    if not room:  # a room read's own digest is the whole read's (its
+                        # records may not name the room: room-scope-only types)
+                        self.state.set_room_digest(dt.name, exp, room_id, digest)
                 for room_id, (n, last) in tally.items():
                     self.state.set_room_offset(dt.name, exp, room_id, n, _row_hash(last))
                 self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
