@@ -30,6 +30,7 @@ ENV = {
     "warehouse": "HS_SYNC_WAREHOUSE",
     "local_dir": "HS_SYNC_LOCAL_DIR",
     "catalog_uri": "HS_SYNC_CATALOG_URI",
+    "state_dir": "HS_SYNC_STATE_DIR",
 }
 
 
@@ -71,6 +72,9 @@ class Config:
     s3_endpoint: str | None = None  # else AWS_ENDPOINT_URL
     s3_region: str | None = None  # else AWS_REGION / AWS_DEFAULT_REGION
     group: str | None = None  # share the warehouse read-only with this group (lab server)
+    # Per-user state shared by every warehouse (the request ledger of each key); None:
+    # $HS_SYNC_STATE_DIR, else $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync.
+    state_dir: Path | None = None
     # Request economy (docs/requests.md): time buckets whose landed rows are counted,
     # how much history each sync verifies against the API's totals, and polling backoff.
     bucket_seconds: int = 300
@@ -95,7 +99,7 @@ class Config:
     @property
     def data_types(self) -> tuple[registry.DataType, ...]:
         if not self.types:
-            return registry.DATA_TYPES
+            return registry.DEFAULT_TYPES
         return tuple(registry.BY_NAME[t] for t in self.types)
 
     def replace(self, **changes: Any) -> Config:
@@ -171,7 +175,7 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name == "warehouse" and objstore.is_uri(value):
             return str(value)
-        if name in ("warehouse", "local_dir"):
+        if name in ("warehouse", "local_dir", "state_dir"):
             return Path(value).expanduser()
         if name in ("experiments", "types", "rooms"):
             if isinstance(value, str):

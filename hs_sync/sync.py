@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from hs_sync import interrupt, objstore, registry, stores
-from hs_sync.api.budget import RequestBudget
+from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import (
@@ -41,7 +41,7 @@ from hs_sync.errors import (
 from hs_sync.extract.polling import Schedule
 from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room_version
 from hs_sync.land.batch import sweep_temporaries
-from hs_sync.land.state import ExtractState, remembered_access, remembered_requests
+from hs_sync.land.state import ExtractState, remembered_access
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import DataType, Mode
 from hs_sync.warehouse import Warehouse
@@ -222,12 +222,8 @@ def sync(
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = objstore.open_warehouse(config)
     stores.require_usable(warehouse)  # one line naming the repair, before any request
-    budget = RequestBudget(
-        config.budget_per_hour,
-        config.budget_per_minute,
-        clock=clock.time,
-        sleep=interrupt.sleep if clock is time else clock.sleep,
-        spent=remembered_requests(warehouse),
+    budget = budget_for(
+        config, clock=clock.time, sleep=interrupt.sleep if clock is time else clock.sleep
     )
     types = config.data_types
     with ApiClient(config, budget) as client, _signals(signals, client, warehouse, summary):
@@ -306,11 +302,7 @@ def discover(config: Config) -> list[str]:
     """The experiments a sync of `config` would pull (GET /experiments unless named),
     each checked for access; a few requests, counted in the warehouse's budget."""
     warehouse = Warehouse(config.warehouse)
-    budget = RequestBudget(
-        config.budget_per_hour,
-        config.budget_per_minute,
-        spent=remembered_requests(warehouse),
-    )
+    budget = budget_for(config)  # the key's shared ledger, as every run on this machine
     with ApiClient(config, budget) as client:
         summary = RunSummary(run_id=_run_id(), started_at=now_iso())
         access = remembered_access(warehouse, config.access_cache_hours)
@@ -495,6 +487,8 @@ def _pull_all(
             return lambda: _land_experiment(ex, dt, exp, experiments_listing())
         if dt.mode is Mode.TIME:
             return lambda: ex.pull_time(dt, exp)
+        if dt.parent is not None:
+            return lambda: ex.pull_children(dt, exp)
         return lambda: ex.pull_whole(dt, exp)
 
     # Phase 1: everything except the room units (the rooms snapshot drives those).

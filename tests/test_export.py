@@ -33,7 +33,7 @@ from hs_sync.export import (
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import make_config
+from tests.extract_helpers import make_config, served_rows
 
 BOM = b"\xef\xbb\xbf"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -112,10 +112,7 @@ def world(tmp_path_factory) -> World:
         assert summary.exit_code == 0, summary.errors
     finally:
         sim.stop()  # everything below runs with no API
-    records = {}
-    for dt in registry.DATA_TYPES:
-        unique = {dt.key_of(r): r for r in dt.redact(sim.dataset.records(dt.path))}
-        records[dt.name] = list(unique.values())
+    records = {dt.name: served_rows(sim, dt) for dt in registry.DATA_TYPES}
     return World(wh, records)
 
 

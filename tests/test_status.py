@@ -20,7 +20,7 @@ from hs_sync.status import status
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import make_config
+from tests.extract_helpers import make_config, served_rows
 from tests.warehouse_helpers import event, land
 
 
@@ -36,10 +36,7 @@ def synced(tmp_path_factory):
         assert first.exit_code == second.exit_code == 0
     finally:
         sim.stop()
-    records = {}
-    for dt in registry.DATA_TYPES:
-        unique = {dt.key_of(r): r for r in sim.dataset.records(dt.path)}
-        records[dt.name] = list(unique.values())
+    records = {dt.name: served_rows(sim, dt) for dt in registry.DATA_TYPES}
     return wh, (first, second), records
 
 
