@@ -98,7 +98,7 @@ EXPERIMENT_SPECS = (
     dict(
         key="solo",
         name="Solo emotion rating — Ωmega pilot",
-        description=None,
+        description="",  # empty, not null: the SDK types it a string
         features=Feature(False, False, True, True, True, False),
         sizes=((1, 1.0),),
         roles=("rater",),
@@ -639,8 +639,12 @@ class _Session:
                 jit = rng.randint(5, 250)
                 self.event(p, s0 + jit, "state", "state.transition", state=state,
                            content=state[1])  # fmt: skip
-                variables = {"round": self.states.index(state) + 1, "condition": "A", "note": None,
-                             "sessionSeed": BIG_INTS[self.states.index(state) % len(BIG_INTS)]}
+                variables = {
+                    "round": self.states.index(state) + 1,
+                    "condition": "A",
+                    "note": None,
+                    "sessionSeed": BIG_INTS[self.states.index(state) % len(BIG_INTS)],
+                }
                 comps = _COMPONENTS[kind]
                 for ci, ctype in enumerate(comps):
                     comp_id = f"{state[0]}_{ctype}_{ci}"
