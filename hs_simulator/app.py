@@ -605,7 +605,7 @@ class SimApp:
             if q.get("status"):
                 rows = [r for r in rows if r["status"] == q["status"]]
             meta = {"dataType": "deployments", "scope": "user", "scopeId": shapes.OWNER_ID}
-            body = b",".join(orjson.dumps(shapes.deployment_listing(r)) for r in rows)
+            body = b",".join(orjson.dumps(r) for r in rows)
             return _envelope(meta, body)
         dep_id = parts[0]
         found = [r for r in self.ds.records("deployments") if r["id"] == dep_id]

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from .generate import STATES
+from .snapshots import OWNER_ID
 from .timeutil import iso
 
 DEFAULT_LIMIT = 1000
@@ -43,8 +44,6 @@ COUNT_NAMES = {
     "recordings": "recordings",
 }
 
-OWNER_ID = "usr_simulated_owner"
-OWNER_NAME = "Simulated Lab"
 _FOCUS = {
     "info": "showtext",
     "media_continuous": "showvideo",
@@ -126,16 +125,11 @@ def experiment_export(exp) -> tuple[dict[str, Any], dict[str, Any]]:
     return meta, {"experiment": config, "mediaAssets": assets}
 
 
-def deployment_listing(row: dict) -> dict[str, Any]:
-    """A deployments-list row: the deployment with its owner."""
-    return {**row, "ownerId": OWNER_ID, "ownerName": OWNER_NAME}
-
-
 def deployment_detail(row: dict, plan) -> dict[str, Any]:
     """`GET /deployments/{id}`: the listing row with capacity and last update."""
     updated = min(plan.closes_at, max(plan.created_at, plan.created_at + 86_400_000))
     return {
-        **deployment_listing(row),
+        **row,
         "maxParticipants": 200 if plan.name == "main" else 40,
         "updatedAt": iso(updated),
     }

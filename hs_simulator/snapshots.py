@@ -17,6 +17,8 @@ from .plan import Experiment, Recording, Room
 from .timeutil import iso, iso_or_none, iso_seconds
 
 Row = tuple[int, dict[str, Any], dict[str, Any]]
+OWNER_ID = "usr_simulated_owner"  # the key's user: owner of every experiment and deployment
+OWNER_NAME = "Simulated Lab"
 
 
 def room_rows(rooms: Iterable[Room], now: int) -> list[Row]:
@@ -162,6 +164,8 @@ def deployment_rows(experiments: Iterable[Experiment], rooms: list[Room], now: i
                 "experimentId": d.experiment_id,
                 "name": d.name,
                 "status": status,
+                "ownerId": OWNER_ID,
+                "ownerName": OWNER_NAME,
                 "participantCount": counts.get(d.id, 0),
                 "roomCount": room_counts.get(d.id, 0),
                 "createdAt": iso(d.created_at),
