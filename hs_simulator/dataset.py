@@ -305,19 +305,17 @@ class Dataset:
                 record = orjson.loads(table.row(pos))
                 delta = ts - table.ts[pos]
                 record[TIME_FIELD[data_type]] = iso(ts)
-                if isinstance(record.get("onset"), int):
+                if isinstance(record.get("onset"), (int, float)):
                     record["onset"] += delta
                 if data_type in ID_FIELD:
                     prefix = record[ID_FIELD[data_type]].split("_")[0]
                     record[ID_FIELD[data_type]] = f"{prefix}_late{rng.getrandbits(40):010x}"
                 if data_type == "ratings/continuous":
                     record["value"] = round(rng.uniform(0, 100), 2)
-                cols = {}
-                for name in table.cols:
-                    if name == "participantId" and data_type == "chat":
-                        cols[name] = record["senderId"]
-                    else:
-                        cols[name] = record.get(name)
+                # the copied row's columns (some types carry no roomId), with its new onset
+                cols = {name: column[pos] for name, column in table.cols.items()}
+                if "onset" in cols:
+                    cols["onset"] = record["onset"]
                 made.append((ts, orjson.dumps(record), cols))
                 out.append(record)
             table.insert(made)

@@ -125,3 +125,14 @@ def test_deployments_list_is_one_page_and_counts_use_the_sdk_names(sim):
     mine = [m for m in sim.dataset.records("chat")
             if (m["senderId"], m["roomId"]) == (chat["senderId"], chat["roomId"])]  # fmt: skip
     assert data[0]["counts"]["textchat"] == len(mine) and data[0]["hasData"]["textchat"]
+
+
+def test_late_rows_of_a_room_less_type_are_served_in_their_room(sim_factory):
+    sim = sim_factory(seed=2)
+    made = sim.add_late_rows("ratings/sparse", 3)
+    rows, rooms = sim.dataset.records("ratings/sparse"), sim.dataset.room_ids("ratings/sparse")
+    for row in made:
+        room = rooms[rows.index(row)]
+        assert row in _get(sim, f"/data/ratings/sparse/room/{room}").json()["data"]
+    gaze = sim.add_late_rows("eyetracking", 2)
+    assert all(isinstance(g["onset"], float) for g in gaze)
