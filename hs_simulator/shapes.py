@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .generate import STATES
+from .generate import EXPERIMENT_SPECS, STATES
 from .snapshots import OWNER_ID
 from .timeutil import iso
 
@@ -54,14 +54,15 @@ _FOCUS = {
 }
 
 
-def _key(exp) -> str:
-    return ("coview", "solo", "dyad")[exp.index % 3]
+def _spec(exp) -> dict:
+    return EXPERIMENT_SPECS[exp.index]
 
 
 def experiment_config(exp) -> dict[str, Any]:
     """The experiment's configuration document (the SDK's experiment schema)."""
+    spec = _spec(exp)
     states = []
-    for order, (state_id, name, kind, lo, hi) in enumerate(STATES[_key(exp)]):
+    for order, (state_id, name, kind, lo, hi) in enumerate(STATES[spec["key"]]):
         states.append(
             {
                 "id": state_id,
@@ -72,19 +73,15 @@ def experiment_config(exp) -> dict[str, Any]:
                 "globalComponentsVisibility": {},
             }
         )
-    roles = {}
-    for role in dict.fromkeys(("host", "viewer", "rater", "speaker", "listener")):
-        if role in {"host", "viewer"} and exp.index % 3 == 0:
-            roles[role] = {"name": role.title(), "participantCount": 1 if role == "host" else 3}
-        elif role == "rater" and exp.index % 3 == 1:
-            roles[role] = {"name": "Rater", "participantCount": 1}
-        elif role in {"speaker", "listener"} and exp.index % 3 == 2:
-            roles[role] = {"name": role.title(), "participantCount": 1}
+    roles: dict[str, dict] = {}
+    for role in spec["roles"]:  # one slot per seat; a role can hold several
+        entry = roles.setdefault(role, {"name": role.title(), "participantCount": 0})
+        entry["participantCount"] += 1
     return {
         "id": exp.id,
         "name": exp.name,
         "description": exp.description or "",
-        "requiredParticipants": sum(r["participantCount"] for r in roles.values()),
+        "requiredParticipants": min(size for size, _ in spec["sizes"]),
         "randomizeStates": False,
         "states": states,
         "roles": roles,
