@@ -44,7 +44,9 @@ class Config:
     full_refresh: bool = False
     page_size: int = 1000
     concurrency: int = 4
-    timeout_seconds: float = 60.0
+    timeout_seconds: float = 60.0  # per read (connect, each chunk of the body)
+    request_deadline_seconds: float = 300.0  # a whole response, however it trickles
+    max_body_bytes: int = 64 * 1024 * 1024  # a response body, decompressed
     max_attempts: int = 6
     retry_floor_seconds: float = 0.5  # minimum wait on 429 even when Retry-After says 0
     retry_max_wait_seconds: float = 30.0
@@ -81,6 +83,8 @@ def _validate(cfg: Config) -> None:
         "page_size",
         "concurrency",
         "timeout_seconds",
+        "request_deadline_seconds",
+        "max_body_bytes",
         "max_attempts",
         "budget_per_hour",
         "budget_per_minute",

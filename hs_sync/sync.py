@@ -9,16 +9,22 @@ normalizer, record the run.
 
 from __future__ import annotations
 
+import errno
+import os
 import secrets
+import shutil
+import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hs_sync import registry
+from hs_sync import interrupt, registry, stores
 from hs_sync.api.budget import RequestBudget
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -94,6 +100,7 @@ class _Run:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
+        self.disk_full: BaseException | None = None
 
     def record(self, result: PullResult) -> None:
         with self.lock:
@@ -138,7 +145,17 @@ class _Run:
             with self.lock:
                 self.summary.errors[name] = str(exc)
             return None
-        except (HsSyncError, OSError) as exc:
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not disk_full(exc):
+                with self.lock:
+                    self.summary.errors[name] = f"{type(exc).__name__}: {exc}"
+                return None
+            self.stop.set()  # every other unit would fail the same way
+            with self.lock:
+                self.disk_full = self.disk_full or exc
+                self.summary.errors[name] = f"the disk is full ({exc})"
+            return None
+        except HsSyncError as exc:
             with self.lock:
                 self.summary.errors[name] = f"{type(exc).__name__}: {exc}"
             self.progress("error", data_type=dt.name, experiment=exp, reason=str(exc))
@@ -154,15 +171,19 @@ def sync(
     progress: Progress | None = None,
     transform: bool = True,
     clock: Any = time,
+    signals: bool = False,
 ) -> RunSummary:
     """Run one incremental sync of `config`'s experiments and data types.
 
     With `transform=False` the run only lands raw data (an orchestrator then
     calls the transform per data type itself). `clock` is what the request
     budget reads and waits on: anything with `time()` and `sleep(seconds)`
-    (the `time` module; tests pass a sped-up clock).
-    Raises AuthError (401, nothing written), ConfigError and WarehouseLocked;
-    every other failure is reported per unit in the returned RunSummary.
+    (the `time` module; tests pass a sped-up clock). With `signals=True` (the
+    command line), SIGTERM and SIGINT stop the run within seconds (`hs_sync/interrupt.py`):
+    it is recorded as interrupted and raises Interrupted.
+    Raises AuthError (401, nothing written), ConfigError, WarehouseLocked and
+    DiskFull (the run is recorded, no half-written file is left); every other
+    failure is reported per unit in the returned RunSummary.
     """
     if not config.api_key:
         raise ConfigError("api_key", "no API key: set HYPERSTUDY_API_KEY")
@@ -171,15 +192,16 @@ def sync(
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = Warehouse(config.warehouse)
+    stores.require_usable(warehouse)  # one line naming the repair, before any request
     budget = RequestBudget(
         config.budget_per_hour,
         config.budget_per_minute,
         clock=clock.time,
-        sleep=clock.sleep,
+        sleep=interrupt.sleep if clock is time else clock.sleep,
         spent=remembered_requests(warehouse),
     )
     types = config.data_types
-    with ApiClient(config, budget) as client:
+    with ApiClient(config, budget) as client, _signals(signals, client, warehouse, summary):
         experiments, listing = _discover(client, config, summary)
         summary.experiments = experiments
         # The run's window end comes from the server's clock, never ours.
@@ -207,13 +229,21 @@ def sync(
                     _pull_all(run, extractor, client, types, experiments, listing)
                     if run.auth_error is not None:
                         raise run.auth_error
+                    if run.disk_full is not None:
+                        raise DiskFull(run.disk_full)
                     if transform:
                         memory.give_back()
                         summary.transform = _transform(warehouse, types, summary, run)
+                        interrupt.check()  # DuckDB may have turned the signal into its error
                         if config.media and any(dt.triggers_media for dt in types):
                             summary.media = _media(config, budget, summary, progress)
                     status = "partial" if summary.exit_code else "ok"
+                except interrupt.Interrupted:
+                    status = "interrupted"
+                    raise
                 finally:
+                    if status in ("interrupted", "failed"):
+                        _sweep(warehouse)  # half-landed batches, the transform's copy
                     summary.requests = client.attempts + (summary.media or {}).get(
                         "api_requests", 0
                     )
@@ -221,9 +251,61 @@ def sync(
                     summary.bytes_received = client.bytes_received
                     summary.budget = {**budget.state(), **summary.budget}
                     summary.duration_seconds = round(time.monotonic() - started, 3)
-                    state.save_budget_requests(budget.recent())
-                    state.finish_run(summary.run_id, status, client.attempts, summary.to_dict())
+                    try:
+                        state.save_budget_requests(budget.recent())
+                        state.finish_run(summary.run_id, status, client.attempts, summary.to_dict())
+                    except sqlite3.OperationalError as exc:
+                        if not disk_full(exc):
+                            raise
+                        raise DiskFull(exc) from None
     return summary
+
+
+class DiskFull(HsSyncError):
+    """The disk filled while landing: the run stops, recorded where possible (exit 1)."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(
+            f"the disk is full ({cause}); free space under the warehouse and run it again: "
+            "what was landed is kept"
+        )
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk (or a quota, or the file size limit) is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+
+
+def _sweep(warehouse: Warehouse) -> None:
+    """Remove what this stopped run left half-done: hidden batches and temporaries
+    under raw/, its building copy of the database, the transform's staging folder."""
+    sweep_temporaries(warehouse)
+    for stale in warehouse.state_dir.glob(f".{warehouse.db_path.name}.{os.getpid()}.*"):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)
+
+
+def _signals(enabled: bool, client: ApiClient, warehouse: Warehouse, summary: RunSummary):
+    """SIGTERM/SIGINT handling for a run (see hs_sync/interrupt.py), or nothing."""
+    if not enabled:
+        return nullcontext()
+
+    def last_resort(signum: int) -> None:
+        # The main thread did not unwind in time: record and clean up from here.
+        try:
+            _sweep(warehouse)
+            with ExtractState(warehouse) as state:
+                state.finish_run(summary.run_id, "interrupted", client.attempts, summary.to_dict())
+        finally:
+            print(
+                f"hs-sync sync: {interrupt.Interrupted(signum)}; the run is recorded as "
+                "interrupted",
+                file=sys.stderr,
+            )
+
+    return interrupt.on_signals(client.close, last_resort)
 
 
 def _discover(

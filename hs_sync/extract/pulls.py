@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
-from hs_sync.errors import NotFoundError
+from hs_sync.errors import ApiError, NotFoundError
 from hs_sync.land.batch import BatchWriter
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import DataType, Mode
@@ -146,9 +146,14 @@ class Extractor:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-page") as ahead:
             offset = 0
             pending = ahead.submit(fetch, offset)
+            first_total, rows = None, 0
             while pending is not None:
                 page, fetched_at = pending.result()
+                first_total = _total(page) if first_total is None else first_total
+                rows += page.count
                 nxt = _next_offset(page, offset)
+                if nxt is not None and first_total is not None:
+                    _check_bound(path, rows, first_total, self.config.page_size)
                 pending = ahead.submit(fetch, nxt) if nxt is not None else None
                 try:
                     yield page, fetched_at
@@ -515,6 +520,17 @@ def _total(page: Envelope) -> int | None:
         return None
     total = pagination.get("total")
     return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
+def _check_bound(path: str, rows: int, total: int, page_size: int) -> None:
+    """Raise when a scan has gone past its first page's `total` by more than a margin
+    (rows added while it runs): a server whose `hasMore` never ends must not hold the run."""
+    limit = total + max(2 * page_size, total // 10)
+    if rows > limit:
+        raise ApiError(
+            f"GET {path}: the API kept sending pages beyond pagination.total ({total:,}): "
+            f"{rows:,} rows; the read is stopped"
+        )
 
 
 def _next_offset(page: Envelope, offset: int) -> int | None:
