@@ -6,21 +6,31 @@ pre-encoded rows (`Dataset.query`) without decoding them.
 
 Choices where the contract is silent (documented for clients):
 - startTime/endTime are inclusive at both ends; an inverted range is empty.
-- `limit` must be 1..1000 (else 400 INVALID_PARAMETER, details.parameter);
-  `offset` >= 0; unknown `sort` or `order` values are 400 as well.
+- `limit` must be at least 1 (else 400 INVALID_PARAMETER, details.parameter);
+  above the endpoint's maximum (`shapes.MAX_LIMIT`) it is clamped. `offset` >= 0.
+  An unknown `sort` falls back to the default sort (the metadata says which
+  was used); an unknown `order` is 400.
 - csv and ndjson bodies carry only the rows; pagination goes in the headers
   `X-Total-Count`, `X-Has-More` and `X-Next-Offset`.
 - `metadata.processing.processingTimeMs` is derived from the page size, not
   measured, so identical requests give identical bytes.
 - `_warnings` (MISSING_INDEX) is added when a non-default sort is combined with
-  a time range or a category filter, and when the room listing hits its cap.
-- Participant scope is served for every type except rooms; it filters the room
-  given in `roomId` by participantId (chat: by senderId).
-- Counts are keyed by the API path names (`ratings/continuous`, ...).
-- `/deployments/{id}/sessions` returns up to 5,000 rooms in one page.
+  a time range or a category filter, on every plain experiment-scope query of
+  one experiment (its index is "not deployed"; the rows are still complete),
+  and when the room listing hits its cap.
+- Participant scope is served for every type except rooms and participants
+  (the docs: experiment and room scope only); it filters the room given in
+  `roomId` by participantId (chat: by senderId).
+- 401 answers carry the code AUTHENTICATION_ERROR (the SDK's fixture).
+- check-access answers 200 with `canView`/`canExport` false for an experiment
+  the key cannot see (unknown ones included).
+- Counts are keyed by the SDK's names (`textchat`, `continuousrating`, ...),
+  one object in a one-item `data` list.
+- The deployments list comes in one unpaginated page; `/deployments/{id}/sessions`
+  returns up to 5,000 rooms in one page.
 - The download-path mint endpoint answers 404 while a recording is processing
-  or when it failed; a signed URL that expired or was altered gets 403 with
-  an XML body, as a storage bucket does.
+  or when it failed; a signed URL that was altered gets 403 and one that
+  expired gets 400, each with an XML body, as the storage service does.
 - `/data/agent-decisions/...` and `/data/agent-runs/...` exist (the SDK's
   get_all_data calls them) and return no rows: the dataset has no AI agents.
 """
@@ -43,8 +53,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import extras
-from .auth import SCOPE_FOR_TYPE, KeyRing
+from . import extras, shapes
+from .auth import SCOPE_FOR_TYPE, KeyRing, grants
 from .dataset import DATA_TYPES, SERIES_TYPES, TIME_FIELD, Dataset
 from .faults import Faults
 from .media import MediaFault, media_bytes, parse_range
@@ -53,10 +63,10 @@ from .timeutil import iso, parse_iso
 
 API_PREFIX = "/api/v3"
 VERSION = "3.0.0"
-MAX_LIMIT = 1000
 SCOPES = ("experiment", "room", "participant")
 TYPE_SCOPES = {t: SCOPES for t in DATA_TYPES} | {
     "rooms": ("experiment", "room"),
+    "participants": ("experiment", "room"),
 }
 DATA_ENDPOINT_TYPES = tuple(t for t in DATA_TYPES if t not in ("deployments", "experiments"))
 TYPE_FILTERS = {
@@ -64,6 +74,9 @@ TYPE_FILTERS = {
     "components": ("componentType", "completed", "stateId"),
     "participants": ("completionCode",),
 }
+FILTER_NAMES = tuple(name for names in TYPE_FILTERS.values() for name in names)
+# the experiment (by index) whose plain experiment-scope queries warn of a missing index
+WARN_EXPERIMENT_INDEX = 2
 
 
 class ApiError(Exception):
@@ -202,7 +215,7 @@ class SimApp:
             missing = not request.headers.get("x-api-key")
             raise ApiError(
                 401,
-                "UNAUTHORIZED",
+                "AUTHENTICATION_ERROR",
                 "Missing API key" if missing else "Invalid or expired API key",
             )
         key = request.headers["x-api-key"]
@@ -220,7 +233,7 @@ class SimApp:
         if parts and parts[0] == "data" and len(parts) >= 3:
             return self._data(parts[1:], q, scopes)
         if parts and parts[0] == "deployments":
-            self._need(scopes, "read:deployments")
+            self._need(scopes, SCOPE_FOR_TYPE["deployments"])
             return self._deployments(parts[1:], q)
         if parts and parts[0] == "experiments":
             self._need(scopes, "read:experiments")
@@ -240,13 +253,14 @@ class SimApp:
         return "/" + (parts[0] if parts else "")
 
     @staticmethod
-    def _need(scopes: frozenset[str], required: str | None) -> None:
-        if required and required not in scopes:
+    def _need(scopes: frozenset[str], required: tuple[str, ...] | str | None) -> None:
+        if required and not grants(scopes, required):
+            first = required if isinstance(required, str) else required[0]
             raise ApiError(
                 403,
                 "FORBIDDEN",
-                f"API key lacks the required scope {required}",
-                {"required": [required], "provided": sorted(scopes)},
+                f"Insufficient scopes. Required: {first}",
+                {"required": [first], "provided": sorted(scopes)},
             )
 
     # -- /data --------------------------------------------------------------
@@ -254,8 +268,9 @@ class SimApp:
     def _data(self, parts: list[str], q, scopes) -> Response:
         head = parts[0]
         if head == "check-access" and len(parts) == 3 and parts[1] == "experiment":
-            self._experiment(parts[2])
-            return _json({"experimentId": parts[2], "canView": True, "canExport": True}, True)
+            known = parts[2] in self.ds.experiment_ids
+            body = {"experimentId": parts[2], "canView": known, "canExport": known}
+            return _json(body, True)
         if head == "counts" and len(parts) == 3 and parts[1] == "participant":
             self._need(scopes, "read:events")
             return self._counts(parts[2], q)
@@ -290,8 +305,8 @@ class SimApp:
         if not room_id:
             raise _bad("roomId", "roomId is required at participant scope")
         exp = self._room(room_id)
-        p = self.ds.participants.get(participant_id)
-        if p is None or p.room_id != room_id or p.joined_at > self.ds.cutoff:
+        p = self.ds.participants.get((room_id, participant_id))
+        if p is None or p.joined_at > self.ds.cutoff:
             raise _not_found("participant", participant_id)
         return exp
 
@@ -320,7 +335,7 @@ class SimApp:
                 filters[name] = value.lower() == "true"
             else:
                 filters[name] = value
-        paging = _paging(q, self.ds.sorts(data_type))
+        paging = _paging(q, self.ds.sorts(data_type), shapes.MAX_LIMIT[data_type])
         fmt = q.get("format", "json")
         if fmt not in ("json", "csv", "ndjson"):
             raise _bad("format", "format must be json, csv or ndjson", value=fmt)
@@ -348,12 +363,26 @@ class SimApp:
                 "MISSING_INDEX: The query requires an index that is not deployed "
                 f"(sort={paging['sort']} with a filter). Results may be incomplete."
             )
+        if self._plain_warning(scope, exp, q):
+            warnings.append(
+                f"MISSING_INDEX: Query for experiment/{exp} requires a composite index "
+                "that is not deployed. Results may be incomplete."
+            )
         if data_type == "rooms" and total >= 5000:
             warnings.append("ROOM_LIMIT: at most 5,000 rooms are returned.")
         names = ("deploymentId", "roomId", *TYPE_FILTERS.get(data_type, ()))
         extra = {k: q[k] for k in names if q.get(k)}
+        if data_type == "events":
+            extra.setdefault("category", None)
         return self._page(data_type, scope, scope_id, exp, paging, total, page, n, fmt,
                           extra, warnings)  # fmt: skip
+
+    def _plain_warning(self, scope: str, exp: str, q) -> bool:
+        """A plain query (no filter, default sort) on the experiment whose index is missing."""
+        if scope != "experiment" or self.ds.experiment_ids.index(exp) != WARN_EXPERIMENT_INDEX:
+            return False
+        filters = ("startTime", "endTime", "sort", "roomId", "deploymentId", *FILTER_NAMES)
+        return not any(q.get(name) for name in filters)
 
     def _page(self, data_type, scope, scope_id, exp, paging, total, page, n, fmt, extra,
               warnings) -> Response:  # fmt: skip
@@ -376,9 +405,11 @@ class SimApp:
                 body = page + b"\n" if n else b""
                 return Response(body, 200, headers, "application/x-ndjson")
             return Response(_csv(page, n), 200, headers, "text/csv; charset=utf-8")
-        started = self._started_at(scope, scope_id, exp)
+        started = self._started_at(scope, scope_id, exp, extra.get("roomId"))
+        kind, _, rating = data_type.partition("/")
         meta: dict[str, Any] = {
-            "dataType": data_type,
+            "dataType": kind,
+            **({"ratingType": rating} if rating else {}),
             "scope": scope,
             "scopeId": scope_id,
             "timestamp": iso(self.ds.clock.ms),
@@ -403,14 +434,13 @@ class SimApp:
             meta["_warnings"] = warnings
         return _envelope(meta, page)
 
-    def _started_at(self, scope: str, scope_id: str, exp: str) -> str | None:
+    def _started_at(self, scope: str, scope_id: str, exp: str, room_id: str | None) -> str | None:
         if scope == "experiment":
             deps = [d for d in self.ds.deployments.values() if d.experiment_id == exp]
             return iso(min(d.created_at for d in deps)) if deps else None
         room = self.ds.rooms.get(scope_id if scope == "room" else "") or None
         if room is None and scope == "participant":
-            p = self.ds.participants.get(scope_id)
-            room = self.ds.rooms.get(p.room_id) if p else None
+            room = self.ds.rooms.get(room_id or "")
         if room is None or room.started_at is None or room.started_at > self.ds.cutoff:
             return None
         return iso(room.started_at)
@@ -465,7 +495,7 @@ class SimApp:
         counts = {}
         for data_type in (*SERIES_TYPES, "recordings"):
             total, _, _ = self.ds.query(data_type, exp, filters, limit=0)
-            counts[data_type] = total
+            counts[shapes.COUNT_NAMES[data_type]] = total
         data = {
             "participantId": participant_id,
             "roomId": room_id,
@@ -473,7 +503,7 @@ class SimApp:
             "hasData": {k: v > 0 for k, v in counts.items()},
         }
         meta = {"dataType": "counts", "scope": "participant", "scopeId": participant_id}
-        return _envelope(meta, orjson.dumps(data))
+        return _envelope(meta, orjson.dumps(data))  # one item in the `data` list
 
     def _extra(self, head: str, scope: str, scope_id: str) -> Response:
         """Room variables, agent decisions (experiment or room scope) and agent runs."""
@@ -552,7 +582,7 @@ class SimApp:
         if rec is None or not self.ds.signer.valid(rid, expires, q.get("sig", "")):
             return _storage_error("SignatureDoesNotMatch", "The request signature is invalid.")
         if expires < time.time() * 1000:
-            return _storage_error("ExpiredToken", "The provided token has expired.")
+            return _storage_error("ExpiredToken", "The provided token has expired.", 400)
         if rec.failed or rec.ready_at > self.ds.cutoff:
             return _storage_error("NoSuchKey", "The specified key does not exist.", 404)
         data = media_bytes(self.ds.seed, rec)
@@ -592,15 +622,20 @@ class SimApp:
                 rows = [r for r in rows if r["experimentId"] == q["experimentId"]]
             if q.get("status"):
                 rows = [r for r in rows if r["status"] == q["status"]]
-            return self._listing("deployments", rows, q, MAX_LIMIT)
+            meta = {"dataType": "deployments", "scope": "user", "scopeId": shapes.OWNER_ID}
+            body = b",".join(orjson.dumps(r) for r in rows)
+            return _envelope(meta, body)
         dep_id = parts[0]
         found = [r for r in self.ds.records("deployments") if r["id"] == dep_id]
         if not found:
             raise _not_found("deployment", dep_id)
         if len(parts) == 1:
-            return _json(found[0], True)
+            meta = {"dataType": "deployment", "scope": "deployment", "scopeId": dep_id}
+            detail = shapes.deployment_detail(found[0], self.ds.deployments[dep_id])
+            return _json_envelope(meta, detail)
         if parts[1:] == ["sessions"]:
-            return self._listing("sessions", extras.session_rows(self.ds, found[0]), q, 5000)
+            rows = extras.session_rows(self.ds, found[0])
+            return self._listing("sessions", rows, q, 5000, ("deployment", dep_id))
         raise _not_found("endpoint", "/deployments/" + "/".join(parts))
 
     def _experiments(self, parts: list[str], q) -> Response:
@@ -609,15 +644,22 @@ class SimApp:
             term = (q.get("search") or "").lower()
             if term:
                 rows = [r for r in rows if term in f"{r['name']} {r['description'] or ''}".lower()]
-            return self._listing("experiments", rows, q, MAX_LIMIT)
+            return self._listing("experiments", rows, q, 100, ("user", shapes.OWNER_ID))
         found = [r for r in rows if r["id"] == parts[0]]
-        if not found or len(parts) > 1:
+        if not found or len(parts) > 2 or parts[1:] not in ([], ["config"], ["export"]):
             raise _not_found("experiment", "/".join(parts))
-        return _json(found[0], True)
+        plan = self.ds.experiment_plans[parts[0]]
+        meta = {"dataType": "experiment", "scope": "experiment", "scopeId": parts[0]}
+        if parts[1:] == ["config"]:
+            return _json_envelope(meta, [shapes.experiment_config(plan)])
+        if parts[1:] == ["export"]:
+            extra, document = shapes.experiment_export(plan)
+            return _json_envelope({**meta, "dataType": "experimentExport", **extra}, [document])
+        return _json_envelope(meta, [shapes.experiment_detail(found[0], plan)])
 
-    def _listing(self, name: str, rows: list[dict], q, max_limit: int) -> Response:
+    def _listing(self, name: str, rows: list[dict], q, max_limit: int, scope: tuple) -> Response:
         offset = _int(q, "offset", 0, 0, None)
-        limit = _int(q, "limit", max_limit, 1, max_limit)
+        limit = min(_int(q, "limit", max_limit, 1, None), max_limit)
         chunk = rows[offset : offset + limit]
         n = len(chunk)
         pagination = {
@@ -629,7 +671,13 @@ class SimApp:
         }
         if pagination["hasMore"]:
             pagination["nextOffset"] = offset + n
-        meta = {"dataType": name, "timestamp": iso(self.ds.clock.ms), "pagination": pagination}
+        meta = {
+            "dataType": name,
+            "scope": scope[0],
+            "scopeId": scope[1],
+            "timestamp": iso(self.ds.clock.ms),
+            "pagination": pagination,
+        }
         return _envelope(meta, b",".join(orjson.dumps(r) for r in chunk))
 
 
@@ -646,6 +694,11 @@ def _segments(request: Request) -> list[str]:
 
 def _json(data: Any, envelope: bool = False) -> Response:
     body = {"status": "success", "data": data} if envelope else data
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _json_envelope(meta: dict, data: Any) -> Response:
+    body = {"status": "success", "metadata": meta, "data": data}
     return Response(orjson.dumps(body), media_type="application/json")
 
 
@@ -676,7 +729,7 @@ def _int(q, name: str, default: int, lo: int | None, hi: int | None) -> int:
     return value
 
 
-def _paging(q, sorts: tuple[str, ...]) -> dict[str, Any]:
+def _paging(q, sorts: tuple[str, ...], max_limit: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("startTime", "endTime"):
         raw = q.get(name)
@@ -690,7 +743,7 @@ def _paging(q, sorts: tuple[str, ...]) -> dict[str, Any]:
             out[name] = None
     sort = q.get("sort") or sorts[0]
     if sort not in sorts:
-        raise _bad("sort", f"sort must be one of {', '.join(sorts)}", value=sort)
+        sort = sorts[0]  # the API ignores a sort it does not know
     order = (q.get("order") or "asc").lower()
     if order not in ("asc", "desc"):
         raise _bad("order", "order must be asc or desc", value=order)
@@ -702,7 +755,7 @@ def _paging(q, sorts: tuple[str, ...]) -> dict[str, Any]:
         "sort": sort,
         "desc": order == "desc",
         "offset": _int(q, "offset", 0, 0, None),
-        "limit": _int(q, "limit", MAX_LIMIT, 1, MAX_LIMIT),
+        "limit": min(_int(q, "limit", shapes.DEFAULT_LIMIT, 1, None), max_limit),
     }
 
 

@@ -1,9 +1,10 @@
 """API keys and their scopes.
 
-Scope names follow the contract; where it names none the simulator requires
-`read:eyetracking` (eye tracking) and `read:deployments` (deployment endpoints).
-Health and the signed media URLs need no key; check-access and the
-agent-decisions stub need a valid key and no scope.
+Scope names follow the docs: `read:events` also covers participants and rooms
+(as does `read:participants`), eye tracking is read with `read:events` (the docs
+name no scope of its own), deployments with `read:experiments`. `read:*` grants
+every read scope and `*` every scope. Health and the signed media URLs need no
+key; check-access and the agent-data endpoints need a valid key and no scope.
 """
 
 from __future__ import annotations
@@ -14,33 +15,42 @@ import threading
 ALL_SCOPES = frozenset(
     {
         "read:events",
+        "read:participants",
         "read:ratings",
         "read:chat",
         "read:videochat",
         "read:sync",
         "read:components",
-        "read:eyetracking",
         "read:recordings",
         "read:experiments",
-        "read:deployments",
     }
 )
 
-SCOPE_FOR_TYPE = {
-    "events": "read:events",
-    "participants": "read:events",
-    "rooms": "read:events",
-    "ratings/continuous": "read:ratings",
-    "ratings/sparse": "read:ratings",
-    "chat": "read:chat",
-    "videochat": "read:videochat",
-    "sync": "read:sync",
-    "components": "read:components",
-    "eyetracking": "read:eyetracking",
-    "recordings": "read:recordings",
-    "deployments": "read:deployments",
-    "experiments": "read:experiments",
+# data type -> the scopes that grant it (the first is the one an error names)
+SCOPE_FOR_TYPE: dict[str, tuple[str, ...]] = {
+    "events": ("read:events",),
+    "participants": ("read:events", "read:participants"),
+    "rooms": ("read:events", "read:participants"),
+    "ratings/continuous": ("read:ratings",),
+    "ratings/sparse": ("read:ratings",),
+    "chat": ("read:chat",),
+    "videochat": ("read:videochat",),
+    "sync": ("read:sync",),
+    "components": ("read:components",),
+    "eyetracking": ("read:events",),
+    "recordings": ("read:recordings",),
+    "deployments": ("read:experiments",),
+    "experiments": ("read:experiments",),
 }
+
+
+def grants(scopes: frozenset[str], wanted: tuple[str, ...] | str) -> bool:
+    """Whether a key holding `scopes` may use an endpoint that needs any of `wanted`."""
+    if isinstance(wanted, str):
+        wanted = (wanted,)
+    if "*" in scopes:
+        return True
+    return any(w in scopes or (w.startswith("read:") and "read:*" in scopes) for w in wanted)
 
 
 def default_key(seed: int) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from bisect import bisect_right
 from typing import Any
 
@@ -50,6 +51,7 @@ EXTRA_SORTS = {
 }
 ID_FIELD = {"events": "id", "ratings/sparse": "ratingId", "chat": "messageId"}
 ROOM_CAP = 5000  # the API returns at most 5,000 rooms
+LEGACY_URL_TTL = 3600.0  # seconds a legacy downloadUrl stays valid after the dataset is made
 
 
 class Dataset:
@@ -74,7 +76,8 @@ class Dataset:
         self.experiment_ids = [e.id for e in gen.experiments]
         self.room_experiment = dict(gen.room_exp)
         self.rooms = {r.id: r for r in gen.rooms}
-        self.participants = {p.id: p for r in gen.rooms for p in r.participants}
+        # (room id, participant id) -> participant: one id can be in two rooms (a rejoin)
+        self.participants = {(r.id, p.id): p for r in gen.rooms for p in r.participants}
         self.recordings = {r.id: r for r in gen.recordings}
         self.deployments = {d.id: d for e in gen.experiments for d in e.deployments}
         self.signer = Signer(seed)
@@ -91,6 +94,10 @@ class Dataset:
         # downloadPath keeps pointing at the real file unless overridden too)
         self.recording_overrides: dict[str, dict] = {}
         self.planted = planted.Planted()  # test hook: planted fields and rows
+        # legacy downloadUrls are signed until then (wall clock, epoch ms; see legacy_url_ttl)
+        self.legacy_url_expires_ms = int((time.time() + LEGACY_URL_TTL) * 1000)
+        self.experiment_plans = {e.id: e for e in gen.experiments}
+        self.cases = gen.cases
 
     # -- clock --------------------------------------------------------------
 
@@ -115,7 +122,8 @@ class Dataset:
     # -- entity tables ------------------------------------------------------
 
     def _entity_table(self, data_type: str, experiment_id: str | None) -> Table:
-        key = (data_type, experiment_id, self.cutoff, self.entity_version, self.base_url)
+        key = (data_type, experiment_id, self.cutoff, self.entity_version, self.base_url,
+               self.legacy_url_expires_ms)  # fmt: skip
         with self._lock:
             table = self._entity_cache.get(key)
             if table is not None:
@@ -129,7 +137,9 @@ class Dataset:
                 rows = snapshots.participant_rows(rooms, now)
             elif data_type == "recordings":
                 recs = [r for r in gen.recordings if experiment_id in (None, r.experiment_id)]
-                rows = snapshots.recording_rows(recs, now, self.base_url, self.signer.sign)
+                rows = snapshots.recording_rows(
+                    recs, now, self.base_url, self.signer.sign, self.legacy_url_expires_ms
+                )
                 rows = [(t, {**r, **self.recording_overrides.get(r["recordingId"], {})}, c)
                         for t, r, c in rows]  # fmt: skip
             elif data_type == "deployments":
@@ -223,6 +233,20 @@ class Dataset:
                 if experiment_id in (None, exp):
                     cutoff = self.cutoff if data_type in SERIES_TYPES else NO_BOUND_HI
                     out.extend(self._all_rows(self.table(data_type, exp), cutoff))
+            return out
+
+    def room_ids(self, data_type: str, experiment_id: str | None = None) -> list[str]:
+        """The room of each row of `records()`, in the same order: the API leaves roomId
+        out of some types (sparse ratings, recordings), the ground truth knows it."""
+        if data_type in ("deployments", "experiments"):
+            raise ValueError(f"{data_type} rows belong to no room")
+        with self._lock:
+            out: list[str] = []
+            for exp in self.experiment_ids:
+                if experiment_id in (None, exp):
+                    table = self.table(data_type, exp)
+                    cutoff = self.cutoff if data_type in SERIES_TYPES else NO_BOUND_HI
+                    out.extend(table.cols.get("roomId", [])[: bisect_right(table.ts, cutoff)])
             return out
 
     @staticmethod
@@ -325,19 +349,17 @@ class Dataset:
                 record = orjson.loads(table.row(pos))
                 delta = ts - table.ts[pos]
                 record[TIME_FIELD[data_type]] = iso(ts)
-                if isinstance(record.get("onset"), int):
+                if isinstance(record.get("onset"), (int, float)):
                     record["onset"] += delta
                 if data_type in ID_FIELD:
                     prefix = record[ID_FIELD[data_type]].split("_")[0]
                     record[ID_FIELD[data_type]] = f"{prefix}_late{rng.getrandbits(40):010x}"
                 if data_type == "ratings/continuous":
                     record["value"] = round(rng.uniform(0, 100), 2)
-                cols = {}
-                for name in table.cols:
-                    if name == "participantId" and data_type == "chat":
-                        cols[name] = record["senderId"]
-                    else:
-                        cols[name] = record.get(name)
+                # the copied row's columns (some types carry no roomId), with its new onset
+                cols = {name: column[pos] for name, column in table.cols.items()}
+                if "onset" in cols:
+                    cols["onset"] = record["onset"]
                 made.append((ts, orjson.dumps(record), cols))
                 out.append(record)
             table.insert(made)

@@ -27,7 +27,7 @@ import orjson
 
 from .plan import Deployment, Experiment, Feature, Participant, Recording, Room
 from .store import Table, TableBuilder
-from .timeutil import iso
+from .timeutil import iso, iso_seconds
 
 DAY = 86_400_000
 MINUTE = 60_000
@@ -98,7 +98,7 @@ EXPERIMENT_SPECS = (
     dict(
         key="solo",
         name="Solo emotion rating — Ωmega pilot",
-        description=None,
+        description="",  # empty, not null: the SDK types it a string
         features=Feature(False, False, True, True, True, False),
         sizes=((1, 1.0),),
         roles=("rater",),
@@ -128,6 +128,11 @@ CHAT_LINES = (
     "Can everyone hear me?",
     "wait my video froze",
     "Long story, but: " + "the ocean scene reminded me of a trip we took years ago. " * 10,
+    "مرحبا، هل تسمعونني؟",  # right-to-left
+    "I said \u202bשלום לכולם\u202c and left",  # bidi embedding inside left-to-right text
+    "first line\u2028second line",  # U+2028 LINE SEPARATOR
+    "Cafe\u0301 au lait, pre\u0301fe\u0301re\u0301",  # decomposed accents (NFD)
+    "zero\u200bwidth\u200djoin\ufeffBOM\u200c",  # zero-width space, joiners, BOM
 )
 FREE_TEXT = (
     "It was relaxing.",
@@ -139,13 +144,19 @@ FREE_TEXT = (
     "The music made it feel tense — especially near the end, when the camera zoomed "
     "in on the crowd and everything went quiet. " * 4,
     "Не знаю",
+    "לא יודע\u2029אולי",  # right-to-left, U+2029 PARAGRAPH SEPARATOR
 )
-NAMES = ("Alex", "Zoë", "李雷", "Jordan", "Mia", "José", "Anaïs", "Sam", "Priya", "Ólafur")
+NAMES = (
+    "Alex", "Zoë", "李雷", "Jordan", "Mia", "José", "Anaïs", "Sam", "Priya", "Ólafur",
+    "Zoe\u0308", "نور", "Lo\u200bgan",
+)  # fmt: skip
 QUESTIONS = (
     ("q_arousal", "How aroused did you feel?"),
     ("q_valence", "How pleasant was it?"),
     ("q_connect", "How connected did you feel to the others?"),
 )
+# integers a float64 cannot hold exactly: 2^53 + 1, a u64 near its top, the u64 maximum
+BIG_INTS = (2**53 + 1, 2**64 - 2**11 - 1, 2**64 - 1)
 DRIFT_CLASSES = ((0.6, 5, 99), (0.3, 100, 500), (0.1, 501, 1500))  # good / acceptable / poor
 
 
@@ -180,6 +191,7 @@ class Generated:
     delayed: list[tuple[int, str, str, int, bytes, dict]]  # arrival, type, exp, ts, json, cols
     defects: dict[str, list]
     room_exp: dict[str, str] = field(default_factory=dict)
+    cases: dict[str, list] = field(default_factory=dict)  # planted shapes, see Dataset.cases
 
 
 class _Emitter:
@@ -281,6 +293,7 @@ def generate(
         "failedRecordings": [],
         "continuousRatingGaps": [],
     }
+    cases: dict[str, list] = {"rejoinedParticipants": []}
     for index, spec in enumerate(specs):
         lively = live and (live_experiments is None or index < live_experiments)
         horizon = live_horizon if lively else now
@@ -317,8 +330,14 @@ def generate(
         starts.sort(key=lambda s: s[0])
         historical = [i for i, s in enumerate(starts) if s[0] < now - 15 * MINUTE]
         planted = _plant(rng, spec, historical, defects)
+        exp_rooms: list[Room] = []
+        plain = [i for i in historical if not any(i in v for v in planted.values())]
+        rejoin_room = plain[-1] if plain else None
         for room_index, (created, dep, _) in enumerate(starts):
             room_rng = random.Random(f"{seed}:{index}:{room_index}")
+            rejoin = None
+            if room_index == rejoin_room:
+                rejoin = _rejoiner(exp_rooms[1:], created)
             room, recs = _room(
                 room_rng,
                 spec,
@@ -330,7 +349,14 @@ def generate(
                 emitter,
                 manifest,
                 hostile_ids and index == 0,
+                rejoin,
             )
+            if rejoin is not None:
+                first = next(r.id for r in exp_rooms if any(p.id == rejoin for p in r.participants))
+                cases["rejoinedParticipants"].append(
+                    {"experimentId": exp.id, "participantId": rejoin, "roomIds": [first, room.id]}
+                )
+            exp_rooms.append(room)
             rooms.append(room)
             recordings.extend(recs)
             if room_index + 1 < len(starts):
@@ -340,8 +366,18 @@ def generate(
         delayed.extend(emitter.delayed)
     delayed.sort(key=lambda d: d[0])
     gen = Generated(now, experiments, rooms, recordings, tables, delayed, manifest)
+    gen.cases = cases
     gen.room_exp = {r.id: r.experiment_id for r in rooms}
     return gen
+
+
+def _rejoiner(earlier: list[Room], before: int) -> str | None:
+    """The id of a participant who left an earlier room and joins another with the same id
+    (preferably one who left early, else the first who finished before `before`)."""
+    done = [p for r in earlier for p in r.participants if p.ended_at < before - MINUTE]
+    left = [p for p in done if p.final_status == "left"]
+    pick = (left or done)[:1]
+    return pick[0].id if pick else None
 
 
 def _plant(rng: random.Random, spec: dict, historical: list[int], enabled: bool) -> dict:
@@ -364,7 +400,8 @@ def _plant(rng: random.Random, spec: dict, historical: list[int], enabled: bool)
     return out
 
 
-def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, hostile=False):
+def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, hostile=False,
+          rejoin=None):  # fmt: skip
     f: Feature = spec["features"]
     size = _weighted(rng, spec["sizes"])
     if room_index in planted["nosync"]:
@@ -389,6 +426,8 @@ def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, 
         email = None if rng.random() < 0.1 else f"p{_hex(rng, 6)}@participants.example"
         name = rng.choice(NAMES)
         pt_id = f"pt_{_hex(rng, 10)}"
+        if rejoin is not None and slot == size - 1:
+            pt_id = rejoin  # a participant who was in an earlier room joins this one
         p = Participant(
             _hostile("participant", slot, pt_id) if hostile and room_index == 0 else pt_id,
             room_id,
@@ -479,6 +518,7 @@ def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, 
                 }
             )
     sess = _Session(rng, emitter, exp, dep, room, start, states, bounds, stop_at, pre)
+    sess.grouped_answers = room_index % 2 == 1  # one `answers` list per questionnaire
     sess.run(f, nosync=room_index in planted["nosync"], gap=room_index in planted["gap"])
     manifest["continuousRatingGaps"].extend(sess.gaps)
     if room_index in planted["nosync"] and len(active) > 1:
@@ -505,6 +545,10 @@ def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, 
 
 def _recording(rng, exp, dep, room, p, kind, start, stop, failed) -> Recording:
     rec_start = start + rng.randint(300, 2_000)
+    legacy = dep.name == "pilot"
+    if legacy:  # the old storage path kept whole-second times
+        rec_start += 1000 - rec_start % 1000
+        stop -= stop % 1000
     fmt = "webm" if kind == "audio" else rng.choice(("mp4", "mp4", "webm"))
     size = rng.randint(20_000, 90_000) if kind == "video" else rng.randint(6_000, 20_000)
     return Recording(
@@ -522,7 +566,7 @@ def _recording(rng, exp, dep, room, p, kind, start, stop, failed) -> Recording:
         end=stop,
         ready_at=stop + rng.randint(20_000, 240_000),
         failed=failed,
-        legacy=dep.name == "pilot",
+        legacy=legacy,
         size=size,
         video_offset=rec_start - start,
         resolution=rng.choice(("1280x720", "640x480")) if kind == "video" else None,
@@ -544,6 +588,8 @@ class _Session:
         self.stop_at = stop_at
         self.pre = pre
         self.gaps: list[dict] = []
+        self.grouped_answers = False
+        self.answers: dict[str, list] = {}  # participant id -> answers awaiting their event
         self.active = [p for p in room.participants if p.id in stop_at]
 
     def event(self, p, ts, category, event_type, *, ctype=None, content=None, state=None,
@@ -562,7 +608,7 @@ class _Session:
                 "category": category,
                 "eventType": event_type,
                 "componentType": ctype,
-                "content": content,
+                "content": event_type.rsplit(".", 1)[-1] if content is None else content,
                 "stateId": state[0] if state else None,
                 "stateName": state[1] if state else None,
                 "participantRole": p.role,
@@ -605,7 +651,12 @@ class _Session:
                 jit = rng.randint(5, 250)
                 self.event(p, s0 + jit, "state", "state.transition", state=state,
                            content=state[1])  # fmt: skip
-                variables = {"round": self.states.index(state) + 1, "condition": "A", "note": None}
+                variables = {
+                    "round": self.states.index(state) + 1,
+                    "condition": "A",
+                    "note": None,
+                    "sessionSeed": BIG_INTS[self.states.index(state) % len(BIG_INTS)],
+                }
                 comps = _COMPONENTS[kind]
                 for ci, ctype in enumerate(comps):
                     comp_id = f"{state[0]}_{ctype}_{ci}"
@@ -658,12 +709,23 @@ class _Session:
         t = s0 + (ci + 1) * (s1 - s0) // 6
         if ctype == "likert":
             qid, text = QUESTIONS[ci % len(QUESTIONS)]
-            resp = {"questionId": qid, "question": text, "answer": rng.randint(1, 7), "scale": 7}
+            answer = rng.randint(1, 7)
+            if rng.random() < 0.1:
+                answer = str(answer)  # a number sent as text
+            resp = {"questionId": qid, "question": text, "answer": answer, "scale": 7}
         else:
             resp = {"questionId": "q_free", "question": "Anything else?",
                     "answer": rng.choice(FREE_TEXT)}  # fmt: skip
-        self.event(p, t, "questionnaire", "questionnaire.response", ctype=ctype, state=state,
-                   response=resp)  # fmt: skip
+        if not self.grouped_answers:
+            self.event(p, t, "questionnaire", "questionnaire.response", ctype=ctype, state=state,
+                       response=resp)  # fmt: skip
+            return
+        answers = self.answers.setdefault(p.id, [])
+        answers.append(resp)
+        if ctype != "likert":  # the last component submits the whole form
+            self.event(p, t, "questionnaire", "questionnaire.response", ctype=ctype,
+                       state=state, response={"answers": answers})  # fmt: skip
+            del self.answers[p.id]
 
     def _continuous(self, p, t0, t1, state, with_gap) -> None:
         rng = self.rng
@@ -716,9 +778,11 @@ class _Session:
         rng = self.rng
         n = rng.randint(2, 5)
         times = sorted(rng.sample(range(t0 + 1_000, max(t0 + 1_001 + n, t1 - 500)), n))
+        video = f"{state[0]}.mp4"
+        previous = None
         for k, t in enumerate(times):
             pause = rng.randint(1_500, 6_000)
-            raw = rng.randint(1, 9)
+            raw = rng.randint(0, 80)  # slider position
             onset = t - self.start
             offset = rng.randint(-40, 40)
             self.emit(
@@ -726,41 +790,45 @@ class _Session:
                 t,
                 {
                     "ratingId": f"rat_{rng.getrandbits(48):012x}",
-                    "experimentId": self.exp.id,
-                    "roomId": self.room.id,
                     "participantId": p.id,
                     "timestamp": iso(t),
                     "onset": onset,
                     "rawOnset": onset + offset,
                     "clockOffsetApplied": -offset,
-                    "value": raw,
-                    "rawValue": str(raw),
-                    "scale": {"min": 1, "max": 9},
-                    "type": "button_press",
+                    "value": round(raw * 100 / 80, 2) + 0.0,
+                    "rawValue": raw,
+                    "scale": {"min": 0, "max": 80},
+                    "type": "sparse",
                     "stateId": state[0],
-                    "stimulusId": f"{state[0]}.mp4",
+                    "stimulusId": video,
                     "stimulusTime": t - t0,
                     "responseTime": rng.randint(400, 3_000),
                     "confidence": None if rng.random() < 0.3 else round(rng.random(), 3),
                     "metadata": {
                         "question": "How intense is this moment?",
                         "dimension": "intensity",
-                        "componentType": "sparse_rating",
+                        "componentType": "vasrating",
                         "sampleIndex": k,
                     },
                     "ratingEndOnset": onset + pause,
                     "sparseRatingData": {
-                        "mediaPaused": True,
-                        "pauseStart": iso(t),
-                        "pauseEnd": iso(t + pause),
-                        "pauseDurationMs": pause,
-                        "mediaTimeAtPause": (t - t0) / 1000,
+                        "videoId": video,
+                        "pauseIndex": k,
+                        "videoRelativeTime": t - t0,
+                        "pauseTimestamp": t,
+                        "componentType": "vasrating",
+                        "componentData": {"value": raw},
+                        "previousRatings": previous,
+                        "mediaPauseOnset": onset,
+                        "mediaResumeOnset": onset + pause,
+                        "actualPauseDuration": pause,
                     },
                     "stateStartTime": iso(t0),
                     "stateDuration": t1 - t0,
                 },
                 (self.room.id, p.id, self.dep.id, onset),
             )
+            previous = {**(previous or {}), video: raw}
             self.event(p, t, "media", "media.pause", state=state, response={"ratingIndex": k})
             self.event(p, t + pause, "media", "media.resume", state=state)
 
@@ -773,7 +841,7 @@ class _Session:
             x = min(1.0, max(0.0, x + rng.gauss(0, 0.05)))
             y = min(1.0, max(0.0, y + rng.gauss(0, 0.05)))
             blink = rng.random() < 0.05
-            onset = t - self.start
+            onset = t - self.start + rng.choice((0.25, 0.5, 0.75, 0.125))
             self.emit(
                 "eyetracking",
                 t,
@@ -848,39 +916,43 @@ class _Session:
             t += rng.randint(4_000, 15_000)
 
     def _videochat(self, p, t0, t1) -> None:
+        """LiveKit webhook events: whole-second times, some numbers sent as text."""
         rng = self.rng
         base = (self.room.id, p.id, self.dep.id)
         ident = {"experimentId": self.exp.id, "roomId": self.room.id, "participantId": p.id}
-        self.emit("videochat", t0, {**ident, "timestamp": iso(t0), "type": "participant_connected",
-                                    "livekitRoom": f"lk_{self.room.id}", "identity": p.id},
-                  base)  # fmt: skip
+
+        def emit(t: int, fields: dict) -> None:
+            t -= t % 1000
+            self.emit("videochat", t, {**ident, "timestamp": iso_seconds(t), **fields}, base)
+
+        emit(t0, {"type": "participant_connected", "livekitRoom": f"lk_{self.room.id}",
+                  "identity": p.id})  # fmt: skip
         for k, track in enumerate(("camera", "microphone")):
-            t = t0 + 300 + 200 * k
-            self.emit("videochat", t, {**ident, "timestamp": iso(t), "type": "track_published",
-                                       "trackSource": track, "trackSid": f"TR_{_hex(rng, 10)}",
-                                       "muted": False}, base)  # fmt: skip
+            emit(t0 + 300 + 200 * k, {"type": "track_published", "trackSource": track,
+                                      "trackSid": f"TR_{_hex(rng, 10)}", "muted": False})  # fmt: skip
         t = t0 + rng.randint(8_000, 15_000)
+        sent = 0
         while t < t1:
-            self.emit(
-                "videochat",
+            bitrate: int | str = rng.randint(300, 2_500)
+            if rng.random() < 0.15:
+                bitrate = str(bitrate)  # a number sent as text
+            sent += rng.randint(10**6, 10**7)
+            emit(
                 t,
                 {
-                    **ident,
-                    "timestamp": iso(t),
                     "type": "connection_quality",
                     "quality": rng.choice(("excellent", "excellent", "good", "poor")),
-                    "bitrateKbps": rng.randint(300, 2_500),
+                    "bitrateKbps": bitrate,
                     "packetLossPct": round(rng.random() * 2, 2),
                     "jitterMs": rng.randint(1, 40),
                     "rttMs": rng.randint(15, 200),
+                    # a u64 counter above the int64 range
+                    "bytesSent": 2**64 - 10**11 + sent,
                 },
-                base,
             )
             t += rng.randint(10_000, 20_000)
         reason = "CONNECTION_LOST" if p.final_status == "disconnected" else "CLIENT_INITIATED"
-        self.emit("videochat", t1 + 1, {**ident, "timestamp": iso(t1 + 1),
-                                        "type": "participant_disconnected", "reason": reason},
-                  base)  # fmt: skip
+        emit(t1 + 1, {"type": "participant_disconnected", "reason": reason})
 
 
 _COMPONENTS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -119,6 +120,22 @@ class Simulator:
         if kind not in ("drop", "resize"):
             raise ValueError(f"unknown media fault {kind!r}")
         self._app.media_faults[recording_id] = MediaFault(kind, times, delay, delta)
+
+    @property
+    def legacy_url_ttl(self) -> float:
+        """Seconds (wall clock) until the legacy recordings' downloadUrls expire."""
+        return self.dataset.legacy_url_expires_ms / 1000 - time.time()
+
+    @legacy_url_ttl.setter
+    def legacy_url_ttl(self, seconds: float) -> None:
+        """Re-sign the legacy downloadUrls to expire `seconds` from now (<= 0: expired)."""
+        with self.dataset._lock:
+            self.dataset.legacy_url_expires_ms = int((time.time() + seconds) * 1000)
+
+    @property
+    def cases(self) -> dict:
+        """Where the dataset holds shapes a client must cope with (see Dataset.cases)."""
+        return self.dataset.cases
 
     def override_recording(self, recording_id: str, **fields) -> None:
         """Serve a recording's listing record with `fields` replaced (e.g. hostile ids);

@@ -14,10 +14,11 @@ from typing import Any
 from urllib.parse import quote
 
 from .plan import Experiment, Recording, Room
-from .timeutil import iso, iso_or_none
+from .timeutil import iso, iso_or_none, iso_seconds
 
 Row = tuple[int, dict[str, Any], dict[str, Any]]
-FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01: legacy storage URLs do not expire
+OWNER_ID = "usr_simulated_owner"  # the key's user: owner of every experiment and deployment
+OWNER_NAME = "Simulated Lab"
 
 
 def room_rows(rooms: Iterable[Room], now: int) -> list[Row]:
@@ -38,8 +39,8 @@ def room_rows(rooms: Iterable[Room], now: int) -> list[Row]:
             "status": status,
             "participantCount": count,
             "createdAt": iso(r.created_at),
-            "startedAt": iso_or_none(started),
-            "completedAt": iso_or_none(completed),
+            "startTime": iso_or_none(started),
+            "duration": completed - started if completed and started else None,  # ms
             "updatedAt": iso(updated),
         }
         cols = {
@@ -92,7 +93,12 @@ def participant_rows(rooms: Iterable[Room], now: int) -> list[Row]:
     return out
 
 
-def recording_rows(recs: Iterable[Recording], now: int, base_url: str, sign) -> list[Row]:
+def recording_rows(
+    recs: Iterable[Recording], now: int, base_url: str, sign, legacy_expires: int
+) -> list[Row]:
+    """Current records carry a `downloadPath`; legacy ones (whole-second times) a storage
+    `url` and a signed `downloadUrl` that stops working at `legacy_expires` (epoch ms).
+    Neither carries a top-level roomId or experimentId (only metadata.experimentId)."""
     out = []
     for rec in recs:
         if rec.start > now:
@@ -100,15 +106,14 @@ def recording_rows(recs: Iterable[Recording], now: int, base_url: str, sign) -> 
         done = rec.ready_at <= now
         status = ("failed" if rec.failed else "complete") if done else "processing"
         ended = rec.end <= now
+        stamp = iso_seconds if rec.legacy else iso
         record: dict[str, Any] = {
             "recordingId": rec.id,
             "egressId": rec.egress_id,
-            "experimentId": rec.experiment_id,
-            "roomId": rec.room_id,
             "participantId": rec.participant_id,
             "participantName": rec.participant_name,
-            "startTime": iso(rec.start),
-            "endTime": iso(rec.end) if ended else None,
+            "startTime": stamp(rec.start),
+            "endTime": stamp(rec.end) if ended else None,
             "duration": rec.end - rec.start if ended else None,
             "videoOffset": rec.video_offset,
             "fileSize": rec.size if status == "complete" else None,
@@ -123,9 +128,9 @@ def recording_rows(recs: Iterable[Recording], now: int, base_url: str, sign) -> 
             },
         }
         if rec.legacy:
-            record["downloadUrl"] = (
-                f"{base_url}/media/{rec.id}?expires={FAR_FUTURE_MS}&sig={sign(rec.id, FAR_FUTURE_MS)}"
-            )
+            sig = sign(rec.id, legacy_expires)
+            record["url"] = f"{base_url}/media/{rec.id}"  # unsigned: storage refuses it
+            record["downloadUrl"] = f"{base_url}/media/{rec.id}?expires={legacy_expires}&sig={sig}"
         else:
             room, rec_id = _segment(rec.room_id), _segment(rec.id)
             record["downloadPath"] = f"/data/recordings/download/{room}/{rec_id}"
@@ -159,6 +164,8 @@ def deployment_rows(experiments: Iterable[Experiment], rooms: list[Room], now: i
                 "experimentId": d.experiment_id,
                 "name": d.name,
                 "status": status,
+                "ownerId": OWNER_ID,
+                "ownerName": OWNER_NAME,
                 "participantCount": counts.get(d.id, 0),
                 "roomCount": room_counts.get(d.id, 0),
                 "createdAt": iso(d.created_at),

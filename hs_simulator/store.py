@@ -36,7 +36,7 @@ class TableBuilder:
         self.ts = array("q")
         self.offsets = array("q", [0])
         self.blocks: list[bytes] = []
-        self.cols: dict[str, Any] = {c: array("q") if c in numeric else [] for c in columns}
+        self.cols: dict[str, Any] = {c: array("d") if c in numeric else [] for c in columns}
         self._current = bytearray()
         self._size = 0
 

@@ -1,7 +1,8 @@
 """Millisecond timestamps <-> the API's ISO 8601 strings, and the simulator's clock.
 
 All simulator times are integers: milliseconds since the Unix epoch, UTC. On the
-wire they are `YYYY-MM-DDTHH:MM:SS.mmmZ`. Formatting is hand-rolled because it
+wire they are `YYYY-MM-DDTHH:MM:SS.mmmZ`, or `YYYY-MM-DDTHH:MM:SSZ` for sources with
+whole-second times (`iso_seconds`). Formatting is hand-rolled because it
 runs once per generated row (millions of times at scale 100).
 """
 
@@ -38,6 +39,12 @@ def _iso_second(ms: int) -> str:
     hour, sec = divmod(sec, 3600)
     minute, sec = divmod(sec, 60)
     return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}.{milli:03d}Z"
+
+
+def iso_seconds(ms: int) -> str:
+    """A whole-second time without milliseconds: `1772446530000` -> `"2026-03-02T10:15:30Z"`
+    (some sources send times that way)."""
+    return iso(ms - ms % 1000)[:-5] + "Z"
 
 
 def iso_or_none(ms: int | None) -> str | None:

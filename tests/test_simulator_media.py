@@ -60,7 +60,7 @@ def test_signed_urls_expire_and_cannot_be_altered(sim):
     assert httpx.get(url).status_code == 200
     time.sleep(0.5)
     r = httpx.get(url)
-    assert r.status_code == 403 and b"ExpiredToken" in r.content
+    assert r.status_code == 400 and b"ExpiredToken" in r.content  # as the storage service
     sim.media_url_ttl = 300
     fresh = _mint(sim, rec)
     tampered = fresh.replace("expires=", "expires=9")
@@ -79,9 +79,23 @@ def test_mint_refuses_failed_and_unknown_recordings(sim):
     assert r.status_code == 404
 
 
-def test_legacy_recordings_carry_a_working_download_url(sim):
+def test_legacy_recordings_carry_a_download_url_that_works_until_it_expires(sim):
     legacy = [r for r in sim.dataset.records("recordings") if "downloadUrl" in r]
     assert legacy and all("downloadPath" not in r for r in legacy)
+    current = [r for r in sim.dataset.records("recordings") if "downloadPath" in r]
+    assert current and all("downloadUrl" not in r and "url" not in r for r in current)
+    assert all("roomId" not in r and "experimentId" not in r for r in legacy + current)
+    assert all(r["startTime"].endswith(":00Z") or r["startTime"][-4] != "." for r in legacy)
     rec = next(r for r in legacy if r["status"] == "complete")
     r = httpx.get(rec["downloadUrl"])
     assert r.status_code == 200 and r.content == sim.dataset.media_bytes(rec["recordingId"])
+    assert httpx.get(rec["url"]).status_code == 403  # the unsigned storage address
+    sim.legacy_url_ttl = 0.3  # listings from now on carry URLs that expire in 0.3 s
+    short = next(
+        r for r in sim.dataset.records("recordings") if r["recordingId"] == rec["recordingId"]
+    )
+    assert short["downloadUrl"] != rec["downloadUrl"]
+    assert httpx.get(short["downloadUrl"]).status_code == 200
+    time.sleep(0.5)
+    r = httpx.get(short["downloadUrl"])
+    assert r.status_code == 400 and b"ExpiredToken" in r.content

@@ -28,10 +28,15 @@ def _key(record: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in record.items()))
 
 
+def _by_room(sim, data_type) -> list[tuple[str, dict]]:
+    """Every row with its room (some types carry no roomId; the ground truth knows it)."""
+    return list(zip(sim.dataset.room_ids(data_type), sim.dataset.records(data_type), strict=True))
+
+
 def _busiest_room(sim, data_type):
     counts: dict[str, int] = {}
-    for row in sim.dataset.records(data_type):
-        counts[row["roomId"]] = counts.get(row["roomId"], 0) + 1
+    for room, _ in _by_room(sim, data_type):
+        counts[room] = counts.get(room, 0) + 1
     return max(counts, key=counts.get)
 
 
@@ -43,10 +48,14 @@ def test_every_get_method_at_every_scope_returns_the_ground_truth(sim, data_type
         got = fetch(hs, exp, output="dict", progress=False)
         assert got == sim.dataset.records(data_type, exp)
     room = _busiest_room(sim, data_type)
-    expected_room = [r for r in sim.dataset.records(data_type) if r["roomId"] == room]
+    expected_room = [r for rid, r in _by_room(sim, data_type) if rid == room]
     got = fetch(hs, room, scope="room", output="dict", progress=False)
     assert sorted(map(_key, got)) == sorted(map(_key, expected_room))
     assert got
+    if data_type == "participants":  # experiment and room scope only
+        with pytest.raises(ValidationError):
+            fetch(hs, got[0]["id"], scope="participant", room_id=room, output="dict")
+        return
     who = (
         "senderId"
         if data_type == "chat"
@@ -102,12 +111,14 @@ def test_counts_all_data_deployments_experiments_health(sim):
     counts = hs.get_counts(p["id"], p["roomId"])
     assert counts["counts"]["events"] == len(mine) > 0
     assert counts["hasData"]["events"] is True
+    assert set(counts["counts"]) >= {"textchat", "continuousrating", "sparserating"}
     everything = hs.get_all_data(p["id"], room_id=p["roomId"], output="dict")
     assert everything["events"] == mine
     deployments = hs.list_deployments(experiment_id=exp, output="dict")
     assert {d["name"] for d in deployments} == {"pilot", "main"}
     main = next(d for d in deployments if d["name"] == "main")
-    assert hs.get_deployment(main["id"]) == main
+    detail = hs.get_deployment(main["id"])
+    assert {k: detail[k] for k in main} == main and detail["maxParticipants"] > 0
     sessions = hs.get_deployment_sessions(main["id"], output="dict")
     rooms = [r for r in sim.dataset.records("rooms", exp) if r["deploymentId"] == main["id"]]
     assert [s["id"] for s in sessions] == [r["id"] for r in rooms]
@@ -115,6 +126,13 @@ def test_counts_all_data_deployments_experiments_health(sim):
     assert listed == sim.dataset.records("experiments")
     one = hs.get_experiment(exp)
     assert {k: one[k] for k in listed[0]} == next(e for e in listed if e["id"] == exp)
+    assert one["states"] and one["requiredParticipants"] >= 1
+    config = hs.get_experiment_config(exp)
+    assert config["id"] == exp and [s["id"] for s in config["states"]] == [
+        s["id"] for s in one["states"]
+    ]
+    export = hs.export_experiment(exp)
+    assert export["experiment"]["name"] == one["name"] and export["mediaAssets"]
 
 
 def test_download_recording_through_download_path(sim, tmp_path):
