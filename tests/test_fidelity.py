@@ -44,15 +44,16 @@ def _plant(sim: Simulator) -> dict:
     url = f"{ds.base_url}/media/{expired}?expires={past}&sig={ds.signer.sign(expired, past)}"
     sim.plant_fields("recordings", expired, downloadUrl=url)
 
-    # Rooms as the dashboard docs give them: startTime and duration (ms), no startedAt.
-    rooms = ds.records("rooms")
+    # Rooms as the dashboard docs give them (the simulator's shape): startTime and
+    # duration (ms), no startedAt/completedAt.
     docs_rooms = {}
-    for room in rooms[::2]:
-        if room["startedAt"] and room["completedAt"]:
-            start, end = (ds.rooms[room["id"]].started_at, ds.rooms[room["id"]].completed_at)
-            sim.plant_fields("rooms", room["id"], startedAt=ABSENT, completedAt=ABSENT,
-                             startTime=iso(start), duration=end - start)  # fmt: skip
-            docs_rooms[room["id"]] = (start, end)
+    for room in ds.records("rooms"):
+        assert "startedAt" not in room and "completedAt" not in room
+        if room.get("startTime") and room.get("duration") is not None:
+            docs_rooms[room["id"]] = (
+                ds.rooms[room["id"]].started_at,
+                ds.rooms[room["id"]].completed_at,
+            )
 
     # A participant who rejoins in a second room of the experiment, with events there and
     # a recording (without room) that starts after the rejoin.
