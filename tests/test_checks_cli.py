@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from hs_simulator import Simulator
 from hs_sync.cli import main
-from tests.checks_helpers import planted, planted_world, synced
+from tests.checks_helpers import planted, synced
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[tuple[Simulator, object]]:
-    yield from planted_world(tmp_path_factory.mktemp("cli"))
+@pytest.fixture
+def world(sim, synced_copy) -> tuple[Simulator, object]:
+    """The planted-defect dataset and a copy of its synced warehouse (`check` records
+    its results in the warehouse)."""
+    return sim, synced_copy
 
 
 def check(config, *args: str, key: str | None = None):
@@ -63,11 +63,10 @@ def test_clean_warehouse_exits_0_and_prints_a_table(sim_factory, tmp_path):
     assert "missing_sessions" in table.stdout and "passed" in table.stdout
 
 
-def test_warnings_alone_exit_0(world, tmp_path):
-    from tests.checks_helpers import copy_of, execute
+def test_warnings_alone_exit_0(world):
+    from tests.checks_helpers import execute
 
-    sim, base = world
-    config = copy_of(base, tmp_path)
+    sim, config = world  # a copy of its own
     rooms = sorted({r["roomId"] for r in sim.defects["missingDataRooms"]})
     execute(config, "DELETE FROM participants WHERE list_contains(?, roomId)", [rooms])
     execute(config, "DELETE FROM rooms WHERE list_contains(?, id)", [rooms])
