@@ -2,9 +2,9 @@
 a test owns (started on a free loopback port, stopped after the test).
 
 - `sim` is the session's simulator (seed 1, small scale, not live). A test may read it,
-  sync from it and reset its request log; one that changes what it serves (late rows,
-  clock, faults, rate limits, hooks) fails at teardown: such a test takes its own from
-  `sim_factory`.
+  sync from it, and set faults, limits and hooks (reset after each test); one that
+  changes the data it serves (late rows, clock, overrides) fails at teardown: such a
+  test takes its own from `sim_factory`.
 - `synced_world` is a warehouse synced once from `sim`. Tests that only read it use it
   directly (a test that writes to it fails at teardown); tests that write take a copy
   with `synced_copy` (or `synced_world.copy(folder)`).
@@ -27,15 +27,18 @@ from tests.extract_helpers import make_config
 
 SMALL_SCALE = 0.3  # about 3,000 events: every type present, fast to generate
 SHARED_SEED = 1
+_MEDIA_URL_TTL = 300.0  # the simulator's own, read when the session's one starts
 
 
 @dataclass(frozen=True)
 class SyncedWorld:
-    """The session simulator, a warehouse synced from it once, and that sync's summary."""
+    """The session simulator, a warehouse synced from it once, that sync's summary and
+    the requests it made."""
 
     sim: Simulator
     config: Config
     summary: RunSummary
+    requests: list[dict]
 
     @property
     def root(self) -> Path:
@@ -48,22 +51,24 @@ class SyncedWorld:
         return self.config.replace(warehouse=target, **changes)
 
 
-def _served_state(sim: Simulator) -> tuple:
-    """What a test could change about what the simulator serves or how it answers."""
-    app = sim._app
-    limiter = sim._limiter
+def _served_data(sim: Simulator) -> tuple:
+    """What the simulator serves: its clock, late rows and overridden records."""
     return (
         sim.dataset.clock.ms,
         sim.dataset.entity_version,
         len(sim.defects.get("lateRowsAdded", ())),
         dict(sim.dataset.recording_overrides),
-        dict(sim.faults.rates),
-        sim.faults.only_paths,
-        dict(app.media_faults),
-        app.media_url_ttl,
-        app.on_request,
-        (limiter.per_hour, limiter.per_minute),
     )
+
+
+def _reset_controls(sim: Simulator) -> None:
+    """Back to answering every request plainly: no faults, limits, media faults or hook."""
+    sim.faults.configure()
+    sim.set_rate_limits(None, None)
+    sim.on_request(None)
+    sim._app.media_faults.clear()
+    sim.media_url_ttl = _MEDIA_URL_TTL
+    sim.reset_requests()
 
 
 def _files(root: Path) -> dict[str, tuple[int, int]]:
@@ -80,6 +85,8 @@ def shared_sim() -> Iterator[Simulator]:
     """The session's small simulator (seed 1, not live); prefer the `sim` fixture."""
     simulator = Simulator(seed=SHARED_SEED, scale=SMALL_SCALE)
     simulator.start()
+    global _MEDIA_URL_TTL
+    _MEDIA_URL_TTL = simulator.media_url_ttl
     try:
         yield simulator
     finally:
@@ -88,20 +95,16 @@ def shared_sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def sim(shared_sim: Simulator) -> Iterator[Simulator]:
-    """The session's simulator with an empty request log; a test must leave what it
-    serves unchanged (tests that change it use `sim_factory`)."""
-    shared_sim.reset_requests()
-    before = _served_state(shared_sim)
+    """The session's simulator with an empty request log. A test may set faults, limits,
+    media faults and hooks (all reset after it) but must not change the data it serves
+    (late rows, clock, overrides): such a test takes its own from `sim_factory`."""
+    _reset_controls(shared_sim)
+    before = _served_data(shared_sim)
     yield shared_sim
-    after = _served_state(shared_sim)
-    shared_sim.reset_requests()
-    if after != before:
-        shared_sim.faults.configure()
-        shared_sim.set_rate_limits(None, None)
-        shared_sim.on_request(None)
-        shared_sim._app.media_faults.clear()
+    _reset_controls(shared_sim)
+    if _served_data(shared_sim) != before:
         pytest.fail(
-            "the test changed the shared simulator (data, clock, faults, limits or hooks); "
+            "the test changed the data the shared simulator serves; "
             "it must take its own from sim_factory"
         )
 
@@ -109,9 +112,10 @@ def sim(shared_sim: Simulator) -> Iterator[Simulator]:
 @pytest.fixture(scope="session")
 def _synced_once(shared_sim: Simulator, tmp_path_factory) -> SyncedWorld:
     root = tmp_path_factory.mktemp("synced") / "warehouse"
+    _reset_controls(shared_sim)
     summary = sync(make_config(shared_sim, root))
     assert summary.exit_code == 0, summary.errors
-    return SyncedWorld(shared_sim, make_config(shared_sim, root), summary)
+    return SyncedWorld(shared_sim, make_config(shared_sim, root), summary, shared_sim.requests)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from hs_sync.land import rawfile
 from hs_sync.land.state import ExtractState
@@ -88,6 +89,7 @@ def _visible_files(root: Path) -> int:
     return sum(1 for _, _, names in os.walk(raw) for name in names if rawfile.is_data_file(name))
 
 
+@pytest.mark.slow  # 23 sync processes, 22 of them killed: chaos, in `make slow`
 def test_kill_9_at_random_moments_then_resume_loses_nothing(sim, tmp_path):
     root = tmp_path / "wh"
     config_file = tmp_path / "hs_sync.toml"
