@@ -5,6 +5,7 @@ a test owns (started on a free loopback port, stopped after the test).
   sync from it, and set faults, limits and hooks (reset after each test); one that
   changes the data it serves (late rows, clock, overrides) fails at teardown: such a
   test takes its own from `sim_factory`.
+- `clean_sim` and `clean_synced_copy` are the same without planted defects.
 - `synced_world` is a warehouse synced once from `sim`. Tests that only read it use it
   directly (a test that writes to it fails at teardown); tests that write take a copy
   with `synced_copy` (or `synced_world.copy(folder)`).
@@ -93,29 +94,37 @@ def shared_sim() -> Iterator[Simulator]:
         simulator.stop()
 
 
+def _guarded(simulator: Simulator) -> Iterator[Simulator]:
+    _reset_controls(simulator)
+    before = _served_data(simulator)
+    yield simulator
+    _reset_controls(simulator)
+    if _served_data(simulator) != before:
+        pytest.fail(
+            "the test changed the data a shared simulator serves; "
+            "it must take its own from sim_factory"
+        )
+
+
+def _sync_once(simulator: Simulator, folder: Path) -> SyncedWorld:
+    root = folder / "warehouse"
+    _reset_controls(simulator)
+    summary = sync(make_config(simulator, root))
+    assert summary.exit_code == 0, summary.errors
+    return SyncedWorld(simulator, make_config(simulator, root), summary, simulator.requests)
+
+
 @pytest.fixture
 def sim(shared_sim: Simulator) -> Iterator[Simulator]:
     """The session's simulator with an empty request log. A test may set faults, limits,
     media faults and hooks (all reset after it) but must not change the data it serves
     (late rows, clock, overrides): such a test takes its own from `sim_factory`."""
-    _reset_controls(shared_sim)
-    before = _served_data(shared_sim)
-    yield shared_sim
-    _reset_controls(shared_sim)
-    if _served_data(shared_sim) != before:
-        pytest.fail(
-            "the test changed the data the shared simulator serves; "
-            "it must take its own from sim_factory"
-        )
+    yield from _guarded(shared_sim)
 
 
 @pytest.fixture(scope="session")
 def _synced_once(shared_sim: Simulator, tmp_path_factory) -> SyncedWorld:
-    root = tmp_path_factory.mktemp("synced") / "warehouse"
-    _reset_controls(shared_sim)
-    summary = sync(make_config(shared_sim, root))
-    assert summary.exit_code == 0, summary.errors
-    return SyncedWorld(shared_sim, make_config(shared_sim, root), summary, shared_sim.requests)
+    return _sync_once(shared_sim, tmp_path_factory.mktemp("synced"))
 
 
 @pytest.fixture
@@ -136,6 +145,33 @@ def synced_world(_synced_once: SyncedWorld, sim: Simulator) -> Iterator[SyncedWo
 def synced_copy(_synced_once: SyncedWorld, sim: Simulator, tmp_path: Path) -> Config:
     """A config for a private copy of the synced warehouse (in tmp_path/warehouse)."""
     return _synced_once.copy(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def _clean_sim() -> Iterator[Simulator]:
+    simulator = Simulator(seed=SHARED_SEED, scale=SMALL_SCALE, defects=False)
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture
+def clean_sim(_clean_sim: Simulator) -> Iterator[Simulator]:
+    """The session's simulator without planted defects, shared as `sim` is."""
+    yield from _guarded(_clean_sim)
+
+
+@pytest.fixture(scope="session")
+def _clean_synced_once(_clean_sim: Simulator, tmp_path_factory) -> SyncedWorld:
+    return _sync_once(_clean_sim, tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture
+def clean_synced_copy(_clean_synced_once: SyncedWorld, clean_sim, tmp_path: Path) -> Config:
+    """A private copy (tmp_path/warehouse) of a warehouse synced once from `clean_sim`."""
+    return _clean_synced_once.copy(tmp_path)
 
 
 @pytest.fixture

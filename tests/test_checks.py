@@ -85,11 +85,10 @@ def test_sync_metrics_never_flagged_for_single_participant_rooms(world):
         assert len(sim.dataset.rooms[room].participants) >= 2
 
 
-def test_clean_dataset_no_check_fires(sim_factory, tmp_path):
+def test_clean_dataset_no_check_fires(clean_synced_copy):
     from hs_sync.media import download_media
 
-    sim = sim_factory(seed=1, defects=False)
-    config = synced(sim, tmp_path / "warehouse")
+    config = clean_synced_copy  # synced from a simulator without planted defects
     download_media(config)  # so the recordings check runs instead of being skipped
     results = run_checks(config)
     for result in results:

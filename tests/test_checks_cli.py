@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from hs_simulator import Simulator
 from hs_sync.cli import main
-from tests.checks_helpers import planted, synced
+from tests.checks_helpers import planted
 
 
 @pytest.fixture
@@ -52,9 +52,8 @@ def test_no_api_skips_reconciliation_without_a_key(world):
     assert result.exit_code == 1  # missing sessions are still an error
 
 
-def test_clean_warehouse_exits_0_and_prints_a_table(sim_factory, tmp_path):
-    sim = sim_factory(seed=1, defects=False)
-    config = synced(sim, tmp_path / "warehouse")
+def test_clean_warehouse_exits_0_and_prints_a_table(clean_synced_copy):
+    config = clean_synced_copy  # synced from a simulator without planted defects
     result = check(config, "--json")
     assert result.exit_code == 0, result.output
     assert all(c["passed"] for c in orjson.loads(result.stdout)["checks"])
