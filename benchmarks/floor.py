@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/floor.py                 # 1M events (scale 100)
     .venv/bin/python benchmarks/floor.py --scale 10 --no-write
 
-DESIGN.md asks a full sync to take at most 2.5x the time to merely download
+The design asked a full sync to take at most 2.5x the time to merely download
 its pages. A sync must also land the raw pages, type the records, and write
 Parquet partitions and DuckDB tables. This measures, in one run against one
 simulator (its own process, as in run.py), each step done the cheapest way

@@ -596,7 +596,7 @@ def main() -> None:
     checks = targets(results)
     text = (
         f"Command: `{command.strip()}`\n\n{machine()}\n\n{table}\n\n"
-        f"Targets (DESIGN.md):\n\n{checks}\n"
+        f"Targets (docs/design.md):\n\n{checks}\n"
     )
     print(text)
     if not (args.quick or args.no_write):

@@ -43,7 +43,7 @@ from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_
 from hs_sync import pipeline
 from hs_sync.load.duck import duck_type
 from hs_sync.media import download_media
-from hs_sync.registry import BY_NAME, DATA_TYPES, LINEAGE_COLUMNS, DataType
+from hs_sync.registry import BY_NAME, DATA_TYPES, LINEAGE_COLUMNS, DataType, media_type
 from hs_sync.sync import RunSummary
 from hs_sync.warehouse import Warehouse
 
@@ -51,7 +51,7 @@ API_POOL = "hyperstudy_api"
 DUCKDB_POOL = "hs_sync_duckdb"
 
 VIEWS_KEY = AssetKey(["duckdb", "views"])
-MEDIA_KEY = AssetKey(["media", "recordings"])
+MEDIA_KEY = AssetKey(["media", media_type().name])
 PULL_CHECK = "pull_complete"
 _WINDOWS_SHOWN = 200  # window details kept in the metadata (the count is always complete)
 
@@ -247,7 +247,7 @@ def media_asset() -> AssetsDefinition:
 
     @asset(
         key=MEDIA_KEY,
-        deps=[AssetKey(["duckdb", "recordings"])],
+        deps=[AssetKey(["duckdb", media_type().name])],
         group_name="media",
         kinds={"hyperstudy", "video"},
         pool=API_POOL,

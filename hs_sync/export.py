@@ -41,14 +41,7 @@ FORMATS = ("csv", "json", "zip")
 METADATA_FILE = "metadata.json"
 
 # The table that holds each level's own records (matched by `id`).
-LEVEL_TABLE = {
-    "participant": "participants",
-    "room": "rooms",
-    "deployment": "deployments",
-    "experiment": "experiments",
-}
-# Where a type names the level differently from `<level>Id`.
-_LEVEL_COLUMN = {("chat", "participant"): "senderId"}
+LEVEL_TABLE = {level: registry.listing(level).name for level in LEVELS}
 _LINEAGE_LEFT_OUT = ("_key", "_synced_at", "_raw_file")
 _BATCH = 5000
 
@@ -131,10 +124,8 @@ class _Plan:
 def level_condition(dt: DataType, level: str) -> str | None:
     """SQL condition (one `?`, the id) selecting a type's rows at a level; None if none."""
     names = {c.name for c in dt.columns}
-    if dt.name == LEVEL_TABLE[level]:
-        return "id = ?"
-    column = _LEVEL_COLUMN.get((dt.name, level), f"{level}Id")
-    if column in names:
+    column = dt.column_for(level)
+    if column is not None:
         return sql("{c} = ?", c=quote(column))
     if level == "deployment" and "roomId" in names:
         return "roomId IN (SELECT id FROM rooms WHERE deploymentId = ?)"

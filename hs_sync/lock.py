@@ -15,7 +15,7 @@ from hs_sync.warehouse import Warehouse, owner_only
 def warehouse_lock(warehouse: Warehouse, timeout: float = 5.0) -> Iterator[None]:
     """Hold the warehouse's write lock; after `timeout` seconds, raise WarehouseLocked.
 
-    Everything written while it is held is created owner-only (DESIGN.md invariant 8).
+    Everything written while it is held is created owner-only (docs/design.md, invariant 8).
     """
     warehouse.create()
     lock = FileLock(str(warehouse.lock_path), mode=0o600)

@@ -93,6 +93,20 @@ class DataType:
     extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Fields that carry credentials (signed media URLs): never landed, stored or logged.
     secret_fields: tuple[str, ...] = ()
+    # The entity this table lists, whose `id` column names it ("experiment",
+    # "deployment", "room", "participant"); None for data tables.
+    lists: str | None = None
+    participant_field: str = "participantId"  # the field naming a row's participant
+    triggers_media: bool = False  # its rows are recordings whose files `media` downloads
+    row_cap: int | None = None  # the API lists at most this many rows
+    marks_sessions: bool = False  # a room with none of its rows is a missing session
+
+    def column_for(self, entity: str) -> str | None:
+        """The column naming a row's `entity` ("room", "participant", ...), if it has one."""
+        if self.lists == entity:
+            return "id"
+        name = self.participant_field if entity == "participant" else f"{entity}Id"
+        return name if name in {c.name for c in self.columns} else None
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -153,6 +167,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         mode=Mode.TIME,
         api_scope="read:events",
         key=("id",),
+        marks_sessions=True,
         date_partitioned=True,
         columns=(
             col("id", STR),
@@ -223,6 +238,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         mode=Mode.TIME,
         api_scope="read:chat",
         key=("messageId",),
+        participant_field="senderId",
         date_partitioned=True,
         columns=(
             col("messageId", STR),
@@ -316,6 +332,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         api_scope="read:recordings",
         key=("recordingId",),
         cursor="startTime",
+        triggers_media=True,
         secret_fields=("downloadUrl", "url"),  # legacy records: signed URLs
         columns=(
             col("recordingId", STR),
@@ -341,6 +358,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="participants",
         path="participants",
         mode=Mode.SNAPSHOT,
+        lists="participant",
         api_scope="read:events",
         scopes=("experiment", "room"),
         key=("id", "roomId"),
@@ -362,6 +380,8 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="rooms",
         path="rooms",
         mode=Mode.SNAPSHOT,
+        lists="room",
+        row_cap=5000,
         api_scope="read:events",
         scopes=("experiment",),
         key=("id",),
@@ -383,6 +403,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="deployments",
         path="deployments",
         mode=Mode.SNAPSHOT,
+        lists="deployment",
         api_scope=None,
         scopes=(),
         key=("id",),
@@ -402,6 +423,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="experiments",
         path="experiments",
         mode=Mode.SNAPSHOT,
+        lists="experiment",
         api_scope="read:experiments",
         scopes=(),
         key=("id",),
@@ -422,6 +444,18 @@ DATA_TYPES: tuple[DataType, ...] = (
 )
 
 BY_NAME: dict[str, DataType] = {dt.name: dt for dt in DATA_TYPES}
+# Every field that carries a credential, in any data type.
+SECRET_FIELDS: frozenset[str] = frozenset(f for dt in DATA_TYPES for f in dt.secret_fields)
+
+
+def media_type() -> DataType:
+    """The data type whose rows are the recordings `media` downloads."""
+    return next(dt for dt in DATA_TYPES if dt.triggers_media)
+
+
+def listing(entity: str) -> DataType:
+    """The data type that lists `entity` ("room", "experiment", ...)."""
+    return next(dt for dt in DATA_TYPES if dt.lists == entity)
 
 
 def get(name: str) -> DataType:

@@ -92,7 +92,7 @@ def fsync_path(path: Path) -> None:
 
 @dataclass(frozen=True)
 class Warehouse:
-    """The folders of one warehouse root (see DESIGN.md, "Warehouse layout")."""
+    """The folders of one warehouse root (see docs/warehouse.md)."""
 
     root: Path
 

@@ -1,4 +1,4 @@
-"""Security promises (DESIGN.md invariants 7 and 8) proven on whole runs against the simulator.
+"""Security promises (docs/design.md, invariants 7 and 8) proven on whole runs against the simulator.
 
 - The API key and the signed media URLs reach no file under the warehouse and no
   log line or command output: every file's bytes are scanned.

@@ -22,7 +22,7 @@ from hs_sync.errors import ConfigError
 from hs_sync.land.state import STATE_FILE
 from hs_sync.load import duck
 from hs_sync.load.sqlfiles import sql_dir
-from hs_sync.registry import BY_NAME, Mode
+from hs_sync.registry import BY_NAME, Mode, listing
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 
@@ -183,7 +183,7 @@ class CheckContext:
         """The server time of the newest snapshot (what 'now' meant when it was taken)."""
         for run in reversed(self.runs):
             end = parse_time(run.get("window_end"))
-            if end is not None and "participants" in (run.get("rows") or {}):
+            if end is not None and listing("participant").name in (run.get("rows") or {}):
                 return end
         synced = self.scalar("SELECT max(_synced_at) FROM participants")
         return synced or datetime.now(timezone.utc)

@@ -21,12 +21,11 @@ from hs_sync.checks.model import Issue
 from hs_sync.errors import ForbiddenError, NotFoundError
 from hs_sync.extract.pulls import quote_id
 from hs_sync.load import duck
-from hs_sync.registry import BY_NAME, DataType
+from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.timeutil import to_iso
 from hs_sync.warehouse import safe_part
 
 MAX_ROOM_PROBES = 60
-ROOM_CAP = 5000  # the API lists at most 5,000 rooms
 
 
 def count_reconciliation(ctx: CheckContext) -> tuple[list[Issue], dict[str, Any]]:
@@ -55,7 +54,7 @@ def count_reconciliation(ctx: CheckContext) -> tuple[list[Issue], dict[str, Any]
             if served is None:
                 continue
             totals.setdefault(dt.name, {})[exp] = {"api": served, "warehouse": have}
-            if served == have or (dt.name == "rooms" and served == ROOM_CAP and have >= served):
+            if served == have or (served == dt.row_cap and have >= served):
                 continue
             issues.append(
                 Issue(
@@ -79,7 +78,7 @@ def room_counts(
 ) -> dict[str | None, int]:
     """Rows of this type landed for the experiment, per room (up to `until`)."""
     names = {c.name for c in dt.columns}
-    room = "roomId" if "roomId" in names else ("id" if dt.name == "rooms" else "NULL")
+    room = dt.column_for("room") or "NULL"
     cursor = duck.quote(dt.cursor) if dt.cursor and dt.cursor in names else "NULL"
     text = check_sql(
         "row_counts",
@@ -113,10 +112,10 @@ def _probe_rooms(ctx: CheckContext, probes, skipped) -> tuple[list[Issue], int, 
         rooms = set(people) | {r for r in counts if r is not None}
         ranked = sorted(rooms, key=lambda r: (counts.get(r, 0) / max(people.get(r, 1), 1), r))
         queue += [(dt, exp, r, until, counts.get(r, 0)) for r in ranked]
-    events = BY_NAME["events"]
-    if "events" not in skipped and events in ctx.config.data_types:
+    events = next(dt for dt in DATA_TYPES if dt.marks_sessions)
+    if events.name not in skipped and events in ctx.config.data_types:
         for issue in ctx.issues("missing_session_rooms"):
-            until = ctx.synced_until("events", issue.experiment_id)
+            until = ctx.synced_until(events.name, issue.experiment_id)
             queue.append((events, issue.experiment_id, issue.room_id, until, 0))
     seen: set[tuple[str, str]] = set()
     issues: list[Issue] = []

@@ -9,9 +9,6 @@ from hs_sync.registry import DATA_TYPES
 
 ACTIVE_TIMEOUT_SECONDS = 6 * 3600  # a participant 'active' this long after joining is stuck
 RATING_GAP_MS = 2_000  # continuous ratings are sampled every 100-500 ms
-PARTICIPANT_COLUMN = {
-    "chat": "senderId"
-}  # the participant a row belongs to, where not participantId
 
 
 def missing_sessions(ctx: CheckContext) -> list[Issue]:
@@ -26,11 +23,10 @@ def missing_sessions(ctx: CheckContext) -> list[Issue]:
 def orphans(ctx: CheckContext) -> list[Issue]:
     found: dict[tuple[str, str, str | None], Issue] = {}
     for dt in DATA_TYPES:
-        names = {c.name for c in dt.columns}
-        if dt.name == "rooms" or "roomId" not in names:
+        if dt.lists == "room" or dt.column_for("room") is None:
             continue
-        participant = PARTICIPANT_COLUMN.get(dt.name, "participantId")
-        checkable = dt.name != "participants" and participant in names
+        participant = dt.column_for("participant")
+        checkable = dt.lists != "participant" and participant is not None
         rows = ctx.issues(
             "orphans",
             table=duck.quote(dt.name),

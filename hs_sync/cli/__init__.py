@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "check": "check_cmd",
     "sql": "sql_cmd",
     "export": "export_cmd",
+    "report": "report_cmd",
     "rebuild": "rebuild_cmd",
     "simulate": "simulate_cmd",
 }

@@ -440,7 +440,7 @@ class Extractor:
         writer = self._writer(
             dt, exp, label, "experiment", exp, track_cursor=False, digest=True, staged=True
         )
-        rooms: dict[str, str] | None = {} if dt.name == "rooms" else None
+        rooms: dict[str, str] | None = {} if dt.lists == "room" else None
         requests = 0
         try:
             for page, fetched_at in pages:

@@ -2,7 +2,7 @@
 
 Lives at `<warehouse>/state/extract.sqlite`. Every checkpoint is one
 transaction written after the raw file behind it is durable, so the state
-never claims data that a crash could have lost (DESIGN.md invariant 2).
+never claims data that a crash could have lost (docs/design.md, invariant 2).
 Thread-safe: one connection behind a lock.
 """
 

@@ -20,6 +20,7 @@ import orjson
 
 from hs_sync.land import rawfile
 from hs_sync.load import duck
+from hs_sync.registry import media_type
 from hs_sync.warehouse import Warehouse, safe_part
 
 # Extension when `format` is missing or not a plain token, by the recording's media type.
@@ -119,7 +120,7 @@ def _from_duckdb(warehouse: Warehouse) -> list[Recording]:
 
 def _from_raw(warehouse: Warehouse) -> list[Recording]:
     latest: dict[str, Recording] = {}
-    for experiment, record in _raw_records(warehouse.root / "raw" / "recordings"):
+    for experiment, record in _raw_records(warehouse.root / "raw" / media_type().name):
         rec = _from_record(record, experiment)
         if rec is not None:
             latest[rec.id] = rec
