@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,13 @@ def synced(sim: Any, warehouse: Path, **changes: Any) -> Config:
     summary = sync(config)
     assert summary.exit_code == 0, summary.errors
     return config
+
+
+def copy_of(config: Config, folder: Path) -> Config:
+    """The same warehouse copied to `folder`/warehouse, so a test can damage it alone."""
+    target = folder / "warehouse"
+    shutil.copytree(config.warehouse, target)
+    return config.replace(warehouse=target)
 
 
 def execute(config: Config, statement: str, params: list | None = None) -> list[tuple]:

@@ -13,7 +13,6 @@ a test owns (started on a free loopback port, stopped after the test).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from hs_simulator import Simulator
 from hs_sync.config import Config
 from hs_sync.sync import RunSummary, sync
+from tests.checks_helpers import copy_of
 from tests.extract_helpers import make_config
 
 SMALL_SCALE = 0.3  # about 3,000 events: every type present, fast to generate
@@ -47,9 +47,7 @@ class SyncedWorld:
 
     def copy(self, folder: Path, **changes: Any) -> Config:
         """The synced warehouse copied to `folder`/warehouse, so a test can change it alone."""
-        target = Path(folder) / "warehouse"
-        shutil.copytree(self.root, target)
-        return self.config.replace(warehouse=target, **changes)
+        return copy_of(self.config, Path(folder)).replace(**changes)
 
 
 def _served_data(sim: Simulator) -> tuple:
