@@ -60,11 +60,13 @@ class Dataset:
         live: bool = False,
         defects: bool = True,
         hostile_ids: bool = False,
+        experiments: int | None = None,
+        live_experiments: int | None = None,
     ):
         self.seed = seed
         self.scale = scale
         self.live = live
-        gen = generate(seed, scale, live, defects, hostile_ids)
+        gen = generate(seed, scale, live, defects, hostile_ids, experiments, live_experiments)
         self._gen = gen
         self.clock = Clock(gen.now)
         self.start_ms = gen.now
@@ -252,8 +254,15 @@ class Dataset:
 
     # -- late rows ----------------------------------------------------------
 
-    def add_late_rows(self, data_type: str, n: int, experiment_id: str | None = None) -> list[dict]:
-        """Insert n rows, visible now, timestamped before the newest visible row."""
+    def add_late_rows(
+        self,
+        data_type: str,
+        n: int,
+        experiment_id: str | None = None,
+        behind_seconds: float | None = None,
+    ) -> list[dict]:
+        """Insert n rows, visible now, timestamped before the newest visible row (within
+        2 minutes of it, or within a minute around `behind_seconds` before it)."""
         if data_type not in SERIES_TYPES:
             raise ValueError(f"late rows exist only for time-series types, not {data_type!r}")
         with self._lock:
@@ -273,7 +282,11 @@ class Dataset:
             made: list[tuple[int, bytes, dict]] = []
             out = []
             for _ in range(n):
-                ts = rng.randint(max(table.ts[0], newest - 120_000), newest - 1)
+                if behind_seconds is None:
+                    ts = rng.randint(max(table.ts[0], newest - 120_000), newest - 1)
+                else:
+                    back = newest - int(behind_seconds * 1000)
+                    ts = max(table.ts[0], rng.randint(back - 30_000, back + 30_000))
                 while ts in existing:
                     ts -= 1
                 existing.add(ts)

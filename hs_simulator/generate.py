@@ -255,10 +255,20 @@ def _hostile(kind: str, index: int, plain: str) -> str:
 
 
 def generate(
-    seed: int, scale: float, live: bool, defects: bool = True, hostile_ids: bool = False
+    seed: int,
+    scale: float,
+    live: bool,
+    defects: bool = True,
+    hostile_ids: bool = False,
+    experiments: int | None = None,
+    live_experiments: int | None = None,
 ) -> Generated:
+    """`experiments` (default: one per spec) cycles the specs; in live mode only the
+    first `live_experiments` (default: all) keep producing rows after 'now'."""
     now = anchor_ms(seed)
-    horizon = now + (3 * 3600_000 if live else 0)
+    live_horizon = now + (3 * 3600_000 if live else 0)
+    count = len(EXPERIMENT_SPECS) if experiments is None else experiments
+    specs = [EXPERIMENT_SPECS[i % len(EXPERIMENT_SPECS)] for i in range(count)]
     experiments: list[Experiment] = []
     rooms: list[Room] = []
     recordings: list[Recording] = []
@@ -271,7 +281,9 @@ def generate(
         "failedRecordings": [],
         "continuousRatingGaps": [],
     }
-    for index, spec in enumerate(EXPERIMENT_SPECS):
+    for index, spec in enumerate(specs):
+        lively = live and (live_experiments is None or index < live_experiments)
+        horizon = live_horizon if lively else now
         rng = random.Random(f"{seed}:experiment:{index}")
         exp_id = f"exp_{_hex(rng, 10)}"
         exp = Experiment(
@@ -298,7 +310,7 @@ def generate(
         # sessions running at 'now', and in live mode the ones that will start later
         for _ in range(2):
             starts.append((now - rng.randint(60_000, 8 * MINUTE), main, False))
-        if live:
+        if lively:
             future = max(6, round(12 * min(scale, 25) ** 0.5))
             for _ in range(future):
                 starts.append((now + rng.randint(30_000, 150 * MINUTE), main, False))

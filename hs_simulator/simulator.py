@@ -22,6 +22,8 @@ class Simulator:
     proportion); scale 100 about 1M events. `defects=False` plants no defects.
     `hostile_ids=True` gives some experiments, rooms and participants ids made to
     attack paths and SQL (`..`, `../`, quotes, `'; DROP TABLE`, NUL), see generate.
+    `experiments` cycles the three experiment designs to that many experiments; in
+    live mode only the first `live_experiments` keep collecting data.
     """
 
     def __init__(
@@ -32,12 +34,16 @@ class Simulator:
         port: int = 0,
         defects: bool = True,
         hostile_ids: bool = False,
+        experiments: int | None = None,
+        live_experiments: int | None = None,
     ) -> None:
         self.seed = seed
         self.scale = scale
         self.live = live
         self.port = port
-        self.dataset = Dataset(seed, scale, live, defects, hostile_ids)
+        self.dataset = Dataset(
+            seed, scale, live, defects, hostile_ids, experiments, live_experiments
+        )
         self.keys = KeyRing()
         self.api_key = default_key(seed)
         self.keys.add(self.api_key, None)
@@ -136,8 +142,9 @@ class Simulator:
         """Call `callback(entry)` after each API request is answered (None: stop)."""
         self._app.on_request = callback
 
-    def add_late_rows(self, data_type: str, n: int, experiment_id: str | None = None) -> list[dict]:
-        return self.dataset.add_late_rows(data_type, n, experiment_id)
+    def add_late_rows(self, *args, **kwargs) -> list[dict]:
+        """See `Dataset.add_late_rows`."""
+        return self.dataset.add_late_rows(*args, **kwargs)
 
     @property
     def defects(self) -> dict:

@@ -44,7 +44,9 @@ class Config:
     full_refresh: bool = False
     page_size: int = 1000
     concurrency: int = 4
-    timeout_seconds: float = 60.0
+    timeout_seconds: float = 60.0  # per read (connect, each chunk of the body)
+    request_deadline_seconds: float = 300.0  # a whole response, however it trickles
+    max_body_bytes: int = 64 * 1024 * 1024  # a response body, decompressed
     max_attempts: int = 6
     retry_floor_seconds: float = 0.5  # minimum wait on 429 even when Retry-After says 0
     retry_max_wait_seconds: float = 30.0
@@ -55,6 +57,15 @@ class Config:
     media_concurrency: int = 4
     freshness_hours: float = 26.0
     raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
+    # Request economy (docs/requests.md): time buckets whose landed rows are counted,
+    # how much history each sync verifies against the API's totals, and polling backoff.
+    bucket_seconds: int = 300
+    verify_recent_hours: float = 24.0  # verified on every poll of a time type
+    verify_all_hours: float = 24.0  # all history verified this often
+    verify_budget: int = 60  # requests a run may spend on bisecting and re-reading
+    poll_after_unchanged: int = 2  # polls that saw no change before backing off
+    poll_max_interval_seconds: float = 3600.0
+    access_cache_hours: float = 24.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -81,10 +92,14 @@ def _validate(cfg: Config) -> None:
         "page_size",
         "concurrency",
         "timeout_seconds",
+        "request_deadline_seconds",
+        "max_body_bytes",
         "max_attempts",
         "budget_per_hour",
         "budget_per_minute",
         "media_concurrency",
+        "bucket_seconds",
+        "poll_max_interval_seconds",
     )
     for name in positive:
         if getattr(cfg, name) <= 0:

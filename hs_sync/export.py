@@ -29,7 +29,7 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 
-from hs_sync import registry
+from hs_sync import registry, stores
 from hs_sync.errors import HsSyncError
 from hs_sync.load.duck import connect_readonly, quote, sql
 from hs_sync.registry import DataType
@@ -179,7 +179,8 @@ def export(
         raise ExportUsageError(
             "--warehouse", f"no database at {wh.db_path}; run `hs-sync sync` first"
         )
-    out_path = Path(out).expanduser()
+    stores.require_usable(wh, ("database",))
+    out_path = _out_path(wh, out)
     exported_at = to_iso(datetime.now(timezone.utc))
     filters = {
         "category": list(categories) or None,
@@ -210,6 +211,8 @@ def export(
         )
         metadata = _metadata(summary, plans, counts, chosen)
         with_rows = [p for p in plans if counts[p.dt.name]]
+        if _is_folder(out):
+            out_path.mkdir(parents=True, exist_ok=True)
         if fmt == "zip":
             _write_zip(con, with_rows, summary, metadata)
         else:
@@ -221,6 +224,26 @@ def export(
 
 
 # -- arguments --------------------------------------------------------------
+
+
+def _is_folder(out: str | os.PathLike) -> bool:
+    """A trailing slash names a folder (which the export creates)."""
+    return str(out).endswith(("/", os.sep))
+
+
+def _out_path(wh: Warehouse, out: str | os.PathLike) -> Path:
+    """`--out` as a path, refused when it is inside the warehouse (an export must never
+    replace the database or add files its readers would pick up) or when a trailing
+    slash names a folder where a file is."""
+    path = Path(out).expanduser()
+    resolved, root = path.resolve(), wh.root.expanduser().resolve()
+    if resolved == root or resolved.is_relative_to(root):
+        raise ExportUsageError(
+            "--out", f"{str(out)!r} is inside the warehouse {str(root)!r}; export outside it"
+        )
+    if _is_folder(out) and path.exists() and not path.is_dir():
+        raise ExportUsageError("--out", f"{str(out)!r} ends with / but is a file")
+    return path
 
 
 def _categories(category: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -93,6 +93,9 @@ class DataType:
     extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Fields that carry credentials (signed media URLs): never landed, stored or logged.
     secret_fields: tuple[str, ...] = ()
+    # Snapshot tables: the field whose newest value (sorted descending) shows a change,
+    # so a probe of one row can tell whether a re-read is needed.
+    change_sort: str | None = None
     # The entity this table lists, whose `id` column names it ("experiment",
     # "deployment", "room", "participant"); None for data tables.
     lists: str | None = None
@@ -358,6 +361,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="participants",
         path="participants",
         mode=Mode.SNAPSHOT,
+        change_sort="completedAt",
         lists="participant",
         api_scope="read:events",
         scopes=("experiment", "room"),
@@ -380,6 +384,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         name="rooms",
         path="rooms",
         mode=Mode.SNAPSHOT,
+        change_sort="updatedAt",
         lists="room",
         row_cap=5000,
         api_scope="read:events",

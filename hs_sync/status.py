@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from hs_sync import registry
+from hs_sync import registry, stores
 from hs_sync.errors import ConfigError
 from hs_sync.export import time_column
 from hs_sync.land import quarantine
@@ -47,6 +47,7 @@ def status(
     wh = warehouse if isinstance(warehouse, Warehouse) else Warehouse(Path(warehouse))
     if not wh.root.is_dir():
         raise ConfigError("warehouse", f"no warehouse at {wh.root}; run `hs-sync sync` first")
+    stores.require_usable(wh)
     now = now or datetime.now(timezone.utc)
     runs = _runs(wh)
     totals, tables = _tables(wh)

@@ -392,3 +392,28 @@ def test_the_export_command_writes_and_reports(world, tmp_path):
     assert missing.stderr.strip().splitlines() == [
         "hs-sync export: nothing to export: no room 'room_nope' in the warehouse"
     ]
+
+
+def test_an_out_inside_the_warehouse_is_refused_and_nothing_changes(world, tmp_path):
+    db = world.wh.db_path
+    before = db.stat().st_mtime_ns, db.stat().st_size
+    dotted = f"{world.wh.root}/parquet/../{db.name}"
+    for out in (db, world.wh.root / "parquet" / "extra.csv", world.wh.root, dotted):
+        with pytest.raises(ExportUsageError, match="inside the warehouse") as err:
+            export(world.wh, level="room", id=world.room, types=["chat"], fmt="csv", out=out)
+        assert err.value.option == "--out"
+    assert (db.stat().st_mtime_ns, db.stat().st_size) == before
+    assert not (world.wh.root / "parquet" / "extra.csv").exists()
+
+
+@pytest.mark.parametrize("fmt", ["zip", "csv"])
+def test_a_trailing_slash_means_a_folder(world, tmp_path, fmt):
+    out = tmp_path / "newdir"
+    args = ["export", "--level", "room", "--id", world.room, "--format", fmt]
+    result = CliRunner().invoke(
+        main, [*args, "--out", f"{out}/", "--warehouse", str(world.wh.root)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_dir() and any(out.iterdir())
+    if fmt == "zip":
+        assert [p.suffix for p in out.iterdir()] == [".zip"]

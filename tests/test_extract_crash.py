@@ -7,12 +7,14 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import orjson
 import pytest
 
+from hs_sync.config import load_config
 from hs_sync.land import rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import DATA_TYPES, Mode
@@ -170,3 +172,52 @@ def test_leftovers_of_killed_writes_are_swept_by_the_next_run(sim, tmp_path):
 
     assert not half_file.exists() and not staged.exists()
     assert batch.is_dir()  # published batches are never touched
+
+
+@pytest.mark.slow
+def test_kill_9_during_bisection_then_resume_loses_and_duplicates_nothing(sim, tmp_path):
+    exp = sim.dataset.experiment_ids[0]
+    root = tmp_path / "wh"
+    config_file = tmp_path / "hs_sync.toml"
+    config_file.write_text(
+        f'warehouse = "{root}"\npage_size = 10\nexperiments = ["{exp}"]\ntypes = ["events"]\n'
+        "retry_floor_seconds = 0.01\nbudget_per_hour = 1000000\nbudget_per_minute = 1000000\n"
+    )
+    env = {**os.environ, "HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": sim.base_url}
+    env.pop("HS_SYNC_WAREHOUSE", None)
+    config = load_config(config_file, env=env)
+    assert sync(config, transform=False).exit_code == 0
+    events = next(dt for dt in DATA_TYPES if dt.name == "events")
+    kills = 0
+    for round_, wanted in enumerate((1, 3, 6)):
+        late = sim.add_late_rows("events", 4, experiment_id=exp, behind_seconds=(round_ + 2) * 3600)
+        seen = []
+        reached = threading.Event()
+
+        def verification(entry, seen=seen, reached=reached, wanted=wanted):
+            params = entry.get("params") or {}
+            if params.get("order") == "asc" and params.get("startTime"):
+                seen.append(entry)
+                if len(seen) >= wanted:
+                    reached.set()
+
+        sim.on_request(verification)
+        proc = _start(config_file, env)
+        if reached.wait(timeout=60) and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        proc.stderr.close()
+        sim.on_request(None)
+        for path in data_files(root, events):  # every visible file is whole
+            assert all(isinstance(orjson.loads(line), dict) for line in rawfile.lines(path))
+        summary = sync(config, transform=False)  # resume
+        assert summary.exit_code == 0, summary.errors
+        got = landed(root, events)[exp]
+        assert all(events.key_of(row) in got for row in late)
+        want = {events.key_of(r): r for r in sim.dataset.records("events", exp)}
+        assert got == want  # by key: nothing lost, nothing extra
+        sim.reset_requests()
+        assert sync(config, transform=False).total_rows == 0
+        assert len([r for r in sim.requests if "/data/events/" in r["path"]]) == 1
+    assert kills >= 2

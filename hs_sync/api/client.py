@@ -4,13 +4,18 @@ Every request goes through `ApiClient.get`, which counts against the request
 budget, retries what is worth retrying (429 honouring Retry-After with a floor,
 5xx, timeouts, resets, truncated or non-JSON bodies) with exponential backoff
 and jitter, never retries 400/401/403/404, and parses the envelope tolerantly.
-The API key lives only in a request header; it is scrubbed from every message.
+The API key lives only in a request header. Everything the server sends is
+scrubbed (`hs_sync/scrub.py`) before anything else sees it: no key, no signed
+URL's query. A body is read against an overall deadline and a size cap, and
+the numbers that steer the run (Retry-After, pagination) are clamped.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -20,7 +25,7 @@ import httpx
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from hs_sync import __version__
+from hs_sync import __version__, interrupt
 from hs_sync.api import wire
 from hs_sync.api.budget import RequestBudget
 from hs_sync.config import Config
@@ -33,9 +38,13 @@ from hs_sync.errors import (
     NotFoundError,
     RetryableError,
 )
+from hs_sync.scrub import Scrubber
 from hs_sync.timeutil import parse_time
 
 _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: NotFoundError}
+MAX_RETRY_AFTER = 86_400.0  # a Retry-After beyond a day is read as a day
+MAX_COUNT = 2**53 - 1  # a pagination number beyond this (or below 0) is ignored
+_COUNTS = ("total", "offset", "limit", "nextOffset", "returned")
 
 
 @dataclass
@@ -74,8 +83,11 @@ class Envelope:
 
     @property
     def pagination(self) -> dict[str, Any] | None:
+        """`metadata.pagination`, its counts outside 0..2^53 (or not integers) as None."""
         value = self.metadata.get("pagination")
-        return value if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            return None
+        return {k: (_count(v) if k in _COUNTS else v) for k, v in value.items()}
 
     @property
     def warnings(self) -> list[str]:
@@ -97,6 +109,8 @@ class ApiClient:
             raise AuthError("no API key: set HYPERSTUDY_API_KEY")
         self._key = config.api_key
         self._config = config
+        self.scrubber = Scrubber(config.api_key)
+        self._key_scrubber = Scrubber(config.api_key, urls=False)
         self.budget = budget or RequestBudget(config.budget_per_hour, config.budget_per_minute)
         headers = {"X-API-Key": config.api_key, "User-Agent": f"hs-sync/{__version__}"}
         if config.org_id:
@@ -127,18 +141,28 @@ class ApiClient:
         self._http.close()
 
     def get(
-        self, path: str, params: dict[str, Any] | None = None, *, endpoint: str | None = None
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        endpoint: str | None = None,
+        signed_urls: bool = False,
     ) -> Envelope:
-        """GET `path` (relative to the base URL) with retries; raise a typed ApiError."""
+        """GET `path` (relative to the base URL) with retries; raise a typed ApiError.
+
+        The page comes back scrubbed; `signed_urls=True` keeps signed URLs whole
+        (only for the media step, which downloads through them and stores none).
+        """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         retrying = Retrying(
             retry=retry_if_exception_type(RetryableError),
             stop=stop_after_attempt(self._config.max_attempts),
             wait=self._wait,
             before_sleep=self._count_retry,
+            sleep=interrupt.sleep,
             reraise=True,
         )
-        return retrying(self._attempt, path, params, endpoint or path)
+        return retrying(self._attempt, path, params, endpoint or path, signed_urls)
 
     def server_now(self) -> tuple[str, str]:
         """The server's current time and where it came from.
@@ -161,7 +185,9 @@ class ApiClient:
 
     # -- one attempt -------------------------------------------------------
 
-    def _attempt(self, path: str, params: dict[str, Any], endpoint: str) -> Envelope:
+    def _attempt(
+        self, path: str, params: dict[str, Any], endpoint: str, signed_urls: bool = False
+    ) -> Envelope:
         try:
             request = self._http.build_request("GET", path, params=params)
         except httpx.InvalidURL as exc:  # e.g. a control character in an id from the API
@@ -169,17 +195,18 @@ class ApiClient:
                 f"GET {self._scrub(repr(path))}: not a valid URL ({self._scrub(str(exc))})",
                 path=path,
             ) from None
+        interrupt.check()
         token = self.budget.acquire(endpoint)
         with self._lock:
             self.attempts += 1
         try:
-            response = self._http.send(request)
-            body = response.content
+            response, body = self._read(request, path)
         except httpx.TimeoutException as exc:
             raise RetryableError(
                 f"GET {path}: timed out ({type(exc).__name__})", path=path
             ) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            interrupt.check()  # the connection was closed to stop the run
             raise RetryableError(
                 f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
                 path=path,
@@ -189,13 +216,16 @@ class ApiClient:
         with self._lock:
             self.bytes_received += len(body)
         status = response.status_code
-        parts = wire.split(body) if status < 400 else None
+        scrub = self.scrubber.needs_scrub(body)
+        parts = wire.split(body) if status < 400 and not scrub else None
         if parts is not None:
             metadata, array, lines = parts
             return self._envelope(
                 path, params, None, metadata, response, len(body), lines=lines, array=array
             )
         payload = _loads(body)
+        if scrub:
+            payload = (self._key_scrubber if signed_urls else self.scrubber).value(payload)
         if status >= 400 or (isinstance(payload, dict) and payload.get("status") == "error"):
             raise self._error(path, status, payload, response)
         if not isinstance(payload, (dict, list)):
@@ -207,6 +237,35 @@ class ApiClient:
             )
         data, metadata, bare_time = _unwrap(payload)
         return self._envelope(path, params, data, metadata, response, len(body), bare_time)
+
+    def _read(self, request: httpx.Request, path: str) -> tuple[httpx.Response, bytes]:
+        """Send and read the body, decompressed chunk by chunk, within the overall
+        deadline (httpx's timeout is per read) and the body size cap."""
+        deadline = time.monotonic() + self._config.request_deadline_seconds
+        cap = self._config.max_body_bytes
+        response = self._http.send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                interrupt.check()
+                size += len(chunk)
+                if size > cap:
+                    raise ApiError(
+                        f"GET {path}: the response body exceeds {cap:,} bytes "
+                        "(max_body_bytes); the page is refused",
+                        status=response.status_code,
+                        path=path,
+                    )
+                if time.monotonic() > deadline:
+                    raise RetryableError(
+                        f"GET {path}: no whole response within "
+                        f"{self._config.request_deadline_seconds:g} s (request_deadline_seconds)",
+                        path=path,
+                    )
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return response, b"".join(chunks)
 
     def _envelope(
         self,
@@ -242,7 +301,7 @@ class ApiClient:
         err = err if isinstance(err, dict) else {}
         code = err.get("code") if isinstance(err.get("code"), str) else None
         details = err.get("details") if isinstance(err.get("details"), dict) else {}
-        message = self._scrub(str(err.get("message") or response.reason_phrase or "error"))
+        message = self.scrubber.text(str(err.get("message") or response.reason_phrase or "error"))
         text = f"GET {path}: HTTP {status}" + (f" {code}" if code else "") + f": {message}"
         if status == 401:
             text = f"the API rejected the key ({text}); check HYPERSTUDY_API_KEY"
@@ -282,7 +341,7 @@ class ApiClient:
             self.retries += 1
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return self.scrubber.text(text)
 
 
 def _loads(body: bytes) -> Any:
@@ -293,17 +352,27 @@ def _loads(body: bytes) -> Any:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait, within 0..MAX_RETRY_AFTER; None when absent or not a number."""
     if value is None:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            moment = parsedate_to_datetime(value)
+            seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if not math.isfinite(seconds):
         return None
-    return max((moment - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _count(value: Any) -> int | None:
+    """A pagination count the run can use: an integer in 0..MAX_COUNT, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return None
 
 
 def _unwrap(payload: Any) -> tuple[Any, Any, Any]:

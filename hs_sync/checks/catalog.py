@@ -93,6 +93,14 @@ CHECKS: tuple[Check, ...] = (
         state_checks.quarantine,
         hints.quarantine,
     ),
+    Check(
+        "state_stores",
+        ERROR,
+        "The extraction state, transform ledger and media manifest open and pass SQLite's "
+        "integrity check.",
+        state_checks.stores,
+        hints.stores,
+    ),
 )
 
 CHECKS_BY_NAME: dict[str, Check] = {c.name: c for c in CHECKS}

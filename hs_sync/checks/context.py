@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from hs_sync import stores
 from hs_sync.checks.model import Issue
 from hs_sync.config import Config
 from hs_sync.errors import ConfigError
@@ -47,6 +48,7 @@ class CheckContext:
                 "warehouse",
                 f"no warehouse database at {self.warehouse.db_path}; run `hs-sync sync` first",
             )
+        stores.require_usable(self.warehouse, ("database",))
         self.con = duck.connect_readonly(self.warehouse)
         self._client = None
         self._budget = None

@@ -78,6 +78,10 @@ def freshness(issues: list[Issue]) -> str:
     )
 
 
+def stores(issues: list[Issue]) -> str:
+    return "run `hs-sync doctor --repair`: it sets the damaged file aside and rebuilds it"
+
+
 def quarantine(issues: list[Issue]) -> str:
     types = sorted({i.id for i in issues})
     flags = " ".join(f"--type {t}" for t in types)

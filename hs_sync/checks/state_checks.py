@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from hs_sync import stores as state_stores
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
 from hs_sync.land import quarantine as quarantine_store
@@ -34,6 +35,15 @@ def freshness(ctx: CheckContext) -> list[Issue]:
                 detail += f"; last run skipped it: {skipped[dt.name]}"
             out.append(Issue("type", f"{dt.name}/{exp}", experiment_id=exp, detail=detail))
     return out
+
+
+def stores(ctx: CheckContext) -> list[Issue]:
+    """State stores (extraction state, ledger, media manifest) that do not open or read."""
+    return [
+        Issue("file", r.path, detail=r.problem or "")
+        for r in state_stores.check(ctx.warehouse, state_stores.STATE_STORES)
+        if not r.ok
+    ]
 
 
 def quarantine(ctx: CheckContext) -> list[Issue]:

@@ -6,6 +6,7 @@ import importlib
 
 import click
 
+from hs_sync.cli import printing
 from hs_sync.errors import HsSyncError
 
 # subcommand -> module under hs_sync.cli that defines `command`
@@ -19,6 +20,7 @@ SUBCOMMANDS = {
     "export": "export_cmd",
     "report": "report_cmd",
     "rebuild": "rebuild_cmd",
+    "doctor": "doctor_cmd",
     "simulate": "simulate_cmd",
 }
 
@@ -38,7 +40,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HsSyncError as exc:
-            click.echo(f"hs-sync {ctx.invoked_subcommand}: {exc}", err=True)
+            printing.echo(f"hs-sync {ctx.invoked_subcommand}: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
     @staticmethod

@@ -81,6 +81,9 @@ def _print_table(results) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from hs_sync.cli.printing import rich as shown
+    from hs_sync.cli.printing import rich_line
+
     table = Table(title="hs-sync integrity checks", show_lines=False)
     table.add_column("check")
     table.add_column("severity")
@@ -97,13 +100,13 @@ def _print_table(results) -> None:
             r.severity,
             f"[{style}]{r.status}[/]",
             str(r.count),
-            ", ".join(r.sample[:3]) + (" …" if len(r.sample) > 3 else "") + more,
+            ", ".join(shown(s) for s in r.sample[:3]) + (" …" if len(r.sample) > 3 else "") + more,
         )
     console = Console()
     console.print(table)
     for r in results:
         if r.status in ("failed", "error"):
-            console.print(f"[bold]{r.name}[/]: {r.hint}", highlight=False)
+            console.print(f"[bold]{r.name}[/]: {rich_line(r.hint)}", highlight=False)
         elif r.status == "skipped":
-            console.print(f"[dim]{r.name} skipped: {r.details.get('reason', '')}[/]")
+            console.print(f"[dim]{r.name} skipped: {rich_line(r.details.get('reason', ''))}[/]")
     console.print('all issues: hs-sync sql "SELECT * FROM open_issues"', highlight=False)

@@ -42,8 +42,8 @@ _FORMATS = ("csv", "json", "zip")
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path),
-    help="File (one type, or zip) or folder (several types).",
+    type=click.Path(),  # a str: a trailing "/" (a folder) survives
+    help="File (one type, or zip) or folder (several types; a trailing / is a folder).",
 )
 @warehouse_option
 @json_option("what was written")
@@ -56,7 +56,7 @@ def command(
     since: str | None,
     until: str | None,
     fmt: str,
-    out: Path,
+    out: str,
     warehouse: Path | None,
     as_json: bool,
     config_file: str | None,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import (
     base_url_option,
@@ -58,7 +59,7 @@ def command(
 
 
 def _print_summary(summary) -> None:
-    echo = click.echo
+    echo, shown = printing.echo, printing.shown
     echo(
         f"media: {summary.recordings} recording(s) known; {summary.downloaded} downloaded "
         f"({summary.bytes_downloaded:,} bytes), {summary.up_to_date} already verified, "
@@ -71,6 +72,6 @@ def _print_summary(summary) -> None:
         f"{summary.bytes_on_disk:,} bytes verified on disk"
     )
     for rid in summary.server_failed:
-        echo(f"failed on the server (not retried): {rid}")
+        echo(f"failed on the server (not retried): {shown(rid)}")
     for rid, reason in summary.errors.items():
-        echo(f"error: {rid}: {reason}")
+        echo(f"error: {shown(rid)}: {reason}")

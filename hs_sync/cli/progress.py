@@ -11,6 +11,8 @@ import threading
 
 import click
 
+from hs_sync.cli import printing
+
 
 class SyncProgress:
     """A live status line on a terminal; plain lines per finished unit otherwise."""
@@ -52,14 +54,17 @@ class SyncProgress:
                 self.rows += int(info.get("rows", 0))
             elif event in ("done", "skip", "error"):
                 self.units += 1
-            where = f"{info.get('data_type', '')}/{info.get('experiment', '')}"
+            where = printing.shown(f"{info.get('data_type', '')}/{info.get('experiment', '')}")
             if self._status is not None:
-                text = f"syncing… {self.units} units done, {self.rows:,} rows · {event} {where}"
+                text = (
+                    f"syncing… {self.units} units done, {self.rows:,} rows · {event} "
+                    + printing.rich_line(where)
+                )
                 self._status.update(text)
             elif event == "done":
-                click.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
+                printing.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
             elif event in ("skip", "error"):
-                click.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
+                printing.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
             elif event == "transform":
                 click.echo("normalizing…", err=True)
 
@@ -113,7 +118,9 @@ class MediaProgress:
                     f"media: {info['files']} file(s)", total=int(info["bytes"] or 0) or None
                 )
             elif event == "media_start":
-                task = bar.add_task(f"  {rid}", total=info.get("size"), completed=info["offset"])
+                task = bar.add_task(
+                    f"  {printing.rich(rid)}", total=info.get("size"), completed=info["offset"]
+                )
                 self._files[rid] = task
                 if self._total is not None:
                     bar.advance(self._total, int(info.get("offset") or 0))
@@ -128,4 +135,7 @@ class MediaProgress:
                 if task is not None:
                     bar.remove_task(task)
                 if info.get("status") != "downloaded":
-                    bar.console.print(f"{info['status']} {rid}: {info.get('reason') or ''}")
+                    bar.console.print(
+                        f"{printing.rich(info['status'])} {printing.rich(rid)}: "
+                        + printing.rich_line(info.get("reason") or "")
+                    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
 from hs_sync.config import load_config
@@ -40,6 +41,9 @@ def command(
     if not (wh.root / "raw").is_dir():
         click.echo(f"hs-sync rebuild: no raw data under {wh.root / 'raw'}", err=True)
         sys.exit(2)
+    from hs_sync import stores
+
+    stores.require_usable(wh, ("normalize", "database"))
     with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
         summary = rebuild(wh, config.data_types)
     if as_json:
@@ -53,4 +57,4 @@ def command(
         changes = ", ".join(
             f"{c['field']} {c['declared']}->{c['seen']}" for c in drift["type_changes"]
         )
-        click.echo(f"drift in {name}: new fields {fields}; type changes {changes or '-'}")
+        printing.echo(f"drift in {name}: new fields {fields}; type changes {changes or '-'}")

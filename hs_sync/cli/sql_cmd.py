@@ -1,6 +1,8 @@
 """`hs-sync sql "SELECT ..."`: query the warehouse's DuckDB database and print the result.
 
-The database is opened read-only, so a query never blocks a running sync.
+The database is opened read-only, so a query never blocks a running sync, and
+with DuckDB's external access off (and the configuration locked), so a query
+cannot read or write any other file: no COPY ... TO, EXPORT, ATTACH or read_csv.
 """
 
 from __future__ import annotations
@@ -65,11 +67,19 @@ def command(
     try:
         con = connect_readonly(wh)
         try:
+            _no_files(con)
             cursor = con.execute(query)
             names = [d[0] for d in cursor.description] if cursor.description else []
             rows = cursor.fetchall() if names else []
         finally:
             con.close()
+    except duckdb.PermissionException as exc:
+        click.echo(
+            "hs-sync sql: queries cannot read or write files (use `hs-sync export`): "
+            + str(exc).splitlines()[0],
+            err=True,
+        )
+        sys.exit(1)
     except duckdb.Error as exc:
         click.echo(f"hs-sync sql: {exc}", err=True)
         sys.exit(1)
@@ -82,6 +92,12 @@ def command(
         writer.writerows([[_plain(v) for v in row] for row in rows])
     else:
         _table(names, rows, limit)
+
+
+def _no_files(con) -> None:
+    """Shut the connection off from every file but the database it has open."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _table(names: list[str], rows: list[tuple], limit: int) -> None:

@@ -52,6 +52,8 @@ def _print(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from hs_sync.cli.printing import rich as shown
+
     console = Console(highlight=False)
     db = report["database"]
     fresh = report["freshness"]
@@ -77,7 +79,10 @@ def _print(report: dict[str, Any]) -> None:
     table.add_column("newest row")
     for row in report["tables"]:
         table.add_row(
-            row["data_type"], str(row["experiment_id"]), f"{row['rows']:,}", row["newest"] or "-"
+            shown(row["data_type"]),
+            shown(row["experiment_id"]),
+            f"{row['rows']:,}",
+            shown(row["newest"] or "-"),
         )
     console.print(table)
 
@@ -103,7 +108,9 @@ def _print(report: dict[str, Any]) -> None:
             marks.add_column(name)
         for mark in report["watermarks"]:
             marks.add_row(
-                mark["data_type"], mark["experiment_id"], mark["watermark"], mark["updated_at"]
+                *(shown(mark[k]) for k in ("data_type", "experiment_id")),
+                shown(mark["watermark"]),
+                shown(mark["updated_at"]),
             )
         console.print(marks)
 
@@ -113,11 +120,11 @@ def _print(report: dict[str, Any]) -> None:
             drift.add_column(name)
         for d in report["drift"]:
             drift.add_row(
-                d["data_type"],
-                d["kind"],
-                d["field"],
-                d["declared"] or "-",
-                d["seen"] or "-",
+                shown(d["data_type"]),
+                shown(d["kind"]),
+                shown(d["field"]),
+                shown(d["declared"] or "-"),
+                shown(d["seen"] or "-"),
                 f"{d['rows']:,}",
                 d["last_seen"],
             )

@@ -1,16 +1,20 @@
 """`hs-sync sync`: pull new data into the warehouse and print what was done.
 
-Exit codes: 0 success, 1 partial failure (a unit failed or the hourly budget
-ran out; progress is saved), 2 configuration, authentication or lock errors.
+Exit codes: 0 success, 1 partial failure (a unit failed, the hourly budget
+ran out or the disk filled; progress is saved), 2 configuration, authentication,
+lock or damaged-store errors, 130/143 stopped by SIGINT/SIGTERM (the run is
+recorded as interrupted).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 import orjson
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import (
     base_url_option,
@@ -59,7 +63,10 @@ def command(
       hs-sync sync --room room_456          # repair one room at room scope
       hs-sync sync --no-media --json > last_run.json
     """
-    from hs_sync.sync import sync
+    import sqlite3
+
+    from hs_sync.interrupt import Interrupted
+    from hs_sync.sync import disk_full, sync
 
     config = load_config(
         config_file,
@@ -72,25 +79,44 @@ def command(
         lookback_seconds=lookback,
         media=False if no_media else None,
     )
-    with SyncProgress(enabled=not as_json) as progress:
-        summary = sync(config, progress=progress)
+    try:
+        with SyncProgress(enabled=not as_json) as progress:
+            summary = sync(config, progress=progress, signals=True)
+    except Interrupted as exc:
+        printing.echo(
+            f"hs-sync sync: {exc}; the run is recorded as interrupted, what was landed is kept",
+            err=True,
+        )
+        sys.exit(exc.exit_code)
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not disk_full(exc):
+            raise
+        printing.echo(
+            f"hs-sync sync: the disk is full ({exc}); free space and run it again", err=True
+        )
+        sys.exit(1)
     finish(summary, as_json, print_summary)
 
 
 def print_summary(summary) -> None:
-    echo = click.echo
+    echo, shown = printing.echo, printing.shown
     echo(
         f"synced {len(summary.experiments)} experiment(s) in {summary.duration_seconds:.1f} s: "
         f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
+    purposes = {k: v for k, v in summary.requests_by_purpose.items() if v}
+    if purposes:
+        echo("  requests by purpose: " + ", ".join(f"{k} {v}" for k, v in purposes.items()))
+    if summary.polls.get("not_due"):
+        echo(f"  {summary.polls['not_due']} unit(s) without recent change not due yet")
     for type_name, per in sorted(summary.rows.items()):
         for exp, rows in sorted(per.items()):
-            echo(f"  {type_name:<20} {exp:<24} {rows:>10,} rows")
+            echo(f"  {shown(type_name):<20} {shown(exp):<24} {rows:>10,} rows")
     for type_name, reason in summary.skipped_types.items():
-        echo(f"skipped type {type_name}: {reason}")
+        echo(f"skipped type {shown(type_name)}: {reason}")
     for exp, reason in summary.skipped_experiments.items():
-        echo(f"skipped experiment {exp}: {reason}")
+        echo(f"skipped experiment {shown(exp)}: {reason}")
     for warning in summary.warnings:
         echo(f"warning: {warning}")
     for unit, error in summary.errors.items():
@@ -111,4 +137,4 @@ def print_summary(summary) -> None:
             f"({m['bytes_downloaded']:,} bytes)"
         )
     if summary.transform is not None:
-        echo(f"transform: {orjson.dumps(summary.transform).decode()}")
+        echo(f"transform: {orjson.dumps(summary.transform).decode()}", shorten=False)

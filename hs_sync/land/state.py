@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -20,6 +20,10 @@ from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 
 STATE_FILE = "extract.sqlite"
+
+# Landed-row counts of time buckets: (first bucket, end bucket (exclusive), bucket -> rows);
+# None bounds are open. Buckets are epoch seconds at a multiple of the bucket width.
+Buckets = tuple[int | None, int | None, dict[int, int]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watermarks (
@@ -45,6 +49,19 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT,
     requests INTEGER, summary TEXT);
 CREATE TABLE IF NOT EXISTS budget_requests (at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, bucket INTEGER NOT NULL,
+    rows INTEGER NOT NULL, PRIMARY KEY (data_type, experiment_id, bucket));
+CREATE TABLE IF NOT EXISTS polls (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, unchanged INTEGER NOT NULL,
+    polled_at TEXT NOT NULL, due_at TEXT NOT NULL, verified_at TEXT,
+    PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS room_offsets (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
+    rows INTEGER NOT NULL, last_row TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id, room_id));
+CREATE TABLE IF NOT EXISTS signals (
+    name TEXT PRIMARY KEY, value TEXT NOT NULL, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tail_keys (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, key TEXT NOT NULL,
     cursor TEXT, PRIMARY KEY (data_type, experiment_id, key));
@@ -64,6 +81,30 @@ def remembered_requests(warehouse: Warehouse) -> list[float]:
             db.close()
     except sqlite3.Error:
         return []
+
+
+def remembered_access(warehouse: Warehouse, hours: float) -> dict[str, str]:
+    """Access checks an earlier run saw within `hours` (read-only, like remembered_requests)."""
+    path = warehouse.state_dir / STATE_FILE
+    if not path.exists() or hours <= 0:
+        return {}
+    since = datetime.now(timezone.utc) - timedelta(hours=hours)
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT name, value, seen_at FROM signals WHERE name LIKE 'access:%'"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return {}
+    out = {}
+    for name, value, seen_at in rows:
+        seen = parse_time(seen_at)
+        if seen is not None and seen >= since:
+            out[name] = value
+    return out
 
 
 def _now() -> str:
@@ -148,11 +189,16 @@ class ExtractState:
         batch: str | None,
         watermark: str | None = None,
         tail: dict[str, str] | None = None,
+        buckets: Buckets | None = None,
+        keep_tail: bool = False,
     ) -> None:
         """Record a completed window and, in one transaction, advance the watermark.
 
         `tail` (key -> cursor of the rows the next window's lookback will re-read)
-        replaces the remembered tail, so those rows are not landed again.
+        replaces the remembered tail, so those rows are not landed again (unless
+        `keep_tail`: a read that did not reach the window end). `buckets` replaces the landed-row counts of
+        the time buckets the window covered, so they never count rows whose
+        file is not durable.
         """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -178,11 +224,14 @@ class ExtractState:
                 )
                 if watermark is not None:
                     self._advance(data_type, experiment_id, watermark)
-                self._db.execute(
-                    "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?",
-                    (data_type, experiment_id),
-                )
-                if tail:
+                if buckets is not None:
+                    self._set_buckets(data_type, experiment_id, buckets)
+                if not keep_tail:
+                    self._db.execute(
+                        "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?",
+                        (data_type, experiment_id),
+                    )
+                if tail and not keep_tail:
                     self._db.executemany(
                         "INSERT OR REPLACE INTO tail_keys VALUES (?, ?, ?, ?)",
                         [(data_type, experiment_id, k, c) for k, c in tail.items()],
@@ -191,6 +240,29 @@ class ExtractState:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _set_buckets(self, data_type: str, experiment_id: str, buckets: Buckets) -> None:
+        lo, hi, counts = buckets
+        self._db.execute(
+            "DELETE FROM buckets WHERE data_type = ? AND experiment_id = ? "
+            "AND (? IS NULL OR bucket >= ?) AND (? IS NULL OR bucket < ?)",
+            (data_type, experiment_id, lo, lo, hi, hi),
+        )
+        self._db.executemany(
+            "INSERT INTO buckets VALUES (?, ?, ?, ?)",
+            [(data_type, experiment_id, b, n) for b, n in counts.items() if n],
+        )
+
+    def bucket_rows(
+        self, data_type: str, experiment_id: str, lo: int | None, hi: int | None
+    ) -> list[tuple[int, int]]:
+        """(bucket start, rows landed) of the buckets in [lo, hi) (None: unbounded), in order."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT bucket, rows FROM buckets WHERE data_type = ? AND experiment_id = ? "
+                "AND (? IS NULL OR bucket >= ?) AND (? IS NULL OR bucket < ?) ORDER BY bucket",
+                (data_type, experiment_id, lo, lo, hi, hi),
+            ).fetchall()
 
     def tail_keys(self, data_type: str, experiment_id: str) -> set[str]:
         """Keys of the rows the last completed window saw inside the next lookback."""
@@ -276,6 +348,91 @@ class ExtractState:
                 "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
                 (data_type, experiment_id, room_id, digest, _now()),
             )
+
+    def room_offset(
+        self, data_type: str, experiment_id: str, room_id: str
+    ) -> tuple[int, str] | None:
+        """(rows landed, hash of the last of them) of a room still collecting data."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT rows, last_row FROM room_offsets "
+                "WHERE data_type = ? AND experiment_id = ? AND room_id = ?",
+                (data_type, experiment_id, room_id),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_room_offset(
+        self, data_type: str, experiment_id: str, room_id: str, rows: int, last_row: str
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO room_offsets VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id, room_id) "
+                "DO UPDATE SET rows = excluded.rows, last_row = excluded.last_row",
+                (data_type, experiment_id, room_id, rows, last_row),
+            )
+
+    # -- adaptive polling ------------------------------------------------
+
+    def poll(self, data_type: str, experiment_id: str) -> dict[str, Any] | None:
+        """When a unit was last polled, how many polls in a row saw no change, when it is due."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT unchanged, polled_at, due_at, verified_at FROM polls "
+                "WHERE data_type = ? AND experiment_id = ?",
+                (data_type, experiment_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("unchanged", "polled_at", "due_at", "verified_at"), row, strict=True))
+
+    def set_poll(
+        self,
+        data_type: str,
+        experiment_id: str,
+        *,
+        unchanged: int,
+        polled_at: str,
+        due_at: str,
+        verified_at: str | None = None,
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id) DO UPDATE SET "
+                "unchanged = excluded.unchanged, polled_at = excluded.polled_at, "
+                "due_at = excluded.due_at, "
+                "verified_at = COALESCE(excluded.verified_at, polls.verified_at)",
+                (data_type, experiment_id, unchanged, polled_at, due_at, verified_at),
+            )
+
+    def reset_polls(self, experiment_id: str) -> None:
+        """Make every unit of an experiment due now (a change was seen in it)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE polls SET unchanged = 0, due_at = polled_at WHERE experiment_id = ?",
+                (experiment_id,),
+            )
+
+    def signal(self, name: str) -> tuple[str, str] | None:
+        """(value, seen_at) of a remembered change signal (a listing digest, an access check)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value, seen_at FROM signals WHERE name = ?", (name,)
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_signal(self, name: str, value: str, seen_at: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO signals VALUES (?, ?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value, seen_at = excluded.seen_at",
+                (name, value, seen_at),
+            )
+
+    def forget_signal(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM signals WHERE name = ?", (name,))
 
     # -- runs and the hourly budget ---------------------------------------
 

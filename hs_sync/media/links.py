@@ -70,7 +70,7 @@ class Links:
         if path is None:
             raise LinkUnavailable("skipped", "downloadPath is not a path of the API")
         try:
-            envelope = self._client.get(path, params, endpoint=MINT_ENDPOINT)
+            envelope = self._client.get(path, params, endpoint=MINT_ENDPOINT, signed_urls=True)
         except AuthError:
             raise  # aborts the run
         except NotFoundError as exc:
@@ -109,7 +109,10 @@ class Links:
         while True:
             try:
                 page = self._client.get(
-                    path, {"limit": 1000, "offset": offset}, endpoint=LISTING_ENDPOINT
+                    path,
+                    {"limit": 1000, "offset": offset},
+                    endpoint=LISTING_ENDPOINT,
+                    signed_urls=True,
                 )
             except AuthError:
                 raise

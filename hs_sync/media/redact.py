@@ -11,7 +11,8 @@ import logging
 import re
 import threading
 
-_URL = re.compile(r"(?P<base>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)(?P<rest>[?#][^\s\"'<>]*)?")
+from hs_sync.scrub import URL
+
 _lock = threading.Lock()
 
 
@@ -27,7 +28,7 @@ class RedactSignedUrls(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record: leave it to logging's own error path
             return True
-        clean = _URL.sub(self._redact, message)
+        clean = URL.sub(self._redact, message)
         if clean != message:
             record.msg, record.args = clean, ()
         return True

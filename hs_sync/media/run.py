@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hs_sync import stores
 from hs_sync.api.budget import RequestBudget
 from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
@@ -87,6 +88,7 @@ def download_media(
     started = time.monotonic()
     progress = progress or (lambda *a, **k: None)
     warehouse = Warehouse(config.warehouse)
+    stores.require_usable(warehouse, ("media", "database"))
     redact.install(config.base_url)
     summary = MediaSummary()
     held = warehouse_lock(warehouse, config.lock_timeout_seconds) if lock else nullcontext()

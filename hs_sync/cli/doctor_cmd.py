@@ -1,0 +1,63 @@
+"""`hs-sync doctor`: check every state store opens and reads; `--repair` recovers the damaged.
+
+Exit codes: 0 every store is usable (or was repaired), 1 a store is damaged (run
+with --repair), 2 configuration or lock errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hs_sync.cli import printing
+from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
+from hs_sync.config import load_config
+
+
+@click.command("doctor", cls=OneLineCommand)
+@warehouse_option
+@click.option(
+    "--repair", is_flag=True, help="Set damaged stores aside (state/damaged/) and rebuild them."
+)
+@json_option("the report")
+@config_option
+def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: str | None) -> None:
+    """Check the warehouse's state stores: extraction state, transform ledger, media
+    manifest and database. No API, no key.
+
+    \b
+    Examples:
+      hs-sync doctor
+      hs-sync doctor --repair
+    """
+    from hs_sync import stores
+    from hs_sync.lock import warehouse_lock
+    from hs_sync.warehouse import Warehouse
+
+    config = load_config(config_file, warehouse=warehouse)
+    wh = Warehouse(config.warehouse)
+    if repair:
+        with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
+            reports = stores.repair(wh)
+            after = {r.store: r for r in stores.check(wh)}
+    else:
+        reports = stores.check(wh)
+        after = {r.store: r for r in reports}
+    code = 0 if all(r.ok for r in after.values()) else 1
+    if as_json:
+        print_json({"stores": [r.to_dict() for r in reports], "exit_code": code})
+        sys.exit(code)
+    for r in reports:
+        if not r.exists:
+            state = "absent (made by the first sync)"
+        elif r.ok:
+            state = "ok"
+        elif r.repaired and after[r.store].ok:
+            state = f"was damaged ({r.problem}); set aside as {r.moved_to}; {r.repaired}"
+        else:
+            state = f"DAMAGED ({r.problem}); `hs-sync doctor --repair` {stores.RECOVERY[r.store]}"
+        printing.echo(f"{r.store:<10} {r.path:<26} {state}")
+    sys.exit(code)
