@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 
 from dagster_project.checks import build_checks
 from dagster_project.factory import build_assets
@@ -14,6 +14,10 @@ defs = Definitions(
     assets=build_assets(DATA_TYPES),
     asset_checks=build_checks(),
     jobs=[sync_job],
+    # One process for every step: a run starts no subprocess per step (each would import
+    # Dagster and hs-sync again and wait its turn), and the steps run one after another
+    # anyway (the pools hold one DuckDB writer and one API caller at a time).
+    executor=in_process_executor,
     schedules=[sync_schedule()],
     resources={
         # base URL, org id and warehouse root follow the CLI's layering when not set here

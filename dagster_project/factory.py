@@ -7,8 +7,9 @@ then `duckdb/views` over every table and `media/recordings` for the files.
 The raw assets of all types are computed by one subsettable step: one sync
 run for the selected types, so experiment discovery, access checks and the
 rooms list are requested once per run, not once per type (the hourly request
-budget is shared). Each type's Parquet and DuckDB assets come from one
-`transform` call, which writes both together. Every step calls the same
+budget is shared). Likewise the Parquet and DuckDB assets of all types come
+from one subsettable step, one `transform` call for the selected types, which
+writes both and publishes the database once. Every step calls the same
 library functions as the `hs-sync` command (`hs_sync.pipeline`).
 
 Steps that call the API share the pool `hyperstudy_api`; steps that write the
@@ -108,15 +109,18 @@ class TypeAssets:
         )
 
     def duckdb_spec(self) -> AssetSpec:
+        dt = self.data_type
         columns = [
-            TableColumn(c.name, duck_type(c.type, c.json)) for c in self.data_type.columns
-        ] + [TableColumn(c.name, duck_type(c.type, c.json)) for c in LINEAGE_COLUMNS]
+            TableColumn(c.name, duck_type(c.type, c.json), description=dt.describe(c.name).text)
+            for c in dt.columns + LINEAGE_COLUMNS
+        ]
         return AssetSpec(
             self.duckdb_key,
             deps=[self.parquet_key],
             group_name="duckdb",
             kinds={"duckdb", "table"},
-            description=f"Table `{self.name}` in hyperstudy.duckdb, one row per key.",
+            description=f"Table `{self.name}` in hyperstudy.duckdb, one row per key: "
+            f"{dt.description}.",
             metadata={
                 "dagster/table_name": f"hyperstudy.main.{self.name}",
                 "dagster/column_schema": TableSchema(columns=columns),
@@ -129,7 +133,7 @@ def build_assets(data_types: Sequence[DataType] = DATA_TYPES) -> list[AssetsDefi
     types = [TypeAssets(dt) for dt in data_types]
     return [
         pull_assets(types),
-        *(transform_assets(t) for t in types),
+        transform_assets(types),
         views_asset(types),
         media_asset(),
     ]
@@ -178,44 +182,45 @@ def pull_assets(types: Sequence[TypeAssets]) -> AssetsDefinition:
     return hyperstudy_pull
 
 
-def transform_assets(t: TypeAssets) -> AssetsDefinition:
-    """`parquet/<type>` and `duckdb/<type>` from one transform call of the new raw files."""
+def transform_assets(types: Sequence[TypeAssets]) -> AssetsDefinition:
+    """`parquet/<type>` and `duckdb/<type>` of the selected types: one transform call of
+    their new raw files, so the database is copied and published once per run."""
+    by_name = {t.name: t for t in types}
 
     @multi_asset(
-        name=f"transform_{t.name}",
-        specs=[t.parquet_spec(), t.duckdb_spec()],
+        name="transform",
+        specs=[spec for t in types for spec in (t.parquet_spec(), t.duckdb_spec())],
+        can_subset=True,
         pool=DUCKDB_POOL,
-        description=f"Normalize the new raw `{t.name}` files into Parquet and DuckDB.",
+        description="Normalize the new raw files of the selected types into Parquet and DuckDB.",
     )
-    def transform_type(warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+    def transform(context, warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+        keys = context.selected_asset_keys
+        selected = [t for t in types if t.parquet_key in keys or t.duckdb_key in keys]
         config = hs_config(warehouse)
-        result = pipeline.transform_type(config, t.data_type)
-        r = result["type"]
-        common = {"files_applied": r["files"], "rows_read": r["rows_read"]}
-        yield MaterializeResult(
-            asset_key=t.parquet_key,
-            metadata={
-                **common,
+        result = pipeline.transform_types(config, [t.data_type for t in selected])
+        for name, r in result["types"].items():
+            t = by_name[name]
+            common = {"files_applied": r["files"], "rows_read": r["rows_read"]}
+            parquet = {
                 "rows_written": r["parquet_rows_written"],
                 "partitions_touched": r["partitions_touched"],
                 "partitions_rewritten": r["partitions_rewritten"],
                 "quarantined": r["quarantined"],
                 "drift": MetadataValue.json(r["drift"]),
-                "path": MetadataValue.path(str(Warehouse(config.warehouse).parquet_dir(t.name))),
-            },
-        )
-        yield MaterializeResult(
-            asset_key=t.duckdb_key,
-            metadata={
-                **common,
+                "path": MetadataValue.path(str(Warehouse(config.warehouse).parquet_dir(name))),
+            }
+            table = {
                 "rows_unique": r["rows_unique"],
                 "rows_written": r["db_rows_written"],
                 "dagster/row_count": pipeline.table_rows(config, t.data_type),
                 "published": result["published"],
-            },
-        )
+            }
+            for key, metadata in ((t.parquet_key, parquet), (t.duckdb_key, table)):
+                if key in keys:
+                    yield MaterializeResult(asset_key=key, metadata={**common, **metadata})
 
-    return transform_type
+    return transform
 
 
 def views_asset(types: Sequence[TypeAssets]) -> AssetsDefinition:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ class Config:
     media_concurrency: int = 4
     freshness_hours: float = 26.0
     raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
+    group: str | None = None  # share the warehouse read-only with this group (lab server)
     # Request economy (docs/requests.md): time buckets whose landed rows are counted,
     # how much history each sync verifies against the API's totals, and polling backoff.
     bucket_seconds: int = 300
@@ -66,6 +69,9 @@ class Config:
     poll_after_unchanged: int = 2  # polls that saw no change before backing off
     poll_max_interval_seconds: float = 3600.0
     access_cache_hours: float = 24.0
+    # DuckDB's working memory in the transform (e.g. "1GB", "512MB", "25%"); beyond it
+    # DuckDB spills to state/duckdb-tmp, so a transform of any size fits
+    memory_limit: str = "1GB"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -113,10 +119,25 @@ def _validate(cfg: Config) -> None:
             "raw_compression",
             f"must be one of {', '.join(rawfile.SUFFIXES)}, got {cfg.raw_compression!r}",
         )
+    if not _MEMORY.fullmatch(cfg.memory_limit.strip()):
+        raise ConfigError(
+            "memory_limit", f"must be a size like 1GB, 512MB or 25%, got {cfg.memory_limit!r}"
+        )
+    warehouse = Path(cfg.warehouse)
+    if warehouse.exists() and not warehouse.is_dir():
+        raise ConfigError(
+            "warehouse", f"{str(warehouse)!r} is a file; the warehouse must be a folder"
+        )
+    if cfg.group is not None:
+        try:
+            grp.getgrnam(cfg.group)
+        except KeyError:
+            raise ConfigError("group", f"no group {cfg.group!r} on this machine") from None
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 
 
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", re.IGNORECASE)
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 

@@ -15,8 +15,22 @@ class ConfigError(HsSyncError):
     exit_code = 2
 
     def __init__(self, setting: str, message: str):
-        super().__init__(f"config: {setting}: {message}")
+        # "config" names the settings file itself: said once, not "config: config:"
+        super().__init__(
+            f"config: {message}" if setting == "config" else f"config: {setting}: {message}"
+        )
         self.setting = setting
+
+
+class ServerUnreachable(ConfigError):
+    """Nothing answers at the base URL (connection refused): a wrong URL or a server down."""
+
+    def __init__(self, base_url: str):
+        super().__init__(
+            "base_url",
+            f"nothing answers at {base_url} (connection refused): "
+            "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up",
+        )
 
 
 class ApiError(HsSyncError):
@@ -78,3 +92,15 @@ class WarehouseLocked(HsSyncError):
     """Another sync holds the warehouse lock."""
 
     exit_code = 2
+
+
+class WarehouseNotWritable(HsSyncError):
+    """The warehouse folder cannot be written (read-only disk, another user's folder)."""
+
+    exit_code = 2
+
+    def __init__(self, root: object, detail: str):
+        super().__init__(
+            f"cannot write to the warehouse {root}: {detail}; read it with hs-sync "
+            "sql/status/check --no-api, or sync into a folder you can write"
+        )

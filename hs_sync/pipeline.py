@@ -2,13 +2,14 @@
 
 `hs-sync sync` runs these steps in one call; Dagster runs them as separate
 assets: land raw data for the selected types (one API run), then transform
-each type, then make sure the views are current. Every step that writes the
+the selected types (one publish), then make sure the views are current. Every step that writes the
 DuckDB database holds the warehouse lock, so writes from concurrent runs
 (or a cron `hs-sync sync`) queue instead of overwriting one another.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hs_sync.config import Config
@@ -25,19 +26,21 @@ def land(config: Config, *, progress: Progress | None = None) -> RunSummary:
     return sync(config, progress=progress, transform=False)
 
 
-def transform_type(config: Config, data_type: DataType) -> dict[str, Any]:
-    """Apply the raw files of one type landed since its last transform (Parquet + DuckDB)."""
+def transform_types(config: Config, data_types: Sequence[DataType]) -> dict[str, Any]:
+    """Apply the raw files of these types landed since their last transform (Parquet +
+    DuckDB), in one publish of the database."""
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
-        summary = transform(warehouse, [data_type])
-    return {**summary, "type": summary["types"][data_type.name]}
+        return transform(warehouse, list(data_types), config.memory_limit)
 
 
 def refresh_views(config: Config) -> dict[str, Any]:
     """(Re)create the SQL views when their definitions changed; list the views present."""
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
-        summary = transform(warehouse, [])  # no types: publishes only when views are stale
+        summary = transform(
+            warehouse, [], config.memory_limit
+        )  # no types: publishes only when views are stale
     con = duck.connect_readonly(warehouse)
     try:
         views = [

@@ -16,7 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from hs_sync import jsontext
+from hs_sync import dictionary, jsontext
+from hs_sync.dictionary import Doc
 
 
 class Mode(str, Enum):
@@ -30,7 +31,8 @@ class Mode(str, Enum):
 
 SCOPES_ALL = ("experiment", "room", "participant")
 
-# Arrow types used by the declared schemas.
+# Arrow types used by the declared schemas. Times the API measures in (fractional)
+# milliseconds, such as onsets, are FLOAT.
 STR = pa.string()
 INT = pa.int64()
 FLOAT = pa.float64()
@@ -123,6 +125,18 @@ class DataType:
             for r in records
         ]
 
+    def describe(self, column: str) -> Doc:
+        """The data dictionary's description of one of this type's columns (or lineage)."""
+        doc = dictionary.describe(self.name, column)
+        if doc is None:
+            raise KeyError(f"no description of {self.name}.{column} in hs_sync/dictionary.py")
+        return doc
+
+    @property
+    def description(self) -> str:
+        """One line on what the type's table holds (from the data dictionary)."""
+        return dictionary.table_description(self.name) or ""
+
     def url_path(self, scope: str, scope_id: str) -> str:
         if self.data_endpoint:
             return f"data/{self.path}/{scope}/{scope_id}"
@@ -145,6 +159,22 @@ class DataType:
         if self.key and isinstance(record, dict):
             return self.key_from([record.get(k) for k in self.key])
         return "h:" + _digest(record)
+
+    def row_key(self, experiment: str, record: dict[str, Any]) -> str | None:
+        """The warehouse `_key` of a record landed in folder `experiment_id=<experiment>`,
+        as the typing SQL builds it (None: the record has no key and is quarantined).
+        Per-experiment types include the experiment: the API promises no global ids."""
+        if self.key:
+            parts = [record.get(k) for k in self.key]
+            if not all(
+                (type(v) is str and v != "") or (type(v) is int and -(2**63) <= v < 2**64)
+                for v in parts
+            ):
+                return None
+            key = "|".join(str(v) for v in parts)
+        else:  # the landed line's text (orjson's, as the landing writes it), hashed
+            key = "h:" + hashlib.md5(jsontext.dumps(record), usedforsecurity=False).hexdigest()
+        return f"{experiment}|{key}" if self.per_experiment else key
 
     def key_from(self, values: Sequence[Any]) -> str:
         """The key of a record whose `key` fields hold `values` (None where absent)."""
@@ -175,7 +205,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         columns=(
             col("id", STR),
             *_WHO,
-            col("onset", INT),
+            col("onset", FLOAT),
             col("timestamp", TS),
             col("category", STR),
             col("eventType", STR),
@@ -197,7 +227,7 @@ DATA_TYPES: tuple[DataType, ...] = (
             *_WHO,
             col("componentId", STR),
             col("timestamp", TS),
-            col("onset", INT),
+            col("onset", FLOAT),
             col("value", FLOAT),
         ),
     ),
@@ -212,24 +242,24 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("ratingId", STR),
             *_WHO,
             col("timestamp", TS),
-            col("onset", INT),
-            col("rawOnset", INT),
-            col("clockOffsetApplied", INT),
+            col("onset", FLOAT),
+            col("rawOnset", FLOAT),
+            col("clockOffsetApplied", FLOAT),
             col("value", FLOAT),
-            col("rawValue", STR),  # the API sends the raw value as text
+            col("rawValue", STR),  # a number or text as sent: numbers keep their JSON text
             json_col("scale"),
             col("scaleMin", FLOAT, "scale.min"),
             col("scaleMax", FLOAT, "scale.max"),
             col("type", STR),
             col("stateId", STR),
             col("stimulusId", STR),
-            col("stimulusTime", INT),
-            col("responseTime", INT),
+            col("stimulusTime", FLOAT),
+            col("responseTime", FLOAT),
             col("confidence", FLOAT),
             json_col("metadata"),
             col("question", STR, "metadata.question"),
             col("dimension", STR, "metadata.dimension"),
-            col("ratingEndOnset", INT),
+            col("ratingEndOnset", FLOAT),
             json_col("sparseRatingData"),
             col("stateStartTime", TS),
             col("stateDuration", INT),
@@ -320,7 +350,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         columns=(
             *_WHO,
             col("timestamp", TS),
-            col("onset", INT),
+            col("onset", FLOAT),
             col("x", FLOAT),
             col("y", FLOAT),
             col("confidence", FLOAT),

@@ -55,7 +55,7 @@ def status(
     return {
         "warehouse": str(wh.root),
         "database": _database(wh),
-        "freshness": _freshness(runs, tables, freshness_hours, now),
+        "freshness": _freshness(runs, tables, freshness_hours, now, _units_synced_at(wh)),
         "runs": list(reversed(runs[-last_runs:])) if last_runs > 0 else [],
         "watermarks": _watermarks(wh, now),
         "rows": totals,
@@ -198,13 +198,36 @@ def _tables(wh: Warehouse) -> tuple[dict[str, int], list[dict[str, Any]]]:
         con.close()
 
 
+def _units_synced_at(wh: Warehouse) -> str | None:
+    """Since when every (data type, experiment) pulled so far has synced successfully:
+    the oldest of their latest completions (what the freshness check judges)."""
+    with _read_only(wh.state_dir / STATE_FILE) as db:
+        if db is None:
+            return None
+        row = db.execute(
+            "SELECT min(last) FROM (SELECT max(completed_at) AS last FROM ledger "
+            "WHERE scope = 'experiment' GROUP BY data_type, experiment_id)"
+        ).fetchone()
+    return row[0] if row else None
+
+
 def _freshness(
-    runs: list[dict[str, Any]], tables: list[dict[str, Any]], hours: float, now: datetime
+    runs: list[dict[str, Any]],
+    tables: list[dict[str, Any]],
+    hours: float,
+    now: datetime,
+    units_synced_at: str | None = None,
 ) -> dict[str, Any]:
-    """When the last good sync finished, and whether that is longer ago than `hours`."""
+    """When the last good sync finished, and whether that is longer ago than `hours`.
+
+    A run that ended partial (e.g. the budget ran out during media downloads) still
+    counts when every data type's pull completed since: the freshness check agrees.
+    """
     last = runs[-1] if runs else None
     good = [r for r in runs if r.get("status") == "ok" and r.get("finished_at")]
     last_ok = good[-1]["finished_at"] if good else None
+    if units_synced_at and (last_ok is None or units_synced_at > last_ok):
+        last_ok = units_synced_at
     age = _hours_since(last_ok, now, digits=None)
     newest = max((t["newest"] for t in tables if t["newest"]), default=None)
     return {

@@ -18,6 +18,7 @@ naming the repair, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 import duckdb
 
-from hs_sync.errors import HsSyncError
+from hs_sync.errors import HsSyncError, WarehouseNotWritable
 from hs_sync.warehouse import Warehouse
 
 DAMAGED_DIR = "damaged"
@@ -119,8 +120,10 @@ def _duckdb_problem(path: Path) -> str | None:
         con = duckdb.connect(str(path), read_only=True)
         try:
             con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+            # used blocks, not total: free blocks at the end are not kept in the file
+            # by every storage format (the v1.1 format hs-sync writes truncates them)
             block_size, blocks = con.execute(
-                "SELECT block_size, total_blocks FROM pragma_database_size()"
+                "SELECT block_size, used_blocks FROM pragma_database_size()"
             ).fetchone()
         finally:
             con.close()
@@ -157,7 +160,15 @@ def require_usable(warehouse: Warehouse, stores: Iterable[str] | None = None) ->
     """Raise StoreDamaged for the first damaged store among `stores` (all by default)."""
     for report in check(warehouse, stores):
         if not report.ok:
+            _require_writable(warehouse, warehouse.root / report.path)
             raise StoreDamaged(report.store, report.path, report.problem or "")
+
+
+def _require_writable(warehouse: Warehouse, path: Path) -> None:
+    """A store that does not open because the warehouse is read-only is not damaged."""
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise WarehouseNotWritable(warehouse.root, f"{target} is read-only")
 
 
 def damaged(exc: BaseException, store: str, warehouse: Warehouse) -> StoreDamaged:

@@ -42,7 +42,6 @@ from hs_sync.extract.polling import Schedule
 from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room_version
 from hs_sync.land.batch import sweep_temporaries
 from hs_sync.land.state import ExtractState, remembered_access, remembered_requests
-from hs_sync.load import memory
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import DataType, Mode
 from hs_sync.warehouse import Warehouse
@@ -81,13 +80,33 @@ class RunSummary:
         return sum(sum(per.values()) for per in self.rows.values())
 
     @property
+    def quarantined(self) -> int:
+        """Raw lines this run's transform could not turn into rows (see quarantine/)."""
+        return int((self.transform or {}).get("quarantined", 0))
+
+    @property
+    def damaged(self) -> list[str]:
+        """Raw files that did not read, moved to raw/.damaged/ (pulled again next run)."""
+        return list((self.transform or {}).get("damaged", []))
+
+    @property
+    def drift(self) -> dict[str, Any]:
+        """Per data type: unknown fields and values that did not convert (kept in `_extra`)."""
+        return dict((self.transform or {}).get("drift", {}))
+
+    @property
     def exit_code(self) -> int:
-        """0: everything asked for was synced (missing scopes are listed); 1: partial."""
-        return 1 if self.errors or self.budget.get("exhausted") else 0
+        """0: everything asked for was synced (missing scopes are listed); 1: partial,
+        including lines quarantined or raw files found damaged."""
+        partial = self.errors or self.budget.get("exhausted") or self.quarantined or self.damaged
+        return 1 if partial else 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["total_rows"] = self.total_rows
+        out["quarantined"] = self.quarantined
+        out["damaged"] = self.damaged
+        out["drift"] = self.drift
         out["exit_code"] = self.exit_code
         return out
 
@@ -198,7 +217,6 @@ def sync(
     if not config.api_key:
         raise ConfigError("api_key", "no API key: set HYPERSTUDY_API_KEY")
     started = time.monotonic()
-    memory.one_arena()
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = Warehouse(config.warehouse)
@@ -221,7 +239,7 @@ def sync(
             summary.warnings.append(
                 f"the API sent no server time; time windows end at the {source} time"
             )
-        with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        with warehouse_lock(warehouse, config.lock_timeout_seconds, config.group):
             sweep_temporaries(warehouse)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
@@ -248,7 +266,6 @@ def sync(
                     if run.disk_full is not None:
                         raise DiskFull(run.disk_full)
                     if transform:
-                        memory.give_back()
                         summary.transform = _transform(warehouse, types, summary, run)
                         interrupt.check()  # DuckDB may have turned the signal into its error
                         if config.media and any(dt.triggers_media for dt in types):
@@ -273,7 +290,9 @@ def sync(
                     summary.duration_seconds = round(time.monotonic() - started, 3)
                     try:
                         state.save_budget_requests(budget.recent())
-                        state.finish_run(summary.run_id, status, client.attempts, summary.to_dict())
+                        state.finish_run(
+                            summary.run_id, status, summary.requests, summary.to_dict()
+                        )
                     except sqlite3.OperationalError as exc:
                         if not disk_full(exc):
                             raise
@@ -561,7 +580,7 @@ def _transform(
 
     run.progress("transform")
     try:
-        return transform(warehouse, list(types))
+        return transform(warehouse, list(types), run.config.memory_limit)
     except Exception as exc:  # the raw landing stands; the next run normalizes again
         summary.errors["transform"] = f"{type(exc).__name__}: {exc}"
         return None

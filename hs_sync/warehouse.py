@@ -6,9 +6,11 @@ abstraction and API values can never escape their folder.
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import os
 import re
+import stat
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DB_FILE = "hyperstudy.duckdb"
+GROUP_FILE = "group"  # in state/: the group the warehouse is shared with (absent: owner only)
+SHARED_DIR_MODE = 0o2750  # group may list and enter; new entries inherit the group (setgid)
+SHARED_FILE_MODE = 0o640  # group may read
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_PART = 80
 
@@ -85,6 +90,16 @@ def owner_only() -> Iterator[None]:
                 os.umask(_umask_saved)
 
 
+def _share(path: Path, gid: int, mode: int) -> None:
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return
+    if st.st_gid != gid:
+        os.chown(path, -1, gid)
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
+
+
 def fsync_path(path: Path) -> None:
     """Make a file's contents, or a folder's entries (a rename), durable."""
     fd = os.open(path, os.O_RDONLY)
@@ -104,11 +119,11 @@ class Warehouse:
         object.__setattr__(self, "root", Path(self.root))
 
     def create(self) -> Warehouse:
-        """Create the root readable by its owner only."""
+        """Create the root readable by its owner only (or its group, when shared)."""
         old = os.umask(0o077)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.root, 0o700)
+            os.chmod(self.root, SHARED_DIR_MODE if self.shared_group() else 0o700)
             for sub in ("raw", "parquet", "media", "quarantine", "state"):
                 (self.root / sub).mkdir(exist_ok=True, mode=0o700)
         finally:
@@ -133,6 +148,34 @@ class Warehouse:
             / safe_part(participant_id)
             / safe_part(name)
         )
+
+    def shared_group(self) -> str | None:
+        """The group this warehouse is shared with read-only, or None (owner only)."""
+        try:
+            return (self.state_dir / GROUP_FILE).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def share(self, group: str) -> None:
+        """Share the warehouse read-only with `group` from now on (every writer keeps it so)."""
+        if self.shared_group() != group:
+            atomic_write(self.state_dir / GROUP_FILE, group.encode("utf-8") + b"\n")
+        self.apply_sharing()
+
+    def apply_sharing(self) -> None:
+        """Give the shared group read access to everything (0750 folders, 0640 files).
+
+        Files are written owner-only while a run holds the lock; the lock's release
+        calls this, so a group reader sees each run's files once the run is done.
+        """
+        group = self.shared_group()
+        if group is None:
+            return
+        gid = grp.getgrnam(group).gr_gid
+        for folder, _, files in os.walk(self.root):
+            _share(Path(folder), gid, SHARED_DIR_MODE)
+            for name in files:
+                _share(Path(folder) / name, gid, SHARED_FILE_MODE)
 
     @property
     def state_dir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import AssetKey, DefaultScheduleStatus, Definitions
 
+from dagster_project import checks as dagster_checks
 from dagster_project import factory, schedules
 from dagster_project.definitions import defs
 from hs_sync.checks import CHECKS
@@ -45,6 +46,10 @@ def test_each_type_flows_raw_to_parquet_to_duckdb_grouped_by_layer_with_kinds():
             assert node.kinds, key
         columns = graph.get(duck).metadata["dagster/column_schema"].columns
         assert [c.name for c in columns][: len(dt.columns)] == [c.name for c in dt.columns]
+        # every column carries the data dictionary's description
+        assert all(c.description for c in columns), dt.name
+        described = {c.name: c.description for c in columns}
+        assert described["_synced_at"] == dt.describe("_synced_at").text
     tables = {AssetKey(["duckdb", dt.name]) for dt in DATA_TYPES}
     assert graph.get(factory.VIEWS_KEY).parent_keys == tables
     assert graph.get(factory.MEDIA_KEY).parent_keys == {AssetKey(["duckdb", "recordings"])}
@@ -104,11 +109,31 @@ def test_a_bad_cron_names_the_variable():
     assert schedules.CRON_VAR in str(info.value)
 
 
-def test_every_integrity_check_is_an_asset_check_and_error_level_ones_block():
+def test_every_integrity_check_is_an_asset_check_and_only_pipeline_faults_block():
     specs = {spec.name: spec for check_def in defs.asset_checks for spec in check_def.check_specs}
     for check in CHECKS:
         spec = specs[check.name]
-        assert spec.blocking is (check.severity == "error"), check.name
+        assert spec.blocking is (check.name in dagster_checks.PIPELINE_FAULTS), check.name
         assert spec.asset_key in {factory.VIEWS_KEY, factory.MEDIA_KEY}
+    blocking = {name for name, spec in specs.items() if spec.blocking}
+    assert blocking == {"duplicate_keys", "count_reconciliation", "orphans", "recordings_on_disk"}
+    assert not specs["missing_sessions"].blocking and not specs["rating_gaps"].blocking
     assert specs["recordings_on_disk"].asset_key == factory.MEDIA_KEY
     assert specs["missing_sessions"].asset_key == factory.VIEWS_KEY
+
+
+def test_which_checks_block_is_a_setting():
+    env = {dagster_checks.BLOCKING_VAR: "missing_sessions, duplicate_keys"}
+    chosen = dagster_checks.blocking_checks(env)
+    assert chosen == {"missing_sessions", "duplicate_keys"}
+    [step] = dagster_checks.build_checks(blocking=chosen)
+    assert {s.name for s in step.check_specs if s.blocking} == chosen
+    assert dagster_checks.blocking_checks({}) == set(dagster_checks.PIPELINE_FAULTS)
+    with pytest.raises(ConfigError) as info:
+        dagster_checks.blocking_checks({dagster_checks.BLOCKING_VAR: "missing_session"})
+    assert dagster_checks.BLOCKING_VAR in str(info.value) and "missing_sessions" in str(info.value)
+
+
+def test_runs_execute_in_one_process():
+    job = defs.resolve_job_def(schedules.JOB_NAME)
+    assert job.executor_def.name == "in_process"

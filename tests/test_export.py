@@ -180,7 +180,7 @@ def test_one_type_for_a_participant_as_csv(world, tmp_path):
         record = truth[row["id"]]
         assert ISO_MS.match(row["timestamp"])
         assert parse_time(row["timestamp"]) == parse_time(record["timestamp"])
-        assert int(row["onset"]) == record["onset"]  # milliseconds, as the API gives them
+        assert float(row["onset"]) == record["onset"]  # milliseconds, as the API gives them
         assert row["participantId"] == world.participant
         assert set(row) == {c.name for c in registry.get("events").columns} | {"_extra"}
     assert stat.S_IMODE(out.stat().st_mode) == 0o600  # participant data stays private

@@ -34,7 +34,7 @@ import orjson
 import pytest
 
 from hs_sync.land import rawfile
-from hs_sync.load.normalize import synced_at_of
+from hs_sync.load.lines import synced_at_of
 from hs_sync.load.parquet import dataset_files
 from hs_sync.media.run import download_media
 from hs_sync.registry import DATA_TYPES
@@ -150,7 +150,8 @@ def _check_lineage(root: Path) -> int:
             ).fetchall()
             for raw_file, synced_at, keys in files:
                 path = root / raw_file
-                in_file = {dt.key_of(orjson.loads(line)) for line in rawfile.lines(path)}
+                exp = path.parent.parent.name.split("=", 1)[1]
+                in_file = {dt.row_key(exp, orjson.loads(line)) for line in rawfile.lines(path)}
                 assert set(keys) <= in_file, f"{dt.name}: rows not in their raw file {raw_file}"
                 assert synced_at == synced_at_of(path), raw_file
                 checked += len(keys)

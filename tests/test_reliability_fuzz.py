@@ -427,9 +427,9 @@ def test_raw_files_of_any_bytes_normalize_into_rows_or_quarantine(sim, tmp_path)
     )
 
 
-def test_a_number_beyond_a_double_quarantines_its_row_not_the_page(tmp_path):
-    """Records are landed as sent without being parsed: a value no parser can read
-    as a double lands, and normalizing quarantines that row alone."""
+def test_a_number_beyond_a_double_is_kept_as_its_text_in_a_row(tmp_path):
+    """A value no double holds lands as its text; its row is typed, the value NULL in
+    its column and kept in `_extra`, and the page is not lost."""
     rows = [_event(i, "exp_big") for i in range(5)]
     (body,) = _pages(rows, 100)
     body = body.replace(b'"onset":200,', b'"onset":1e400,', 1)
@@ -441,8 +441,29 @@ def test_a_number_beyond_a_double_quarantines_its_row_not_the_page(tmp_path):
         summary = sync(config)
     assert summary.exit_code == 0, summary.errors
     (landed,) = data_files(root, BY_NAME["events"])
-    assert b'"onset":1e400,' in file_bytes(landed)
-    (bad,) = quarantine.rows(Warehouse(root), "events")
-    assert b"1e400" in bad["text"].encode() and bad["reason"]
-    ids = query(Warehouse(root), "SELECT id FROM events ORDER BY id")
-    assert [r[0] for r in ids] == [r["id"] for r in rows if r["onset"] != 200]
+    assert b'"onset":"1e400",' in file_bytes(landed)
+    assert quarantine.rows(Warehouse(root), "events") == []
+    got = query(Warehouse(root), "SELECT id, onset, _extra FROM events ORDER BY id")
+    assert [r[0] for r in got] == [r["id"] for r in rows]
+    (odd,) = [r for r in got if r[2] is not None]
+    assert odd[1] is None and orjson.loads(odd[2]) == {"onset": "1e400"}
+    assert summary.drift["events"]["type_changes"][0]["field"] == "onset"
+
+
+def test_an_integer_beyond_64_bits_is_landed_exactly_and_kept_in_extra(tmp_path):
+    rows = [_event(i, "exp_big") for i in range(3)]
+    (body,) = _pages(rows, 100)
+    body = body.replace(b'"onset":100,', b'"onset":18446744073709551617,', 1)
+    root = tmp_path / "wh"
+    with _Server(_fake_api({"exp_big": [body]})) as server:
+        config = _config(
+            server.base_url, root, page_size=100, experiments=("exp_big",), types=("events",)
+        )
+        summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    (landed,) = data_files(root, BY_NAME["events"])
+    assert b'"onset":18446744073709551617,' in file_bytes(landed)
+    got = query(Warehouse(root), "SELECT onset, _extra FROM events WHERE _extra IS NOT NULL")
+    assert [(onset, json.loads(extra)) for onset, extra in got] == [
+        (None, {"onset": 18446744073709551617})
+    ]

@@ -220,7 +220,7 @@ def test_a_row_moved_to_another_day_leaves_its_old_date_partition(synced_copy):
     wh = Warehouse(synced_copy.warehouse)  # synced from the simulator
     experiment, rows = next((e, r) for e, r in sorted(landed(wh.root, EVENTS).items()) if r)
     record = next(iter(rows.values()))
-    key = EVENTS.key_of(record)
+    key = EVENTS.row_key(experiment, record)
     old_date = parse_time(record["timestamp"]).strftime("%Y-%m-%d")
     old_part = wh.parquet_dir("events") / f"experiment_id={experiment}" / f"date={old_date}"
     total = len(_parquet_rows(wh, EVENTS))
@@ -275,15 +275,16 @@ def test_a_crash_between_writing_the_new_date_and_the_old_one_is_repaired(tmp_pa
     transform(wh, registry.DATA_TYPES)
     seen = {r[0]: r[1] for r in _parquet_rows(wh, EVENTS)}
     assert len(_parquet_rows(wh, EVENTS)) == len(seen) == 6
-    assert seen["evt_0003"] == "2024-05-01"
+    assert seen["exp_test|evt_0003"] == "2024-05-01"
     assert_no_duplicate_keys(wh, EVENTS)
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
-def test_a_file_that_cannot_be_read_while_another_type_loads_publishes_nothing(
+def test_a_raw_file_that_does_not_read_is_moved_aside_and_the_rest_is_applied(
     tmp_path, compression
 ):
-    """Types are typed one ahead of loading; a failure in either stops the run whole."""
+    """A truncated file never blocks the warehouse: it goes to raw/.damaged/, the
+    summary names it, and every other file is applied."""
     wh = Warehouse(tmp_path / "wh").create()
     land(wh, "events", [event(i) for i in range(5)])
     chat = {
@@ -293,14 +294,16 @@ def test_a_file_that_cannot_be_read_while_another_type_loads_publishes_nothing(
         "timestamp": "2024-05-01T10:00:00Z",
     }
     land(wh, "chat", [chat])
-    broken = land(wh, "chat", [chat], seq=1, compression=compression)
+    broken = land(wh, "chat", [{**chat, "messageId": "m2"}], seq=1, compression=compression)
     broken.write_bytes(broken.read_bytes()[:-4])  # truncated: its end never reached the disk
-    with pytest.raises(OSError, match="cannot read raw file"):
-        transform(wh, registry.DATA_TYPES)
-    assert not wh.db_path.exists()  # nothing published, nothing recorded as applied
-    broken.unlink()
     summary = transform(wh, registry.DATA_TYPES)
-    assert summary["types"]["events"]["files"] == 1  # applied again: idempotent
+    name = broken.relative_to(wh.root).as_posix()
+    assert summary["damaged"] == [name]
     assert summary["rows"]["events"] == 5 and summary["rows"]["chat"] == 1
+    assert not broken.exists()
+    assert (wh.root / "raw" / ".damaged" / broken.relative_to(wh.root / "raw")).exists()
     assert len(db_rows(wh, "events")) == 5
+    assert [r["messageId"] for r in db_rows(wh, "chat")] == ["m1"]
     assert parquet_table(wh, registry.get("events")).num_rows == 5
+    again = transform(wh, registry.DATA_TYPES)  # nothing left to report or apply
+    assert again["damaged"] == [] and again["types"]["chat"]["files"] == 0

@@ -36,7 +36,7 @@ def test_pyarrow_dataset_reads_hive_partitions(wh):
     table = dataset.to_table()
     assert table.num_rows == 14
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
-    assert table.schema.field("onset").type == pa.int64()
+    assert table.schema.field("onset").type == pa.float64()
     assert set(table.column("experiment_id").to_pylist()) == {"exp_test", "exp_two"}
     assert set(table.column("date").to_pylist()) == {"2024-05-01", "2024-05-02"}
     only = dataset.to_table(filter=ds.field("experiment_id") == "exp_two")
@@ -49,7 +49,7 @@ def test_pandas_reads_hive_partitions(wh):
     frame = pd.read_parquet(wh.parquet_dir("events"))
     assert len(frame) == 14
     assert str(frame["timestamp"].dtype) in ("datetime64[us, UTC]", "datetime64[ns, UTC]")
-    assert frame["onset"].dtype == "int64"
+    assert frame["onset"].dtype == "float64"
     assert frame["onset"].min() == -1500
     assert set(frame["experiment_id"].astype(str)) == {"exp_test", "exp_two"}
 
@@ -60,7 +60,7 @@ def test_polars_reads_hive_partitions(wh):
     frame = pl.read_parquet(wh.parquet_dir("events") / "**" / "*.parquet", hive_partitioning=True)
     assert frame.height == 14
     assert frame.schema["timestamp"] == pl.Datetime("us", "UTC")
-    assert frame.schema["onset"] == pl.Int64
+    assert frame.schema["onset"] == pl.Float64
     assert set(frame["experiment_id"].to_list()) == {"exp_test", "exp_two"}
     assert frame.filter(pl.col("id") == "evt_0003")["content"].to_list() == [
         '{"text":"Grüße, 世界 🎬","n":3}'

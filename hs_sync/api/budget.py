@@ -51,6 +51,9 @@ class RequestBudget:
         self.used = 0  # requests this process made
         self.waited_seconds = 0.0
         self.exhausted_until: float | None = None
+        # called with (endpoint, seconds) before each wait for the minute budget, so a
+        # front end can say that it is waiting and for how long
+        self.on_wait: Callable[[str, float], None] | None = None
 
     def acquire(self, endpoint: str) -> list[float]:
         """Count one request to `endpoint`; wait for the minute budget if needed.
@@ -73,6 +76,8 @@ class RequestBudget:
                     self.used += 1
                     return token
                 wait = window[0][0] + MINUTE - now
+            if self.on_wait is not None:
+                self.on_wait(endpoint, max(wait, 0.0))
             self.waited_seconds += max(wait, 0.0)
             self._sleep(max(wait, 0.01))
 

@@ -12,8 +12,10 @@ the numbers that steer the run (Retry-After, pagination) are clamped.
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +28,6 @@ import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from hs_sync import __version__, interrupt
-from hs_sync.api import wire
 from hs_sync.api.budget import RequestBudget
 from hs_sync.config import Config
 from hs_sync.errors import (
@@ -37,6 +38,7 @@ from hs_sync.errors import (
     ForbiddenError,
     NotFoundError,
     RetryableError,
+    ServerUnreachable,
 )
 from hs_sync.scrub import Scrubber
 from hs_sync.timeutil import parse_time
@@ -45,16 +47,12 @@ _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: No
 MAX_RETRY_AFTER = 86_400.0  # a Retry-After beyond a day is read as a day
 MAX_COUNT = 2**53 - 1  # a pagination number beyond this (or below 0) is ignored
 _COUNTS = ("total", "offset", "limit", "nextOffset", "returned")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # maybe an integer beyond 64 bits
 
 
 @dataclass
 class Envelope:
-    """One parsed response: `data` as sent, plus the metadata the sync reads.
-
-    A page whose `data` is an array usually arrives unparsed: `lines` holds each
-    record's JSON text as sent (`array` the whole array's), and `records` parses
-    them only when asked.
-    """
+    """One parsed response: `data` as sent, plus the metadata the sync reads."""
 
     path: str
     params: dict[str, Any]
@@ -62,14 +60,10 @@ class Envelope:
     metadata: dict[str, Any] = field(default_factory=dict)
     server_time: str | None = None
     size: int = 0  # body bytes
-    lines: list[Any] | None = None
-    array: Any = None
 
     @property
     def records(self) -> list[dict[str, Any]]:
         """`data` as a list of records (a single object becomes a list of one)."""
-        if self.data is None and self.lines is not None:
-            self.data = wire.parse(self.array)
         if self.data is None:
             return []
         if isinstance(self.data, list):
@@ -79,7 +73,7 @@ class Envelope:
     @property
     def count(self) -> int:
         """How many records the page holds."""
-        return len(self.lines) if self.lines is not None else len(self.records)
+        return len(self.records)
 
     @property
     def pagination(self) -> dict[str, Any] | None:
@@ -205,6 +199,13 @@ class ApiClient:
             raise RetryableError(
                 f"GET {path}: timed out ({type(exc).__name__})", path=path
             ) from None
+        except httpx.ConnectError as exc:
+            if _refused(exc):  # nothing listens there: retrying only delays the answer
+                raise ServerUnreachable(self._config.base_url) from None
+            raise RetryableError(
+                f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
+                path=path,
+            ) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             interrupt.check()  # the connection was closed to stop the run
             raise RetryableError(
@@ -217,12 +218,6 @@ class ApiClient:
             self.bytes_received += len(body)
         status = response.status_code
         scrub = self.scrubber.needs_scrub(body)
-        parts = wire.split(body) if status < 400 and not scrub else None
-        if parts is not None:
-            metadata, array, lines = parts
-            return self._envelope(
-                path, params, None, metadata, response, len(body), lines=lines, array=array
-            )
         payload = _loads(body)
         if scrub:
             payload = (self._key_scrubber if signed_urls else self.scrubber).value(payload)
@@ -276,9 +271,6 @@ class ApiClient:
         response: httpx.Response,
         size: int,
         bare_time: Any = None,
-        *,
-        lines: list[Any] | None = None,
-        array: Any = None,
     ) -> Envelope:
         """The page, noting the newest server time seen (metadata's, else `bare_time`)."""
         metadata = metadata if isinstance(metadata, dict) else {}
@@ -294,7 +286,7 @@ class ApiClient:
             else:
                 server_time = None
             self.http_date = _http_date(response.headers.get("date")) or self.http_date
-        return Envelope(path, params, data, metadata, server_time, size, lines, array)
+        return Envelope(path, params, data, metadata, server_time, size)
 
     def _error(self, path: str, status: int, payload: Any, response: httpx.Response) -> ApiError:
         err = payload.get("error") if isinstance(payload, dict) else None
@@ -345,10 +337,34 @@ class ApiClient:
 
 
 def _loads(body: bytes) -> Any:
+    """The body parsed; the stdlib takes what orjson refuses (NaN) or reads inexactly
+    (orjson makes an integer beyond 64 bits a float), so such a record is still
+    landed exactly and typed; a number no double holds (`1e400`, `NaN`) is kept as
+    its text. None when the body is not JSON."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return json.loads(body, parse_float=_float, parse_constant=str)
+    except (ValueError, RecursionError):
         return None
+
+
+def _float(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was a refusal (no server on that port)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import Path
+
 from hs_sync.checks.model import Issue
 
 MAX_ROOMS_IN_HINT = 5
+DEFAULT_WAREHOUSE = Path("warehouse")
+# a command in backticks, and a parenthesis closing it (" (and 3 more room(s), ...)")
+_COMMAND = re.compile(r"`(hs-sync [^`]*?)( \([^`]*\))?`")
+
+
+def with_warehouse(hint: str, warehouse: Path) -> str:
+    """The hint with `--warehouse PATH` ending each command, unless it is the default folder."""
+    if Path(warehouse) == DEFAULT_WAREHOUSE:
+        return hint
+    flag = f"--warehouse {shlex.quote(str(warehouse))}"
+    return _COMMAND.sub(lambda m: f"`{m.group(1)} {flag}{m.group(2) or ''}`", hint)
+
+
+def budget_spent(resume_at: str) -> str:
+    return (
+        f"the hourly request budget is spent (the sync used it): run `hs-sync check` again "
+        f"after {resume_at}, or `hs-sync check --no-api` now for the offline checks"
+    )
 
 
 def room_flags(issues: list[Issue]) -> str:

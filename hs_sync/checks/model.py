@@ -95,8 +95,8 @@ def skipped(check: Check, reason: str) -> CheckResult:
     )
 
 
-def errored(check: Check, reason: str) -> CheckResult:
-    hint = "see details.error; fix the cause and run `hs-sync check` again"
+def errored(check: Check, reason: str, hint: str | None = None) -> CheckResult:
+    hint = hint or f"could not run ({reason}); fix the cause and run `hs-sync check` again"
     return CheckResult(
         check.name, check.severity, False, 0, [], hint, {"error": reason}, status="error"
     )

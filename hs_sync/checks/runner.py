@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import time
 
+from hs_sync.checks import hints
 from hs_sync.checks.catalog import CHECKS, get
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.media_check import NoManifest
 from hs_sync.checks.model import Check, CheckResult, errored, result_of, skipped
 from hs_sync.config import Config
-from hs_sync.errors import AuthError, BudgetExhausted, ConfigError, HsSyncError
+from hs_sync.errors import (
+    AuthError,
+    BudgetExhausted,
+    ConfigError,
+    HsSyncError,
+    ServerUnreachable,
+)
 
 
 def run_checks(config: Config, *, use_api: bool = True) -> list[CheckResult]:
@@ -39,12 +46,21 @@ def _run(ctx: CheckContext, check: Check) -> CheckResult:
         outcome = check.run(ctx)
     except NoManifest as exc:
         return skipped(check, str(exc))
+    except ServerUnreachable as exc:  # the offline checks still run and are shown
+        result = errored(check, str(exc))
     except (AuthError, ConfigError):
         raise
     except BudgetExhausted as exc:
-        return errored(check, str(exc))
+        result = errored(check, str(exc), hints.budget_spent(exc.resume_at))
     except HsSyncError as exc:
-        return errored(check, f"{type(exc).__name__}: {exc}")
+        result = errored(check, f"{type(exc).__name__}: {exc}")
+    else:
+        result = _result(check, outcome, started)
+    result.hint = hints.with_warehouse(result.hint, ctx.config.warehouse)
+    return result
+
+
+def _result(check: Check, outcome, started: float) -> CheckResult:
     if isinstance(outcome, tuple):
         issues, details = outcome
     else:

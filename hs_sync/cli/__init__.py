@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "status": "status_cmd",
     "check": "check_cmd",
     "sql": "sql_cmd",
+    "schema": "schema_cmd",
     "export": "export_cmd",
     "report": "report_cmd",
     "rebuild": "rebuild_cmd",

@@ -21,7 +21,7 @@ from hs_sync.cli.options import (
     warehouse_option,
 )
 from hs_sync.config import load_config
-from hs_sync.errors import WarehouseLocked
+from hs_sync.errors import WarehouseLocked, WarehouseNotWritable
 
 
 @click.command("check", cls=OneLineCommand)
@@ -62,7 +62,7 @@ def command(
     recorded = True
     try:
         record_results(config, results)
-    except WarehouseLocked as exc:
+    except (WarehouseLocked, WarehouseNotWritable) as exc:
         recorded = False
         click.echo(f"hs-sync check: results not stored in open_issues: {exc}", err=True)
     code = 1 if any(r.blocking for r in results) else 0
@@ -70,17 +70,18 @@ def command(
         out = {"checks": [r.to_dict() for r in results], "recorded": recorded, "exit_code": code}
         print_json(out)
     else:
-        _print_table(results)
+        _print_table(results, config.warehouse)
     sys.exit(code)
 
 
 _STYLE = {"passed": "green", "skipped": "dim", "failed": "red", "error": "red"}
 
 
-def _print_table(results) -> None:
+def _print_table(results, warehouse: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from hs_sync.checks.hints import with_warehouse
     from hs_sync.cli.printing import rich as shown
     from hs_sync.cli.printing import rich_line
 
@@ -109,4 +110,5 @@ def _print_table(results) -> None:
             console.print(f"[bold]{r.name}[/]: {rich_line(r.hint)}", highlight=False)
         elif r.status == "skipped":
             console.print(f"[dim]{r.name} skipped: {rich_line(r.details.get('reason', ''))}[/]")
-    console.print('all issues: hs-sync sql "SELECT * FROM open_issues"', highlight=False)
+    query = with_warehouse('`hs-sync sql "SELECT * FROM open_issues"`', warehouse)
+    console.print(f"all issues: {rich_line(query.strip('`'))}", highlight=False)

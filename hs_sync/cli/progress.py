@@ -54,19 +54,34 @@ class SyncProgress:
                 self.rows += int(info.get("rows", 0))
             elif event in ("done", "skip", "error"):
                 self.units += 1
-            where = printing.shown(f"{info.get('data_type', '')}/{info.get('experiment', '')}")
+            kind = info.get("data_type")
+            where = printing.shown(f"{kind}/{info.get('experiment', '')}") if kind else ""
             if self._status is not None:
+                doing = "normalizing into Parquet and DuckDB" if event == "transform" else event
                 text = (
-                    f"syncing… {self.units} units done, {self.rows:,} rows · {event} "
+                    f"syncing… {self.units} units done, {self.rows:,} rows · {doing} "
                     + printing.rich_line(where)
                 )
-                self._status.update(text)
+                self._status.update(text.rstrip())
             elif event == "done":
                 printing.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
             elif event in ("skip", "error"):
                 printing.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
             elif event == "transform":
                 click.echo("normalizing…", err=True)
+
+
+def waiting_line(label: str, info: dict, files_left: int) -> str:
+    """The media bar's label while downloads wait for the request budget, with the least
+    time the files left need at that rate (the bar's own estimate assumes no waits)."""
+    per_minute = int(info.get("per_minute") or 1)
+    line = (
+        f"{label} · waiting {float(info.get('seconds') or 0):.0f} s for the request budget "
+        f"({per_minute}/min)"
+    )
+    if files_left > per_minute:
+        line += f"; {files_left} file(s) left need at least {files_left / per_minute:.0f} min"
+    return line
 
 
 class MediaProgress:
@@ -78,6 +93,8 @@ class MediaProgress:
         self._bar = None
         self._total = None
         self._files: dict[str, object] = {}
+        self._label = "media"
+        self._planned = self._started = 0
 
     def __enter__(self) -> MediaProgress:
         if self.enabled:
@@ -114,15 +131,22 @@ class MediaProgress:
         with self._lock:
             rid = str(info.get("recording", ""))
             if event == "media_plan":
-                self._total = bar.add_task(
-                    f"media: {info['files']} file(s)", total=int(info["bytes"] or 0) or None
-                )
+                self._label = f"media: {info['files']} file(s)"
+                self._planned = int(info["files"] or 0)
+                self._total = bar.add_task(self._label, total=int(info["bytes"] or 0) or None)
+            elif event == "media_wait":
+                # the bar's time estimate cannot know about the pause: the line says it
+                if self._total is not None:
+                    left = max(self._planned - self._started, 0)
+                    bar.update(self._total, description=waiting_line(self._label, info, left))
             elif event == "media_start":
+                self._started += 1
                 task = bar.add_task(
                     f"  {printing.rich(rid)}", total=info.get("size"), completed=info["offset"]
                 )
                 self._files[rid] = task
                 if self._total is not None:
+                    bar.update(self._total, description=self._label)  # no longer waiting
                     bar.advance(self._total, int(info.get("offset") or 0))
             elif event == "media_bytes":
                 n = int(info.get("n") or 0)

@@ -45,13 +45,15 @@ def command(
 
     stores.require_usable(wh, ("normalize", "database"))
     with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
-        summary = rebuild(wh, config.data_types)
+        summary = rebuild(wh, config.data_types, config.memory_limit)
     if as_json:
         print_json(summary)
         return
     for name, rows in summary["rows"].items():
         click.echo(f"{name:20} {rows:>10} rows")
     click.echo(f"quarantined: {summary['quarantined']}   ({summary['seconds']:.1f}s)")
+    for name in summary["damaged"]:
+        click.echo(f"damaged raw file moved to raw/.damaged/: {name}")
     for name, drift in summary["drift"].items():
         fields = ", ".join(drift["new_fields"]) or "-"
         changes = ", ".join(

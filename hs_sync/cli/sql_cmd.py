@@ -49,6 +49,10 @@ def command(
 ) -> None:
     """Run QUERY against the warehouse (tables and views) and print the rows.
 
+    QUERY may hold several statements (`;`-separated): each result is printed
+    in turn as a table; --csv and --json print one result, so they take a
+    single statement.
+
     \b
     Examples:
       hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 10"
@@ -59,6 +63,9 @@ def command(
 
     from hs_sync.load.duck import connect_readonly
 
+    if as_csv and as_json:
+        click.echo("hs-sync sql: --csv and --json cannot be combined; choose one", err=True)
+        sys.exit(2)
     config = load_config(config_file, warehouse=warehouse)
     wh = Warehouse(config.warehouse)
     if not wh.db_path.exists():
@@ -68,9 +75,20 @@ def command(
         con = connect_readonly(wh)
         try:
             _no_files(con)
-            cursor = con.execute(query)
-            names = [d[0] for d in cursor.description] if cursor.description else []
-            rows = cursor.fetchall() if names else []
+            statements = con.extract_statements(query)
+            if len(statements) > 1 and (as_csv or as_json):
+                fmt = "--csv" if as_csv else "--json"
+                click.echo(
+                    f"hs-sync sql: {fmt} prints one result; the query has "
+                    f"{len(statements)} statements: run them one at a time",
+                    err=True,
+                )
+                sys.exit(2)
+            results = []
+            for statement in statements or [query]:
+                cursor = con.execute(statement)
+                names = [d[0] for d in cursor.description] if cursor.description else []
+                results.append((names, cursor.fetchall() if names else []))
         finally:
             con.close()
     except duckdb.PermissionException as exc:
@@ -83,6 +101,12 @@ def command(
     except duckdb.Error as exc:
         click.echo(f"hs-sync sql: {exc}", err=True)
         sys.exit(1)
+    if len(results) > 1:
+        for i, (names, rows) in enumerate(results, 1):
+            click.echo(f"result {i} of {len(results)}:")
+            _table(names, rows, limit)
+        return
+    names, rows = results[0]
     if as_json:
         out = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows]
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))

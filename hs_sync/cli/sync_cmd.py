@@ -1,9 +1,9 @@
 """`hs-sync sync`: pull new data into the warehouse and print what was done.
 
 Exit codes: 0 success, 1 partial failure (a unit failed, the hourly budget
-ran out or the disk filled; progress is saved), 2 configuration, authentication,
-lock or damaged-store errors, 130/143 stopped by SIGINT/SIGTERM (the run is
-recorded as interrupted).
+ran out, the disk filled, raw lines were quarantined or a raw file was damaged;
+progress is saved), 2 configuration, authentication, lock or damaged-store errors,
+130/143 stopped by SIGINT/SIGTERM (the run is recorded as interrupted).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-import orjson
 
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
@@ -37,6 +36,11 @@ from hs_sync.config import load_config
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks: re-read everything.")
 @click.option("--lookback", type=float, default=None, help="Seconds re-read before a watermark.")
 @click.option("--no-media", is_flag=True, help="Skip downloading recording media files.")
+@click.option(
+    "--group",
+    default=None,
+    help="Share the warehouse read-only with this group (0750/0640; setting `group`).",
+)
 @json_option("the run summary")
 @config_option
 def command(
@@ -48,6 +52,7 @@ def command(
     full_refresh: bool,
     lookback: float | None,
     no_media: bool,
+    group: str | None,
     as_json: bool,
     config_file: str | None,
 ) -> None:
@@ -78,6 +83,7 @@ def command(
         full_refresh=True if full_refresh else None,
         lookback_seconds=lookback,
         media=False if no_media else None,
+        group=group,
     )
     try:
         with SyncProgress(enabled=not as_json) as progress:
@@ -105,6 +111,27 @@ def print_summary(summary) -> None:
         f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
+    # What was not typed comes first: a cron job's mail shows it at the top.
+    if summary.quarantined:
+        echo(
+            f"QUARANTINED: {summary.quarantined:,} raw line(s) could not become rows "
+            "(see quarantine/ and `hs-sync status`)"
+        )
+    for name in summary.damaged:
+        echo(
+            f"DAMAGED: raw file {shown(name)} did not read; moved to raw/.damaged/, "
+            "pulled again next sync"
+        )
+    for type_name, drift in sorted(summary.drift.items()):
+        fields = ", ".join(shown(f) for f in drift.get("new_fields", {})) or "-"
+        changes = ", ".join(
+            f"{shown(c['field'])} ({c['declared']} got {c['seen']}: {c['rows']:,} rows)"
+            for c in drift.get("type_changes", [])
+        )
+        echo(
+            f"DRIFT in {type_name}: new fields {fields}; "
+            f"not converted, kept in _extra: {changes or '-'}"
+        )
     purposes = {k: v for k, v in summary.requests_by_purpose.items() if v}
     if purposes:
         echo("  requests by purpose: " + ", ".join(f"{k} {v}" for k, v in purposes.items()))
@@ -137,4 +164,21 @@ def print_summary(summary) -> None:
             f"({m['bytes_downloaded']:,} bytes)"
         )
     if summary.transform is not None:
-        echo(f"transform: {orjson.dumps(summary.transform).decode()}", shorten=False)
+        echo(transform_line(summary.transform))
+
+
+def transform_line(t: dict) -> str:
+    """One line on what the transform did (`--json` has every figure)."""
+    types = t.get("types", {})
+    files = sum(r.get("files", 0) for r in types.values())
+    written = sum(r.get("db_rows_written", 0) for r in types.values())
+    changed = sum(1 for r in types.values() if r.get("db_rows_written"))
+    line = (
+        f"transform: {files} raw file(s) applied, {written:,} row(s) written to "
+        f"{changed} table(s) in {t.get('seconds', 0):.1f} s"
+    )
+    if t.get("quarantined"):
+        line += f"; {t['quarantined']} row(s) quarantined (see quarantine/)"
+    if t.get("drift"):
+        line += f"; new fields in {', '.join(sorted(t['drift']))} (kept in _extra)"
+    return line + ("; database published" if t.get("published") else "; database unchanged")

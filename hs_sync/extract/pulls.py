@@ -25,7 +25,6 @@ from urllib.parse import quote
 
 import orjson
 
-from hs_sync.api import wire
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import ApiError, NotFoundError
@@ -924,11 +923,7 @@ def _iso_ms(ms: int) -> str:
 
 
 def _cursors(dt: DataType, page: Envelope) -> list[Any]:
-    """The cursor value of each record of a page (parsing only that field when it can)."""
-    if page.lines is not None and page.array is not None:
-        picked = wire.pick(page.array, (dt.cursor,))
-        if picked is not None:
-            return [p[0] for p in picked]
+    """The cursor value of each record of a page."""
     return [r.get(dt.cursor) if isinstance(r, dict) else None for r in page.records]
 
 

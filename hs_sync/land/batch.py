@@ -6,10 +6,9 @@ time. Pages are buffered and written as data files `NNNNN.ndjson.zst` (or plain
 `NNNNN.ndjson`: `hs_sync/land/rawfile.py`) of up to `pages_per_file` pages, each with
 a manifest `NNNNN.meta.json` written just before it. Both go through
 `atomic_write` (temporary name, fsync, rename), so a data file appears only
-once it is complete; the caller checkpoints only after `add`/`close` report a
-file durable. One line is one record exactly as the API sent it (its bytes
-cut out of the page, or, where that cannot be done, parsed and re-serialized
-with orjson; nothing added).
+once it is complete; the caller checkpoints only after `take_landed` reports a
+file durable. One line is one record as the API sent it (parsed and
+re-serialized with orjson, the stdlib for what orjson refuses; nothing added).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +26,6 @@ from typing import Any
 import orjson
 
 from hs_sync import jsontext
-from hs_sync.api import wire
 from hs_sync.api.client import Envelope
 from hs_sync.errors import ApiError
 from hs_sync.land import rawfile
@@ -162,18 +159,13 @@ class BatchWriter:
         self._last_cursor: datetime | None = None
         self.skipped = 0  # rows not landed again (already landed by the last window)
         self.tail: dict[str, str] | None = {} if self.tail_from is not None else None
-        self._pool: ThreadPoolExecutor | None = None
-        self._inflight: Future | None = None
         self._seq = 0  # the next data file's number
         self._landed: list[LandedFile] = []  # durable, not yet reported by take_landed
         self._done_lock = threading.Lock()
 
     def add(self, page: Envelope, fetched_at: str) -> None:
         """Buffer one page; start writing a data file when the buffer is full."""
-        landed = self._from_lines(page) if page.lines is not None else None
-        if landed is None:
-            landed = self._from_records(page)
-        chunk, rows = landed
+        chunk, rows = self._from_records(page)
         if rows:
             if self._digest is not None:
                 self._digest.update(chunk)
@@ -204,19 +196,12 @@ class BatchWriter:
             or self._buffered_bytes >= self.bytes_per_file
         )
         if full:
-            self.flush(wait=False)
-        return None
+            self.flush()
 
-    def flush(self, wait: bool = True) -> None:
-        """Write buffered rows (if any) as one durable data file plus its manifest.
-
-        With `wait=False` the file is written by a background thread while the
-        caller goes on fetching (one file in flight at most). Either way
-        `take_landed` reports a file once it is durable: checkpoint on that.
-        """
+    def flush(self) -> None:
+        """Write buffered rows (if any) as one durable data file plus its manifest;
+        `take_landed` then reports it: checkpoint on that."""
         if not self._buffered_rows:
-            if wait:
-                self._drain()
             return
         seq, self._seq = self._seq, self._seq + 1
         data_path = self._write_folder / f"{seq:05d}{rawfile.SUFFIXES[self.compression]}"
@@ -242,15 +227,7 @@ class BatchWriter:
         chunks = self._chunks
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
-        if wait:
-            self._drain()
-            self._write(meta, chunks, landed)
-            return
-        if self._inflight is not None:
-            self._inflight.result()  # one file in flight at most; re-raises a failed write
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-land")
-        self._inflight = self._pool.submit(self._write, meta, chunks, landed)
+        self._write(meta, chunks, landed)
 
     def _write(self, meta: bytes, chunks: list[bytes], landed: LandedFile) -> None:
         # Manifest first: whenever a data file is visible, its manifest is too.
@@ -262,29 +239,17 @@ class BatchWriter:
 
     @property
     def files_started(self) -> int:
-        """Data files handed to the disk so far (durable or in flight)."""
+        """Data files written so far."""
         return self._seq
 
     def take_landed(self) -> list[LandedFile]:
-        """Files written in the background that became durable since the last call."""
+        """Files that became durable since the last call."""
         with self._done_lock:
             out, self._landed = self._landed, []
         return out
 
-    def _drain(self) -> None:
-        """Wait for the background write, if any (re-raising its failure)."""
-        if self._inflight is not None:
-            inflight, self._inflight = self._inflight, None
-            inflight.result()
-
     def close(self) -> None:
-        """Finish the background write and stop its thread."""
-        try:
-            self._drain()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+        """Nothing is left in flight: every file is written when flushed."""
 
     @property
     def content_digest(self) -> str:
@@ -301,9 +266,7 @@ class BatchWriter:
 
     def _hash_rooms(self, page: Envelope, chunk: bytes) -> None:
         lines = chunk.split(b"\n")[:-1]
-        picked = wire.pick(page.array, ("roomId",)) if page.lines is not None else None
-        if picked is None:
-            picked = [(r.get("roomId") if isinstance(r, dict) else None,) for r in page.records]
+        picked = [(r.get("roomId") if isinstance(r, dict) else None,) for r in page.records]
         if len(picked) != len(lines):
             self._rooms = None  # rows were dropped or split: no room can be vouched for
             return
@@ -323,7 +286,6 @@ class BatchWriter:
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
         if self.staged:
-            self._drain()
             shutil.rmtree(self._write_folder, ignore_errors=True)
             self.files, self._landed = [], []
 
@@ -347,27 +309,6 @@ class BatchWriter:
             if keep is not None:
                 records = [records[i] for i in keep]
         return (encode_records(records) if records else b""), len(records)
-
-    def _from_lines(self, page: Envelope) -> tuple[bytes, int] | None:
-        """The page's records as sent, one per line; None when they must be parsed
-        (a field to redact, a cursor or key that cannot be read without parsing)."""
-        dt, lines = self.data_type, page.lines
-        if dt.secret_fields and not wire.lacks_names(page.array, dt.secret_fields):
-            return None
-        if lines and self.track_cursor and dt.cursor:
-            picked = wire.pick(page.array, (dt.cursor, *dt.key))
-            if picked is None:
-                return None
-            # A keyless type is keyed by the whole record: parse the ones asked for.
-            key_at = (
-                (lambda i: dt.key_from(picked[i][1:]))
-                if dt.key
-                else (lambda i: dt.key_of(wire.parse(lines[i])))
-            )
-            keep = self._note_cursor([p[0] for p in picked], key_at)
-            if keep is not None:
-                lines = [lines[i] for i in keep]
-        return (b"\n".join(lines) + b"\n" if lines else b""), len(lines)
 
     def _note_cursor(self, values: list[Any], key_at: Callable[[int], str]) -> list[int] | None:
         """Track order and the newest cursor over a page's cursor values; note the tail.

@@ -264,6 +264,51 @@ class ExtractState:
                 (data_type, experiment_id, lo, lo, hi, hi),
             ).fetchall()
 
+    def forget_batch(self, data_type: str, experiment_folder: str, batch: str) -> None:
+        """Make the next sync pull again what raw batch `batch` held (its file did not
+        read): a time window's watermark goes back to the window's start, a room or
+        snapshot read is forgotten. `experiment_folder` is the batch's experiment
+        folder value, used when the ledger has no row for the batch."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT experiment_id, start_time FROM ledger "
+                    "WHERE data_type = ? AND batch = ?",
+                    (data_type, batch),
+                ).fetchall()
+                experiments = {e for e, _ in rows} or {experiment_folder}
+                for exp in experiments:
+                    starts = [s for e, s in rows if e == exp]
+                    known = starts and all(parse_time(t) for t in starts)
+                    start = min(starts, key=parse_time) if known else None
+                    if start is not None:
+                        self._db.execute(
+                            "UPDATE watermarks SET watermark = ?, updated_at = ? "
+                            "WHERE data_type = ? AND experiment_id = ?",
+                            (start, _now(), data_type, exp),
+                        )
+                    else:
+                        self._db.execute(
+                            "DELETE FROM watermarks WHERE data_type = ? AND experiment_id = ?",
+                            (data_type, exp),
+                        )
+                    # Forgetting its landed counts and polling state makes the next
+                    # sync's probe see the gap and read it again.
+                    tables = ("tail_keys", "room_versions", "room_digests", "snapshots")
+                    for table in (*tables, "buckets", "polls", "room_offsets"):
+                        self._db.execute(
+                            f"DELETE FROM {table} WHERE data_type = ? AND experiment_id = ?",  # noqa: S608
+                            (data_type, exp),
+                        )
+                self._db.execute(
+                    "DELETE FROM ledger WHERE data_type = ? AND batch = ?", (data_type, batch)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def tail_keys(self, data_type: str, experiment_id: str) -> set[str]:
         """Keys of the rows the last completed window saw inside the next lookback."""
         with self._lock:

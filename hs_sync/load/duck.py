@@ -20,11 +20,17 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from hs_sync import dictionary
 from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import DATA_TYPES, DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
+
+# The database is written in the oldest storage format that holds what it uses, so
+# that DuckDB clients from 1.1 on (CLI, R, DBeaver drivers lag releases) open it.
+STORAGE_VERSION = "v1.1.0"
+_STORAGE_TAG = "v1.0.0+"  # how DuckDB names that format in duckdb_databases().tags
 
 
 def duck_type(arrow_type: pa.DataType, json: bool = False) -> str:
@@ -70,15 +76,20 @@ def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, s
     ]
 
 
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str = "64MB", threads: int = 1) -> None:
+MEMORY_LIMIT = "1GB"  # DuckDB's default working memory; beyond it, it spills to disk
+TEMP_DIR = "duckdb-tmp"  # under state/: where DuckDB spills
+
+
+def configure(
+    con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, temp_dir: Path | None = None
+) -> None:
+    """UTC, a memory limit and a spill folder: a transform of any size fits in memory."""
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit or MEMORY_LIMIT})
     con.execute("SET preserve_insertion_order = false")
-    # The transform's statements are many and small (per type and partition) and the
-    # process around them is single-threaded Python: extra DuckDB threads cost more
-    # in start-up and per-thread buffers than they save (measured: about 10% faster
-    # and less memory with one).
-    con.execute(f"SET threads = {int(threads)}")
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        con.execute("SET temp_directory = $dir", {"dir": str(temp_dir)})
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -88,9 +99,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         spec = ", ".join(f"{quote(n)} {t}" for n, t in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {quote(dt.name)} ({spec})")
         have = {
-            r[0]
+            r[0]: r[1]
             for r in con.execute(
-                "SELECT column_name FROM information_schema.columns "
+                "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = 'main' AND table_name = ?",
                 [dt.name],
             ).fetchall()
@@ -98,6 +109,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         for name, type_ in cols:
             if name not in have:
                 con.execute(f"ALTER TABLE {quote(dt.name)} ADD COLUMN {quote(name)} {type_}")
+            elif (have[name], type_) == ("BIGINT", "DOUBLE"):  # widened by the registry
+                con.execute(f"ALTER TABLE {quote(dt.name)} ALTER COLUMN {quote(name)} TYPE {type_}")
 
 
 def view_files() -> list[Path]:
@@ -176,26 +189,45 @@ def apply_delta(
     return written
 
 
+def sweep_leftovers(warehouse: Warehouse) -> None:
+    """Remove the database copies and spill files killed runs left behind. Call it
+    holding the warehouse lock: then none is in use."""
+    for stale in warehouse.state_dir.glob(f".{warehouse.db_path.name}.*.building*"):
+        _remove(stale)
+    shutil.rmtree(warehouse.state_dir / TEMP_DIR, ignore_errors=True)
+
+
 class Build:
     """A private copy of the database that a run writes, then publishes atomically."""
 
-    def __init__(self, warehouse: Warehouse, fresh: bool = False):
+    def __init__(self, warehouse: Warehouse, fresh: bool = False, memory_limit: str | None = None):
         self.live = warehouse.db_path
         self.path = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.building"
-        # Copies left by killed runs (one writer holds the warehouse lock: none is live).
-        for stale in warehouse.state_dir.glob(f".{self.live.name}.*.building"):
-            _remove(stale)
-        _remove(self.path)
+        self.temp_dir = warehouse.state_dir / TEMP_DIR
+        sweep_leftovers(warehouse)
         if self.live.exists() and not fresh:
             _copy(self.live, self.path)
-        self.con = duckdb.connect(str(self.path))
-        configure(self.con)
+        if self.path.exists() and _storage_tag(self.path) != _STORAGE_TAG:
+            # written by a newer format: copy its content into a file of the compatible one
+            newer = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.newer.building"
+            os.replace(self.path, newer)
+            self.con = _connect_compatible(self.path)
+            db = self.con.execute("SELECT current_database()").fetchone()[0]
+            self.con.execute("ATTACH ? AS newer (READ_ONLY)", [str(newer)])
+            self.con.execute(sql("COPY FROM DATABASE newer TO {db}", db=quote(db)))
+            self.con.execute("DETACH newer")
+            _remove(newer)
+        else:
+            self.con = _connect_compatible(self.path)
+        configure(self.con, memory_limit, self.temp_dir)
         ensure_tables(self.con)
 
     def publish(self) -> None:
         create_views(self.con)
+        dictionary.write_comments(self.con)  # the data dictionary as COMMENT ON
         self.con.execute("CHECKPOINT")
         self.con.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
         fsync_path(self.path)
         os.chmod(self.path, 0o600)
         os.replace(self.path, self.live)
@@ -206,6 +238,7 @@ class Build:
             self.con.close()
         finally:
             _remove(self.path)
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def connect_readonly(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
@@ -213,6 +246,22 @@ def connect_readonly(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(warehouse.db_path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def _connect_compatible(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
+
+
+def _storage_tag(path: Path) -> str | None:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() "
+            "WHERE database_name = current_database()"
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -226,5 +275,8 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".wal")):
-        p.unlink(missing_ok=True)
+    for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hs_sync.load.normalize import Drift
+from hs_sync.load.typing_sql import Drift
 from hs_sync.warehouse import Warehouse
 
 LEDGER_FILE = "normalize.sqlite"

@@ -1,5 +1,5 @@
-"""The C library, loaded once, for the few calls Python's standard library lacks:
-`renameat2` (swap two folders atomically), `mallopt` and `malloc_trim` (glibc's heap)."""
+"""The C library, loaded once, for the one call Python's standard library lacks:
+`renameat2` (swap two folders atomically)."""
 
 from __future__ import annotations
 

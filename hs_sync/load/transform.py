@@ -2,14 +2,16 @@
 
 `transform` applies only the raw files not applied before (the ledger in
 `state/normalize.sqlite`), so its work grows with the new data. Per data type
-it types the new files one by one into a staging Parquet file, reduces them
-to one row per key (the later file and line win; identical re-reads change nothing),
-upserts the DuckDB copy, applies the Parquet partitions (while the next type
-is typed on a second thread), and finally publishes the database and records
-the files. Applying is idempotent, so a
-crash anywhere only means the next run applies the same files again.
-`rebuild` does the same from every raw file into fresh Parquet and a fresh
-database, without the API.
+it loads the new files' lines into DuckDB, types them with the type's SQL
+(`hs_sync/load/typing_sql.py`), reduces them to one row per key (the later file
+and line win; identical re-reads change nothing), upserts the DuckDB copy,
+applies the Parquet partitions, and finally publishes the database and
+records the files. Applying is idempotent, so a crash anywhere only means the
+next run applies the same files again. `rebuild` does the same from every raw
+file into fresh Parquet and a fresh database, without the API.
+
+A raw file that does not read is moved to `raw/.damaged/` and its window or
+room is forgotten by the extraction state, so the next sync pulls it again.
 """
 
 from __future__ import annotations
@@ -18,33 +20,21 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from hs_sync.land import quarantine, rawfile
-from hs_sync.load import duck, memory
+from hs_sync.land.state import ExtractState
+from hs_sync.load import duck, lines, typing_sql
 from hs_sync.load import parquet as parquet_store
 from hs_sync.load.ledger import Ledger
-from hs_sync.load.normalize import Drift, iter_normalized, read_slices, synced_at_of
+from hs_sync.load.lines import RawFile
+from hs_sync.load.typing_sql import KEY_SCHEME, Drift
 from hs_sync.registry import DATA_TYPES, DataType
-from hs_sync.warehouse import Warehouse
+from hs_sync.warehouse import Warehouse, fsync_path
 
-STAGE_ROW_GROUP = 64 * 1024  # rows per row group of the staging file (at most)
-STAGE_BYTES = 16 * 1024 * 1024  # typed bytes held before a row group is written
-
-
-@dataclass
-class RawFile:
-    path: Path
-    name: str  # path relative to the warehouse root (the lineage value)
-    experiment: str  # the experiment_id folder value
-    size: int
+DAMAGED_DIR = ".damaged"  # under raw/: files that did not read, kept for inspection
 
 
 @dataclass
@@ -57,6 +47,7 @@ class TypeResult:
     partitions_touched: int = 0
     partitions_rewritten: int = 0
     quarantined: int = 0
+    damaged: list[str] = field(default_factory=list)  # raw files moved aside
     drift: Drift = field(default_factory=Drift)
     applied: list[tuple[str, int, int, int]] = field(default_factory=list)  # for the ledger
 
@@ -87,28 +78,49 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
     return found
 
 
-def transform(warehouse: Warehouse, data_types: Sequence[DataType]) -> dict[str, Any]:
+def transform(
+    warehouse: Warehouse, data_types: Sequence[DataType], memory_limit: str | None = None
+) -> dict[str, Any]:
     """Apply the raw files landed since the last run, type by type in the order given;
-    returns a JSON-able summary."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=False)
+    returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT)."""
+    return _run(Warehouse(warehouse.root).create(), list(data_types), False, memory_limit)
 
 
-def rebuild(warehouse: Warehouse, data_types: Sequence[DataType] = DATA_TYPES) -> dict[str, Any]:
+def rebuild(
+    warehouse: Warehouse,
+    data_types: Sequence[DataType] = DATA_TYPES,
+    memory_limit: str | None = None,
+) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), rebuild=True)
+    return _run(Warehouse(warehouse.root).create(), list(data_types), True, memory_limit)
 
 
-def _run(warehouse: Warehouse, data_types: list[DataType], rebuild: bool) -> dict[str, Any]:
+def _run(
+    warehouse: Warehouse, data_types: list[DataType], rebuild: bool, memory_limit: str | None
+) -> dict[str, Any]:
     started = time.monotonic()
+    _sweep(warehouse)
     ledger = Ledger(warehouse)
     try:
         digest = duck.views_digest()
         stale_views = ledger.get_meta("views") != digest or not warehouse.db_path.exists()
         results = {dt.name: TypeResult() for dt in data_types}
-        with _system_pool():
-            published = _apply(warehouse, data_types, results, ledger, rebuild, stale_views)
+        # Rows keyed by an older key scheme are rebuilt: old and new keys must never mix.
+        rebuilt = {
+            dt.name
+            for dt in data_types
+            if rebuild
+            or (
+                ledger.get_meta(f"key_scheme:{dt.name}") != KEY_SCHEME and ledger.processed(dt.name)
+            )
+        }
+        published = _apply(
+            warehouse, data_types, results, ledger, rebuilt, stale_views, memory_limit
+        )
         if published:
             ledger.set_meta("views", digest)
+            for dt in data_types:
+                ledger.set_meta(f"key_scheme:{dt.name}", KEY_SCHEME)
         return _summary(results, published, rebuild, time.monotonic() - started)
     finally:
         ledger.close()
@@ -119,69 +131,67 @@ def _apply(
     data_types: list[DataType],
     results: dict[str, TypeResult],
     ledger: Ledger,
-    rebuild: bool,
+    rebuilt: set[str],
     stale_views: bool,
+    memory_limit: str | None,
 ) -> bool:
     """Apply each type's new files in turn; returns whether a database was published.
 
     The database copy is made when the first type has something to apply, so a
     run with nothing new copies and publishes nothing (unless the views changed).
     """
-    everything = {dt.name for dt in data_types} >= {dt.name for dt in DATA_TYPES}
+    everything = {dt.name for dt in DATA_TYPES} <= rebuilt
     staging = warehouse.state_dir / "parquet-staging"
     build: duck.Build | None = None
-    rebuilt: dict[str, Path] = {}
+    fresh_parquet: dict[str, Path] = {}
 
     def started() -> duck.Build:
         nonlocal build
         if build is None:
-            build = duck.Build(warehouse, fresh=rebuild and everything)
-            shutil.rmtree(staging, ignore_errors=True)  # leftovers of a crashed run
+            build = duck.Build(warehouse, fresh=everything, memory_limit=memory_limit)
         return build
 
-    # Typing one type's files (Python, holding the GIL) overlaps with loading the
-    # previous type (DuckDB and Parquet encoding, which release it).
-    stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-stage")
     try:
-        previous: tuple[DataType, Future[Path], Warehouse | None] | None = None
         for dt in data_types:
-            done = {} if rebuild else ledger.processed(dt.name)
+            again = dt.name in rebuilt
+            done = {} if again else ledger.processed(dt.name)
             files = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
-            if rebuild:
+            if again:
                 started().con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
-                rebuilt[dt.name] = staging / f"rebuild-{uuid.uuid4().hex}"
+                fresh_parquet[dt.name] = staging / f"rebuild-{uuid.uuid4().hex}"
                 shutil.rmtree(warehouse.quarantine_dir(dt.name), ignore_errors=True)
             if not files:
                 continue
-            started()  # before staging: it clears the staging folder of a crashed run
-            staged = stager.submit(_stage, warehouse, dt, files, results[dt.name])
-            target = Warehouse(rebuilt[dt.name]) if rebuild else None
-            if previous is not None:
-                _load_type(started(), warehouse, *previous, results)
-            previous = (dt, staged, target)
-        if previous is not None:
-            _load_type(started(), warehouse, *previous, results)
+            target = Warehouse(fresh_parquet[dt.name]) if again else None
+            _load_type(started(), warehouse, dt, files, results[dt.name], target)
         if build is None and not stale_views:
             return False
-        if rebuild:
-            for dt in data_types:
-                _swap_in(rebuilt[dt.name] / "parquet" / dt.name, warehouse.parquet_dir(dt.name))
+        for name, fresh in fresh_parquet.items():
+            _swap_in(fresh / "parquet" / name, warehouse.parquet_dir(name))
         started().publish()
     except BaseException:
-        stager.shutdown(wait=True, cancel_futures=True)
         if build is not None:
             build.discard()
         raise
-    finally:
-        stager.shutdown(wait=True)
-    if rebuild:
-        ledger.forget([dt.name for dt in data_types])
+    if rebuilt:
+        ledger.forget(sorted(rebuilt))
     for dt in data_types:
         r = results[dt.name]
         ledger.record(dt.name, r.applied)
         ledger.add_drift(dt.name, r.drift)
     shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def _sweep(warehouse: Warehouse) -> None:
+    """Remove what killed runs left: database copies, spill and staging files, and
+    quarantine files half written (the caller holds the warehouse lock)."""
+    duck.sweep_leftovers(warehouse)
+    shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)
+    quarantined = warehouse.root / "quarantine"
+    if quarantined.is_dir():
+        for tmp in quarantined.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _swap_in(fresh: Path, live: Path) -> None:
@@ -194,43 +204,26 @@ def _swap_in(fresh: Path, live: Path) -> None:
         fresh.rename(live)
 
 
-@contextmanager
-def _system_pool():
-    # Arrow's default allocator keeps freed memory for reuse; the transform frees a
-    # type's buffers before the next type, so the system allocator's prompt return
-    # keeps peak memory lower (measured: about 50 MB at 100k events, same speed).
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-
-
 def _load_type(
     build: duck.Build,
     warehouse: Warehouse,
     dt: DataType,
-    staging: Future[Path],
-    rebuild_target: Warehouse | None,
-    results: dict[str, TypeResult],
-) -> None:
-    """Load one type's staged rows, once typed, into DuckDB and Parquet."""
-    _apply_type(build, warehouse, dt, staging.result(), results[dt.name], rebuild_target)
-    memory.give_back()
-
-
-def _apply_type(
-    build: duck.Build,
-    warehouse: Warehouse,
-    dt: DataType,
-    staged: Path,
+    files: list[RawFile],
     result: TypeResult,
     rebuild_target: Warehouse | None,
 ) -> None:
+    """Type one type's new raw files and apply them to DuckDB and Parquet."""
     con = build.con
+    loaded, damaged = lines.load(con, files)
+    for raw, reason in damaged:
+        result.damaged.append(raw.name)
+        set_aside(warehouse, dt, raw, reason)
     try:
-        con.read_parquet(str(staged)).create_view("__stage", replace=True)
+        typing_sql.type_lines(con, dt)
+        per_file = typing_sql.per_file(con)
+        lines.drop_tables(con)  # the raw lines are typed: free them before the upsert
+        result.drift.update(typing_sql.drift(con))
+        _quarantine(warehouse, dt, loaded, per_file, result)
         kind = _reduce(con, dt)
         result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
         # before the upsert, which replaces the stored rows that say where keys were
@@ -241,54 +234,47 @@ def _apply_type(
         result.partitions_touched = len(pq.partitions)
         result.partitions_rewritten = len(pq.rewritten)
         con.execute(f"DROP {kind} __batch")
-        con.execute("DROP VIEW __stage")
     finally:
-        staged.unlink(missing_ok=True)
+        con.execute("DROP VIEW IF EXISTS __stage")
+        con.execute("DROP TABLE IF EXISTS __typed")
+        lines.drop_tables(con)
 
 
-def _stage(warehouse: Warehouse, dt: DataType, files: list[RawFile], result: TypeResult) -> Path:
-    """Type the raw files into one staging Parquet file (typed columns, `__exp`, `__seq`).
+def _quarantine(
+    warehouse: Warehouse,
+    dt: DataType,
+    loaded: dict[int, RawFile],
+    per_file: dict[int, typing_sql.TypedFile],
+    result: TypeResult,
+) -> None:
+    """Record each file's rows and quarantined lines (one copy per source line)."""
+    rewritten = [raw.path for raw in loaded.values()]
+    known = quarantine.Known(warehouse, dt.name, exclude=rewritten)
+    for fid, raw in loaded.items():
+        typed = per_file.get(fid, typing_sql.TypedFile())
+        kept = quarantine.write(warehouse, dt.name, raw.path, raw.name, typed.quarantined, known)
+        result.files += 1
+        result.rows_read += typed.rows
+        result.quarantined += kept
+        result.applied.append((raw.name, raw.size, typed.rows, len(typed.quarantined)))
 
-    Streaming typed rows to a file keeps memory flat whatever the batch size, and
-    DuckDB reads the file back columnar, without a temporary table to fill.
-    """
-    staging = warehouse.state_dir / "parquet-staging"
-    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = staging / f"stage-{dt.name}-{uuid.uuid4().hex}.parquet"
-    schema = dt.arrow_schema.append(pa.field("__exp", pa.string()))
-    schema = schema.append(pa.field("__seq", pa.int64()))
-    seq = 0
-    pending: list[pa.Table] = []  # typed slices not yet written: at most a row group
-    held_rows = held_bytes = 0
-    # Uncompressed, no statistics: the file lives for one step and is read whole once.
-    # Dictionaries stay: DuckDB reads repeated strings from them much faster (1M events:
-    # the whole transform takes 20 s with them, 23.6 s without).
-    with pq.ParquetWriter(path, schema, compression="none", write_statistics=False) as writer:
-        for raw in files:
-            rows, quarantined, exp = 0, [], pa.scalar(raw.experiment, pa.string())
-            slices = read_slices(raw.path)
-            for out in iter_normalized(dt, slices, raw.name, synced_at_of(raw.path)):
-                n = out.table.num_rows
-                table = out.table.append_column("__exp", pa.repeat(exp, n))
-                pending.append(
-                    table.append_column("__seq", pa.array(range(seq, seq + n), pa.int64()))
-                )
-                seq += n
-                rows += n
-                quarantined += out.quarantined
-                result.drift.update(out.drift)
-                held_rows, held_bytes = held_rows + n, held_bytes + table.nbytes
-                if held_rows >= STAGE_ROW_GROUP or held_bytes >= STAGE_BYTES:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=STAGE_ROW_GROUP)
-                    pending, held_rows, held_bytes = [], 0, 0
-            quarantine.write(warehouse, dt.name, raw.path, raw.name, quarantined)
-            result.files += 1
-            result.rows_read += rows
-            result.quarantined += len(quarantined)
-            result.applied.append((raw.name, raw.size, rows, len(quarantined)))
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=STAGE_ROW_GROUP)
-    return path
+
+def set_aside(warehouse: Warehouse, dt: DataType, raw: RawFile, reason: str) -> Path:
+    """Move a raw file that does not read (and its manifest) to `raw/.damaged/`, and
+    make the next sync pull its window or room again."""
+    relative = raw.path.relative_to(warehouse.root / "raw")
+    target = warehouse.root / "raw" / DAMAGED_DIR / relative
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    meta = raw.path.with_name(rawfile.stem(raw.path.name) + ".meta.json")
+    if meta.exists():
+        meta.replace(target.with_name(meta.name))
+    raw.path.replace(target)
+    fsync_path(raw.path.parent)
+    with ExtractState(warehouse) as state:
+        state.forget_batch(
+            dt.name, raw.path.parent.parent.name.split("=", 1)[1], raw.path.parent.name
+        )
+    return target
 
 
 def _reduce(con, dt: DataType) -> str:
@@ -349,19 +335,13 @@ def _reduce(con, dt: DataType) -> str:
 def _summary(
     results: dict[str, TypeResult], published: bool, rebuild: bool, seconds: float
 ) -> dict[str, Any]:
-    total = Drift()
-    for r in results.values():
-        total.update(r.drift)
     return {
         "rebuild": rebuild,
         "published": published,
         "seconds": round(seconds, 3),
         "rows": {name: r.rows_unique for name, r in results.items()},
         "quarantined": sum(r.quarantined for r in results.values()),
-        "drift": {name: r.drift.as_dict() for name, r in results.items() if _has(r.drift)},
+        "damaged": [f for r in results.values() for f in r.damaged],
+        "drift": {name: r.drift.as_dict() for name, r in results.items() if r.drift},
         "types": {name: r.as_dict() for name, r in results.items()},
     }
-
-
-def _has(drift: Drift) -> bool:
-    return bool(drift.new_fields or drift.type_changes)

@@ -91,7 +91,11 @@ def download_media(
     stores.require_usable(warehouse, ("media", "database"))
     redact.install(config.base_url)
     summary = MediaSummary()
-    held = warehouse_lock(warehouse, config.lock_timeout_seconds) if lock else nullcontext()
+    held = (
+        warehouse_lock(warehouse, config.lock_timeout_seconds, config.group)
+        if lock
+        else nullcontext()
+    )
     with held:
         warehouse.create()
         manifest = mf.Manifest(warehouse)
@@ -117,6 +121,12 @@ class _Job:
 
 
 class _Run:
+    def _waiting(self, endpoint: str, seconds: float) -> None:
+        """A download waits for the per-minute request budget: say so, and for how long."""
+        self.progress(
+            "media_wait", seconds=round(seconds, 1), per_minute=self.config.budget_per_minute
+        )
+
     def __init__(self, config, warehouse, manifest, summary, progress, budget):
         self.config: Config = config
         self.warehouse: Warehouse = warehouse
@@ -230,6 +240,7 @@ class _Run:
             spent=remembered_requests(self.warehouse),
         )
         fetcher = Fetcher(config, self.progress)
+        waiting_before, budget.on_wait = budget.on_wait, self._waiting
         try:
             with ApiClient(config, budget) as client:
                 links = Links(client)
@@ -243,6 +254,7 @@ class _Run:
                 finally:
                     self.summary.api_requests = client.attempts
         finally:
+            budget.on_wait = waiting_before
             fetcher.close()
             if own_budget and budget.used:
                 with ExtractState(self.warehouse) as state:

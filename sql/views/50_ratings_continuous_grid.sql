@@ -15,7 +15,7 @@ grid AS (
     FROM spans s, params,
          LATERAL (SELECT unnest(generate_series(
              ceil(s.first_onset / params.step_ms)::BIGINT * params.step_ms,
-             s.last_onset,
+             floor(s.last_onset)::BIGINT,
              params.step_ms)) AS grid_onset) g
 )
 SELECT
