@@ -96,6 +96,9 @@ def _guarded(simulator: Simulator) -> Iterator[Simulator]:
     _reset_controls(simulator)
     before = _served_data(simulator)
     yield simulator
+    if simulator.base_url is None or simulator._server is None:
+        simulator.start()
+        pytest.fail("the test stopped a shared simulator; it must take its own from sim_factory")
     _reset_controls(simulator)
     if _served_data(simulator) != before:
         pytest.fail(
