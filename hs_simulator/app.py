@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import extras
 from .auth import SCOPE_FOR_TYPE, KeyRing
 from .dataset import DATA_TYPES, SERIES_TYPES, TIME_FIELD, Dataset
 from .faults import Faults
@@ -261,9 +262,8 @@ class SimApp:
         if head == "recordings" and len(parts) == 4 and parts[1] == "download":
             self._need(scopes, "read:recordings")
             return self._mint(parts[2], parts[3])
-        if head in ("agent-decisions", "agent-runs") and len(parts) >= 3:
-            meta = {"dataType": head, "scope": parts[1], "scopeId": parts[2]}
-            return _envelope(meta, b"")
+        if head in ("agent-decisions", "agent-runs", "variables") and len(parts) == 3:
+            return self._extra(head, parts[1], parts[2])
         scope, scope_id = parts[-2], parts[-1]
         data_type = "/".join(parts[:-2])
         if data_type not in DATA_ENDPOINT_TYPES:
@@ -475,6 +475,25 @@ class SimApp:
         meta = {"dataType": "counts", "scope": "participant", "scopeId": participant_id}
         return _envelope(meta, orjson.dumps(data))
 
+    def _extra(self, head: str, scope: str, scope_id: str) -> Response:
+        """Room variables, agent decisions (experiment or room scope) and agent runs."""
+        allowed = {"variables": ("room",), "agent-runs": ("experiment",)}
+        if scope not in allowed.get(head, ("experiment", "room")):
+            raise _bad("scope", f"{head} cannot be read at {scope} scope", value=scope)
+        if scope == "room":
+            exp = self._room(scope_id)
+            if head == "variables":
+                rows = extras.variable_rows(self.ds, scope_id)
+            else:
+                rows = extras.agent_decision_rows(self.ds, exp, scope_id)
+        else:
+            exp = self._experiment(scope_id)
+            runs = head == "agent-runs"
+            rows = (extras.agent_run_rows if runs else extras.agent_decision_rows)(self.ds, exp)
+        name = {"agent-decisions": "agentDecisions", "agent-runs": "agentRuns"}.get(head, head)
+        meta = {"dataType": name, "scope": scope, "scopeId": scope_id}
+        return _envelope(meta, b",".join(orjson.dumps(r) for r in rows))
+
     # -- recordings media ---------------------------------------------------
 
     def _mint(self, room_id: str, recording_id: str) -> Response:
@@ -581,10 +600,7 @@ class SimApp:
         if len(parts) == 1:
             return _json(found[0], True)
         if parts[1:] == ["sessions"]:
-            keep = ("id", "experimentId", "deploymentId", "status", "participantCount", "createdAt")
-            rooms = self.ds.records("rooms", found[0]["experimentId"])
-            rows = [{k: r[k] for k in keep} for r in rooms if r["deploymentId"] == dep_id]
-            return self._listing("sessions", rows, q, 5000)
+            return self._listing("sessions", extras.session_rows(self.ds, found[0]), q, 5000)
         raise _not_found("endpoint", "/deployments/" + "/".join(parts))
 
     def _experiments(self, parts: list[str], q) -> Response:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from . import snapshots
+from . import extras, planted, snapshots
 from .generate import SERIES_TYPES, generate
 from .media import Signer, media_bytes
 from .store import NO_BOUND_HI, NO_BOUND_LO, Table
@@ -90,6 +90,7 @@ class Dataset:
         # recording id -> fields served in place of the generated ones (test hook; the
         # downloadPath keeps pointing at the real file unless overridden too)
         self.recording_overrides: dict[str, dict] = {}
+        self.planted = planted.Planted()  # test hook: planted fields and rows
 
     # -- clock --------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class Dataset:
                 rows = snapshots.deployment_rows(gen.experiments, gen.rooms, now)
             else:
                 rows = snapshots.experiment_rows(gen.experiments, gen.rooms, now)
+            rows = self.planted.entity_rows(data_type, experiment_id, rows)
             names: list[str] = []
             for _, _, cols in rows:
                 for name in cols:
@@ -205,6 +207,8 @@ class Dataset:
 
     def records(self, data_type: str, experiment_id: str | None = None) -> list[dict]:
         """Exactly what the API serves now at experiment scope (time order, experiments in order)."""
+        if data_type in extras.PATHS:
+            return extras.records(self, data_type, experiment_id)
         if data_type not in DATA_TYPES:
             raise ValueError(f"unknown data type {data_type!r}")
         with self._lock:
@@ -251,6 +255,33 @@ class Dataset:
 
     def media_bytes(self, recording_id: str) -> bytes:
         return media_bytes(self.seed, self.recordings[recording_id])
+
+    # -- planted records ----------------------------------------------------
+
+    def plant_fields(self, data_type: str, record_id: str, fields: dict) -> None:
+        """Serve the entity record `record_id` with `fields` replaced (`planted.ABSENT`:
+        removed)."""
+        with self._lock:
+            per = self.planted.fields.setdefault(data_type, {})
+            per[record_id] = {**per.get(record_id, {}), **fields}
+            self.entity_version += 1
+
+    def plant_rows(
+        self, data_type: str, experiment_id: str, records: list[dict], columns: dict | None = None
+    ) -> None:
+        """Serve `records` too (entity or time-series type) in `experiment_id`; `columns`:
+        indexed values the records do not carry (e.g. a room they omit)."""
+        time_field = TIME_FIELD[data_type]
+        with self._lock:
+            if data_type in ENTITY_TYPES:
+                rows = self.planted.rows.setdefault(data_type, [])
+                for r in records:
+                    ts, record, cols = planted.entity_row(data_type, r, time_field, columns)
+                    rows.append((experiment_id, ts, record, cols))
+                self.entity_version += 1
+            else:
+                table = self.tables[(data_type, experiment_id)]
+                table.insert(planted.series_items(table.cols, records, time_field))
 
     # -- late rows ----------------------------------------------------------
 

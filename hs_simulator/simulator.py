@@ -127,6 +127,17 @@ class Simulator:
             self.dataset.recording_overrides[recording_id] = fields
             self.dataset.entity_version += 1
 
+    def plant_fields(self, data_type: str, record_id: str, **fields) -> None:
+        """Serve an entity record (rooms, participants, recordings) with `fields` replaced;
+        a value `planted.ABSENT` removes the field."""
+        self.dataset.plant_fields(data_type, record_id, fields)
+
+    def plant_rows(
+        self, data_type: str, experiment_id: str, records: list[dict], columns: dict | None = None
+    ) -> None:
+        """Serve `records` as rows of `data_type` in `experiment_id` (ground truth too)."""
+        self.dataset.plant_rows(data_type, experiment_id, records, columns)
+
     @property
     def clock(self) -> Clock:
         return self.dataset.clock

@@ -15,7 +15,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from hs_sync import registry
+from hs_sync import objstore, registry
 from hs_sync.errors import ConfigError
 from hs_sync.land import rawfile
 
@@ -28,6 +28,9 @@ ENV = {
     "base_url": "HYPERSTUDY_BASE_URL",
     "org_id": "HYPERSTUDY_ORG_ID",
     "warehouse": "HS_SYNC_WAREHOUSE",
+    "local_dir": "HS_SYNC_LOCAL_DIR",
+    "catalog_uri": "HS_SYNC_CATALOG_URI",
+    "state_dir": "HS_SYNC_STATE_DIR",
 }
 
 
@@ -59,7 +62,19 @@ class Config:
     media_concurrency: int = 4
     freshness_hours: float = 26.0
     raw_compression: str = "zstd"  # raw data files: "zstd" or "none" (plain NDJSON)
+    # An object-store warehouse (docs/dagster.md, "Outgrowing one machine"): `warehouse`
+    # may be s3://bucket/prefix; it then lands in `warehouse_uri` and `warehouse` becomes
+    # the local folder for state, DuckDB and working copies (`local_dir`, or a default).
+    warehouse_uri: str | None = None
+    local_dir: Path | None = None
+    table_format: str = "auto"  # "parquet" (hive folders), "iceberg"; auto: by the root
+    catalog_uri: str | None = None  # Iceberg SQL catalog (sqlite:///..., postgresql://...)
+    s3_endpoint: str | None = None  # else AWS_ENDPOINT_URL
+    s3_region: str | None = None  # else AWS_REGION / AWS_DEFAULT_REGION
     group: str | None = None  # share the warehouse read-only with this group (lab server)
+    # Per-user state shared by every warehouse (the request ledger of each key); None:
+    # $HS_SYNC_STATE_DIR, else $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync.
+    state_dir: Path | None = None
     # Request economy (docs/requests.md): time buckets whose landed rows are counted,
     # how much history each sync verifies against the API's totals, and polling backoff.
     bucket_seconds: int = 300
@@ -74,12 +89,17 @@ class Config:
     memory_limit: str = "1GB"
 
     def __post_init__(self) -> None:
+        if objstore.is_uri(self.warehouse):
+            uri = str(self.warehouse).rstrip("/")
+            local = self.local_dir or objstore.default_local_dir(uri)
+            object.__setattr__(self, "warehouse_uri", uri)
+            object.__setattr__(self, "warehouse", Path(local))
         _validate(self)
 
     @property
     def data_types(self) -> tuple[registry.DataType, ...]:
         if not self.types:
-            return registry.DATA_TYPES
+            return registry.DEFAULT_TYPES
         return tuple(registry.BY_NAME[t] for t in self.types)
 
     def replace(self, **changes: Any) -> Config:
@@ -119,6 +139,14 @@ def _validate(cfg: Config) -> None:
             "raw_compression",
             f"must be one of {', '.join(rawfile.SUFFIXES)}, got {cfg.raw_compression!r}",
         )
+    if cfg.table_format not in ("auto", *objstore.TABLE_FORMATS):
+        raise ConfigError(
+            "table_format", f"must be auto, parquet or iceberg, got {cfg.table_format!r}"
+        )
+    if cfg.warehouse_uri is not None and not objstore.is_uri(cfg.warehouse_uri):
+        raise ConfigError(
+            "warehouse", f"a warehouse URI starts with s3://, got {cfg.warehouse_uri!r}"
+        )
     if not _MEMORY.fullmatch(cfg.memory_limit.strip()):
         raise ConfigError(
             "memory_limit", f"must be a size like 1GB, 512MB or 25%, got {cfg.memory_limit!r}"
@@ -145,7 +173,9 @@ def _coerce(name: str, value: Any) -> Any:
     """Convert a value from TOML, the environment or a flag to the field's type."""
     default = _FIELDS[name].default
     try:
-        if name == "warehouse":
+        if name == "warehouse" and objstore.is_uri(value):
+            return str(value)
+        if name in ("warehouse", "local_dir", "state_dir"):
             return Path(value).expanduser()
         if name in ("experiments", "types", "rooms"):
             if isinstance(value, str):

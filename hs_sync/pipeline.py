@@ -34,6 +34,13 @@ def transform_types(config: Config, data_types: Sequence[DataType]) -> dict[str,
         return transform(warehouse, list(data_types), config.memory_limit)
 
 
+def transform_all(config: Config) -> dict[str, Any]:
+    """Apply the new raw files of every configured type (one database publish)."""
+    warehouse = Warehouse(config.warehouse)
+    with warehouse_lock(warehouse, config.lock_timeout_seconds):
+        return transform(warehouse, list(config.data_types))
+
+
 def refresh_views(config: Config) -> dict[str, Any]:
     """(Re)create the SQL views when their definitions changed; list the views present."""
     warehouse = Warehouse(config.warehouse)

@@ -95,13 +95,30 @@ class DataType:
     extra_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Fields that carry credentials (signed media URLs): never landed, stored or logged.
     secret_fields: tuple[str, ...] = ()
+    # Where a record that lacks them gets its experiment and its room (recordings in the
+    # SDK's shape carry neither): `experiment_from_pull` fills `experimentId` with the
+    # experiment the record was pulled for; `room_from` lists the sources of `roomId`, in
+    # order: "scope" (the room a room-scope read was for), "participants" (the room of the
+    # participant `participantId` of the same experiment, the one joined last before the
+    # record's `cursor` time when the participant was in several rooms).
+    experiment_from_pull: bool = False
+    room_from: tuple[str, ...] = ()
+    paged: bool = True  # the endpoint pages by limit/offset (else one answer holds it all)
+    # Pulled once per record of this other type in the experiment: `path` then holds
+    # `{id}`, that record's id (deployment sessions: `deployments/{id}/sessions`).
+    parent: str | None = None
+    # Names the API's per-participant `counts` may give this type besides its name and path.
+    count_names: tuple[str, ...] = ()
+    default: bool = True  # synced when no types are named (else only when named)
     # Snapshot tables: the field whose newest value (sorted descending) shows a change,
     # so a probe of one row can tell whether a re-read is needed.
     change_sort: str | None = None
     # The entity this table lists, whose `id` column names it ("experiment",
     # "deployment", "room", "participant"); None for data tables.
     lists: str | None = None
-    participant_field: str = "participantId"  # the field naming a row's participant
+    # The field naming a row's participant (chat: the sender); None: its participants are
+    # not listed in the participants table (AI agents).
+    participant_field: str | None = "participantId"
     triggers_media: bool = False  # its rows are recordings whose files `media` downloads
     row_cap: int | None = None  # the API lists at most this many rows
     marks_sessions: bool = False  # a room with none of its rows is a missing session
@@ -111,7 +128,7 @@ class DataType:
         if self.lists == entity:
             return "id"
         name = self.participant_field if entity == "participant" else f"{entity}Id"
-        return name if name in {c.name for c in self.columns} else None
+        return name if name is not None and name in {c.name for c in self.columns} else None
 
     def redact(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with every `secret_fields` value replaced by REDACTED (copies only those)."""
@@ -137,9 +154,11 @@ class DataType:
         """One line on what the type's table holds (from the data dictionary)."""
         return dictionary.table_description(self.name) or ""
 
-    def url_path(self, scope: str, scope_id: str) -> str:
+    def url_path(self, scope: str, scope_id: str, parent_id: str | None = None) -> str:
         if self.data_endpoint:
             return f"data/{self.path}/{scope}/{scope_id}"
+        if self.parent is not None:
+            return self.path.format(id=parent_id)
         return self.path
 
     @property
@@ -272,6 +291,7 @@ DATA_TYPES: tuple[DataType, ...] = (
         api_scope="read:chat",
         key=("messageId",),
         participant_field="senderId",
+        count_names=("textchat",),
         date_partitioned=True,
         columns=(
             col("messageId", STR),
@@ -367,6 +387,8 @@ DATA_TYPES: tuple[DataType, ...] = (
         cursor="startTime",
         triggers_media=True,
         secret_fields=("downloadUrl", "url"),  # legacy records: signed URLs
+        experiment_from_pull=True,
+        room_from=("scope", "participants"),
         columns=(
             col("recordingId", STR),
             col("egressId", STR),
@@ -432,6 +454,9 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("startedAt", TS),
             col("completedAt", TS),
             col("updatedAt", TS),
+            # the dashboard docs' shape: start and duration (ms) instead of started/completed
+            col("startTime", TS),
+            col("duration", INT),
         ),
     ),
     DataType(
@@ -478,7 +503,134 @@ DATA_TYPES: tuple[DataType, ...] = (
     ),
 )
 
+# Types served by the SDK's other read endpoints (variables, deployment sessions, agents).
+_AGENT_RUN = (  # an AI agent's run manifest
+    col("personaId", STR),
+    col("seed", INT),
+    col("totalInputTokens", INT),
+    col("totalOutputTokens", INT),
+    col("totalCostUsd", FLOAT),
+    col("turns", INT),
+    col("codeCommitSha", STR),
+    col("startedAt", TS),
+    col("endedAt", TS),
+)
+DATA_TYPES += (
+    DataType(
+        name="variables",
+        path="variables",
+        mode=Mode.ROOM,
+        api_scope=None,
+        scopes=("room",),
+        cursor=None,
+        paged=False,
+        experiment_from_pull=True,
+        room_from=("scope",),
+        columns=(
+            *_WHO,
+            col("timestamp", TS),
+            col("onset", INT),
+            col("stateId", STR),
+            col("variable", STR),
+            json_col("value"),
+            col("source", STR),
+            col("persisted", BOOL),
+        ),
+    ),
+    DataType(
+        name="deployment_sessions",
+        path="deployments/{id}/sessions",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=(),
+        key=("id",),
+        cursor=None,
+        data_endpoint=False,
+        paged=False,
+        parent="deployments",
+        default=False,  # one request per deployment for what the rooms table holds already
+        columns=(
+            col("id", STR),
+            col("experimentId", STR),
+            col("deploymentId", STR),
+            col("status", STR),
+            col("participantCount", INT),
+            col("createdAt", TS),
+        ),
+    ),
+    DataType(
+        name="agent_decisions",
+        path="agent-decisions",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=("experiment", "room"),
+        key=("_type", "id"),
+        cursor=None,
+        paged=False,
+        experiment_from_pull=True,
+        participant_field=None,  # AI agents, not among the room's participants
+        columns=(
+            col("recordType", STR, "_type"),  # "decision", or "run" (the run's manifest)
+            col("id", STR),
+            *_WHO,
+            col("seq", INT),
+            col("stateId", STR),
+            col("stateName", STR),
+            col("turnKind", STR),
+            col("action", STR),
+            json_col("value"),
+            col("model", STR),
+            col("provider", STR),
+            col("latencyMs", INT),
+            col("inputTokens", INT),
+            col("outputTokens", INT),
+            col("timestamp", TS),
+            *_AGENT_RUN,  # a run's manifest row (recordType 'run')
+        ),
+    ),
+    DataType(
+        name="agent_runs",
+        path="agent-runs",
+        mode=Mode.SNAPSHOT,
+        api_scope=None,
+        scopes=("experiment",),
+        key=("id",),
+        cursor=None,
+        paged=False,
+        experiment_from_pull=True,
+        participant_field=None,  # AI agents, not among the room's participants
+        columns=(
+            col("id", STR),
+            *_WHO,
+            col("model", STR),
+            col("provider", STR),
+            *_AGENT_RUN,
+            col("roomStatus", STR),
+            col("orphaned", BOOL),
+        ),
+    ),
+)
+
 BY_NAME: dict[str, DataType] = {dt.name: dt for dt in DATA_TYPES}
+DEFAULT_TYPES: tuple[DataType, ...] = tuple(dt for dt in DATA_TYPES if dt.default)
+
+# Read from the API on demand (by `hs-sync check --room`), never synced into a table.
+COUNTS = DataType(
+    name="counts",
+    path="counts",
+    mode=Mode.SNAPSHOT,
+    api_scope="read:events",
+    scopes=("participant",),
+    key=("participantId", "roomId"),
+    cursor=None,
+    paged=False,
+    columns=(
+        col("participantId", STR),
+        col("roomId", STR),
+        json_col("counts"),  # data type -> documents the API holds for the participant
+        json_col("hasData"),
+    ),
+)
 # Every field that carries a credential, in any data type.
 SECRET_FIELDS: frozenset[str] = frozenset(f for dt in DATA_TYPES for f in dt.secret_fields)
 

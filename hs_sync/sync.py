@@ -26,8 +26,8 @@ from typing import Any
 
 import orjson
 
-from hs_sync import interrupt, registry, stores
-from hs_sync.api.budget import RequestBudget
+from hs_sync import interrupt, objstore, registry, stores
+from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import (
@@ -41,7 +41,7 @@ from hs_sync.errors import (
 from hs_sync.extract.polling import Schedule
 from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room_version
 from hs_sync.land.batch import sweep_temporaries
-from hs_sync.land.state import ExtractState, remembered_access, remembered_requests
+from hs_sync.land.state import ExtractState, remembered_access
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import DataType, Mode
 from hs_sync.warehouse import Warehouse
@@ -73,6 +73,7 @@ class RunSummary:
     budget: dict[str, Any] = field(default_factory=dict)
     transform: dict[str, Any] | None = None
     media: dict[str, Any] | None = None
+    upload: dict[str, Any] | None = None  # raw files and media sent to the object store
     duration_seconds: float = 0.0
 
     @property
@@ -219,14 +220,10 @@ def sync(
     started = time.monotonic()
     progress = progress or (lambda *a, **k: None)
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
-    warehouse = Warehouse(config.warehouse)
+    warehouse = objstore.open_warehouse(config)
     stores.require_usable(warehouse)  # one line naming the repair, before any request
-    budget = RequestBudget(
-        config.budget_per_hour,
-        config.budget_per_minute,
-        clock=clock.time,
-        sleep=interrupt.sleep if clock is time else clock.sleep,
-        spent=remembered_requests(warehouse),
+    budget = budget_for(
+        config, clock=clock.time, sleep=interrupt.sleep if clock is time else clock.sleep
     )
     types = config.data_types
     with ApiClient(config, budget) as client, _signals(signals, client, warehouse, summary):
@@ -270,6 +267,7 @@ def sync(
                         interrupt.check()  # DuckDB may have turned the signal into its error
                         if config.media and any(dt.triggers_media for dt in types):
                             summary.media = _media(config, budget, summary, progress)
+                    summary.upload = _upload(warehouse, summary, run)
                     status = "partial" if summary.exit_code else "ok"
                 except interrupt.Interrupted:
                     status = "interrupted"
@@ -298,6 +296,17 @@ def sync(
                             raise
                         raise DiskFull(exc) from None
     return summary
+
+
+def discover(config: Config) -> list[str]:
+    """The experiments a sync of `config` would pull (GET /experiments unless named),
+    each checked for access; a few requests, counted in the warehouse's budget."""
+    warehouse = Warehouse(config.warehouse)
+    budget = budget_for(config)  # the key's shared ledger, as every run on this machine
+    with ApiClient(config, budget) as client:
+        summary = RunSummary(run_id=_run_id(), started_at=now_iso())
+        access = remembered_access(warehouse, config.access_cache_hours)
+        return _discover(client, config, summary, access)[0]
 
 
 class DiskFull(HsSyncError):
@@ -478,6 +487,8 @@ def _pull_all(
             return lambda: _land_experiment(ex, dt, exp, experiments_listing())
         if dt.mode is Mode.TIME:
             return lambda: ex.pull_time(dt, exp)
+        if dt.parent is not None:
+            return lambda: ex.pull_children(dt, exp)
         return lambda: ex.pull_whole(dt, exp)
 
     # Phase 1: everything except the room units (the rooms snapshot drives those).
@@ -583,6 +594,18 @@ def _transform(
         return transform(warehouse, list(types), run.config.memory_limit)
     except Exception as exc:  # the raw landing stands; the next run normalizes again
         summary.errors["transform"] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+def _upload(warehouse: Warehouse, summary: RunSummary, run: _Run) -> dict[str, Any] | None:
+    """Send the new raw files and media to the object store (a bucket warehouse only)."""
+    if not warehouse.storage.uri:
+        return None
+    run.progress("upload")
+    try:
+        return objstore.push(warehouse.root, warehouse.storage)
+    except OSError as exc:  # the local copies stand; the next run uploads them
+        summary.errors["upload"] = f"{type(exc).__name__}: {exc}"
         return None
 
 

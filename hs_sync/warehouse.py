@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 DB_FILE = "hyperstudy.duckdb"
@@ -148,6 +149,14 @@ class Warehouse:
             / safe_part(participant_id)
             / safe_part(name)
         )
+
+    @cached_property
+    def storage(self):
+        """Where the shared layers live (hs_sync/objstore.py): this folder unless bound
+        to an object store or to Iceberg tables."""
+        from hs_sync import objstore
+
+        return objstore.bound(self.state_dir) or objstore.Storage()
 
     def shared_group(self) -> str | None:
         """The group this warehouse is shared with read-only, or None (owner only)."""

@@ -13,6 +13,7 @@ a test owns (started on a free loopback port, stopped after the test).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from hs_sync.config import Config
 from hs_sync.sync import RunSummary, sync
 from tests.checks_helpers import copy_of
 from tests.extract_helpers import make_config
+from tests.objstore_helpers import s3  # noqa: F401  (a local S3 server, module scope)
 
 SMALL_SCALE = 0.3  # about 3,000 events: every type present, fast to generate
 SHARED_SEED = 1
@@ -113,6 +115,18 @@ def _sync_once(simulator: Simulator, folder: Path) -> SyncedWorld:
     summary = sync(make_config(simulator, root))
     assert summary.exit_code == 0, summary.errors
     return SyncedWorld(simulator, make_config(simulator, root), summary, simulator.requests)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory) -> Iterator[None]:
+    """Request ledgers go to a folder of the test session, never the user's own."""
+    previous = os.environ.get("HS_SYNC_STATE_DIR")
+    os.environ["HS_SYNC_STATE_DIR"] = str(tmp_path_factory.mktemp("hs-sync-state"))
+    yield
+    if previous is None:
+        os.environ.pop("HS_SYNC_STATE_DIR", None)
+    else:
+        os.environ["HS_SYNC_STATE_DIR"] = previous
 
 
 @pytest.fixture

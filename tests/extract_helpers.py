@@ -7,10 +7,11 @@ from typing import Any
 
 import orjson
 
+from hs_simulator import extras
 from hs_sync.config import Config
 from hs_sync.land import rawfile
-from hs_sync.registry import DATA_TYPES, DataType, Mode
-from hs_sync.warehouse import Warehouse
+from hs_sync.registry import DATA_TYPES, DEFAULT_TYPES, DataType, Mode
+from hs_sync.warehouse import Warehouse, safe_part
 
 
 def make_config(sim: Any, warehouse: Path, **changes: Any) -> Config:
@@ -67,7 +68,7 @@ def expected(sim: Any, dt: DataType, exp: str) -> dict[str, dict]:
     return {dt.key_of(r): r for r in dt.redact(records)}
 
 
-def assert_landed_equals_simulator(sim: Any, root: Path, types=DATA_TYPES) -> int:
+def assert_landed_equals_simulator(sim: Any, root: Path, types=DEFAULT_TYPES) -> int:
     """Every type, every experiment: the landed rows (by key) equal the simulator's."""
     compared = 0
     for dt in types:
@@ -110,3 +111,37 @@ def assert_only_collecting_rooms_read(sim, collecting: dict[str, str]) -> None:
         assert read_rooms <= set(collecting)  # never a completed, unchanged room
         for room, exp in collecting.items():
             assert room in read_rooms or exp in read_experiments  # a running session is re-read
+
+
+def served_rows(sim: Any, dt: DataType) -> list[dict]:
+    """What the API serves of `dt` now, one record per key, with the experiment and room
+    the warehouse gives records that lack them (registry `experiment_from_pull`,
+    `room_from`); [] for a type a default sync does not pull."""
+    return list(served_by_key(sim, dt).values())
+
+
+def served_by_key(sim: Any, dt: DataType) -> dict[str, dict]:
+    """`served_rows` by the key of each record as served."""
+    if not dt.default:
+        return {}
+    rows: dict[str, dict] = {}
+    for exp in sim.dataset.experiment_ids:
+        if dt.data_endpoint and "experiment" not in dt.scopes:  # served per room only
+            pairs = [
+                (r, room["id"])
+                for room in sim.dataset.records("rooms", exp)
+                for r in extras.records(sim.dataset, dt.path, exp, room["id"])
+            ]
+        elif dt.name == "experiments":
+            pairs = [(r, None) for r in sim.dataset.records(dt.path) if r.get("id") == exp]
+        else:
+            pairs = [(r, None) for r in sim.dataset.records(dt.path, experiment_id=exp)]
+        redacted = dt.redact([r for r, _ in pairs])
+        for record, (_, room) in zip(redacted, pairs, strict=True):
+            filled = dict(record)
+            if dt.experiment_from_pull and filled.get("experimentId") is None:
+                filled["experimentId"] = exp
+            if room is not None and "scope" in dt.room_from and filled.get("roomId") is None:
+                filled["roomId"] = room
+            rows[dt.row_key(safe_part(exp), record)] = filled
+    return rows

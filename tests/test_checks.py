@@ -236,10 +236,10 @@ def test_freshness_reports_types_never_synced(sim, tmp_path):
     result = run_check(config.replace(types=()), "freshness")
     synced_types = {"rooms", "participants", "experiments"}
     exps = sim.dataset.experiment_ids
-    from hs_sync.registry import DATA_TYPES
+    from hs_sync.registry import DEFAULT_TYPES  # the types a sync names no types pulls
 
     assert ids(result) == {
-        f"{dt.name}/{e}" for dt in DATA_TYPES if dt.name not in synced_types for e in exps
+        f"{dt.name}/{e}" for dt in DEFAULT_TYPES if dt.name not in synced_types for e in exps
     }
     assert all(i.detail == "never synced" for i in result.issues)
 

@@ -13,7 +13,7 @@ from hs_sync.api.client import ApiClient
 from hs_sync.cli import main
 from hs_sync.errors import AuthError, BadRequestError, BudgetExhausted, NotFoundError
 from hs_sync.land.state import ExtractState
-from hs_sync.registry import BY_NAME, DATA_TYPES
+from hs_sync.registry import BY_NAME, DEFAULT_TYPES
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
@@ -70,7 +70,7 @@ def test_missing_scope_skips_that_type_and_syncs_the_rest(sim, tmp_path):
     assert summary.exit_code == 0, summary.errors
     assert set(summary.skipped_types) == {"chat"}
     assert "read:chat" in summary.skipped_types["chat"]
-    others = [dt for dt in DATA_TYPES if dt.name != "chat"]
+    others = [dt for dt in DEFAULT_TYPES if dt.name != "chat"]
     assert_landed_equals_simulator(sim, tmp_path / "wh", others)
     assert not (tmp_path / "wh" / "raw" / "chat").exists()
 

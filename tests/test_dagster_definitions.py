@@ -10,7 +10,7 @@ from dagster_project import factory, schedules
 from dagster_project.definitions import defs
 from hs_sync.checks import CHECKS
 from hs_sync.errors import ConfigError
-from hs_sync.registry import DATA_TYPES
+from hs_sync.registry import DEFAULT_TYPES
 
 
 def _graph():
@@ -27,7 +27,7 @@ def test_definitions_load_and_validate():
 
 def test_asset_keys_are_exactly_what_the_registry_implies():
     expected = {factory.VIEWS_KEY, factory.MEDIA_KEY}
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         expected |= {AssetKey([layer, dt.name]) for layer in ("raw", "parquet", "duckdb")}
 
     assert set(_graph().get_all_asset_keys()) == expected
@@ -35,7 +35,7 @@ def test_asset_keys_are_exactly_what_the_registry_implies():
 
 def test_each_type_flows_raw_to_parquet_to_duckdb_grouped_by_layer_with_kinds():
     graph = _graph()
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         raw, parquet, duck = (AssetKey([layer, dt.name]) for layer in ("raw", "parquet", "duckdb"))
         assert graph.get(raw).parent_keys == set()
         assert graph.get(parquet).parent_keys == {raw}
@@ -50,7 +50,7 @@ def test_each_type_flows_raw_to_parquet_to_duckdb_grouped_by_layer_with_kinds():
         assert all(c.description for c in columns), dt.name
         described = {c.name: c.description for c in columns}
         assert described["_synced_at"] == dt.describe("_synced_at").text
-    tables = {AssetKey(["duckdb", dt.name]) for dt in DATA_TYPES}
+    tables = {AssetKey(["duckdb", dt.name]) for dt in DEFAULT_TYPES}
     assert graph.get(factory.VIEWS_KEY).parent_keys == tables
     assert graph.get(factory.MEDIA_KEY).parent_keys == {AssetKey(["duckdb", "recordings"])}
 
@@ -63,7 +63,7 @@ def test_api_steps_share_one_pool_and_duckdb_writers_another():
     api = {k for k, p in pools.items() if p == factory.API_POOL}
     writers = {k for k, p in pools.items() if p == factory.DUCKDB_POOL}
 
-    assert api == {AssetKey(["raw", dt.name]) for dt in DATA_TYPES} | {factory.MEDIA_KEY}
+    assert api == {AssetKey(["raw", dt.name]) for dt in DEFAULT_TYPES} | {factory.MEDIA_KEY}
     assert writers == set(pools) - api  # every Parquet/DuckDB/views step
     for check_def in defs.asset_checks or []:
         assert check_def.op.pool == factory.API_POOL  # checks may ask the API for totals
@@ -71,7 +71,7 @@ def test_api_steps_share_one_pool_and_duckdb_writers_another():
 
 def test_pull_check_on_every_raw_asset():
     check_keys = set(_graph().asset_check_keys)
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         assert any(
             k.asset_key == AssetKey(["raw", dt.name]) and k.name == factory.PULL_CHECK
             for k in check_keys

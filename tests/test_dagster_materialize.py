@@ -15,7 +15,7 @@ from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_
 from hs_sync.checks import CHECKS, run_check
 from hs_sync.config import load_config
 from hs_sync.media import download_media
-from hs_sync.registry import DATA_TYPES, Mode
+from hs_sync.registry import DEFAULT_TYPES, Mode
 from hs_sync.sync import sync
 from hs_sync.warehouse import DB_FILE
 from tests.warehouse_helpers import content_rows
@@ -126,14 +126,14 @@ def test_job_builds_the_same_warehouse_as_hs_sync_sync(clean_sim, settings, tmp_
     assert reference.exit_code == 0, reference.errors
     assert download_media(config).exit_code == 0
     a, b = tmp_path / "dagster", tmp_path / "cli"
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         rows = content_rows(a, dt.name)
         assert rows == content_rows(b, dt.name), dt.name
         assert _parquet(a, dt.name) == _parquet(b, dt.name), dt.name
     assert _views(a) == _views(b) and _views(a)
     assert _media(a) == _media(b) and _media(a)
     assert _media_manifest(a) == _media_manifest(b)
-    assert sum(len(content_rows(a, dt.name)) for dt in DATA_TYPES) > 1000
+    assert sum(len(content_rows(a, dt.name)) for dt in DEFAULT_TYPES) > 1000
 
 
 def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, settings, tmp_path):
@@ -143,7 +143,7 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, sett
     assert result.success
 
     total = 0
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         raw = _metadata(result, AssetKey(["raw", dt.name]))
         assert raw["windows"] >= 1 and raw["requests"] >= 1, dt.name
         assert raw["skipped"] == "" and raw["errors"] == {} and raw["run_skipped_types"] == {}
@@ -165,10 +165,10 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, sett
     assert media["downloaded"] == len(_media(root))
 
     # A second run is incremental: nothing new is landed or written, and the tables stay.
-    before = {dt.name: content_rows(root, dt.name) for dt in DATA_TYPES}
+    before = {dt.name: content_rows(root, dt.name) for dt in DEFAULT_TYPES}
     again = materialize(_everything(), resources=_resources(sim, root, settings))
     assert again.success
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         assert _metadata(again, AssetKey(["duckdb", dt.name]))["rows_written"] == 0, dt.name
         assert content_rows(root, dt.name) == before[dt.name]
         raw_again = _metadata(again, AssetKey(["raw", dt.name]))
@@ -247,7 +247,7 @@ def test_a_pull_that_runs_out_of_budget_fails_its_pull_check_but_keeps_what_land
 ):
     settings.write_text(TEST_SETTINGS.replace("budget_per_hour = 100000", "budget_per_hour = 12"))
     root = tmp_path / "wh"
-    raw = [AssetKey(["raw", dt.name]) for dt in DATA_TYPES]
+    raw = [AssetKey(["raw", dt.name]) for dt in DEFAULT_TYPES]
 
     result = materialize(_everything(), selection=raw, resources=_resources(sim, root, settings))
 

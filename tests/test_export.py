@@ -32,6 +32,7 @@ from hs_sync.export import (
 )
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
+from tests.extract_helpers import served_rows
 
 BOM = b"\xef\xbb\xbf"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -103,11 +104,7 @@ class World:
 @pytest.fixture(scope="module")
 def served(shared_sim) -> dict[str, list[dict[str, Any]]]:
     """Per data type, the distinct records the session simulator serves (redacted)."""
-    records = {}
-    for dt in registry.DATA_TYPES:
-        unique = {dt.key_of(r): r for r in dt.redact(shared_sim.dataset.records(dt.path))}
-        records[dt.name] = list(unique.values())
-    return records
+    return {dt.name: served_rows(shared_sim, dt) for dt in registry.DATA_TYPES}
 
 
 @pytest.fixture

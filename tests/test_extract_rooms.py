@@ -13,7 +13,8 @@ from tests.extract_helpers import (
     make_config,
 )
 
-ROOM_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.ROOM]
+# room types a first sync reads at experiment scope (variables are served per room only)
+ROOM_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.ROOM and "experiment" in dt.scopes]
 
 
 def _room_type_requests(requests: list[dict], dt) -> list[dict]:

@@ -19,6 +19,7 @@ from hs_sync.status import status
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
+from tests.extract_helpers import served_rows
 from tests.warehouse_helpers import event, land
 
 
@@ -30,10 +31,7 @@ def synced(_synced_once, tmp_path_factory):
     config = _synced_once.copy(tmp_path_factory.mktemp("status"))
     second = sync(config)
     assert first.exit_code == second.exit_code == 0
-    records = {}
-    for dt in registry.DATA_TYPES:
-        unique = {dt.key_of(r): r for r in sim.dataset.records(dt.path)}
-        records[dt.name] = list(unique.values())
+    records = {dt.name: served_rows(sim, dt) for dt in registry.DATA_TYPES}
     return Warehouse(config.warehouse), (first, second), records
 
 

@@ -10,17 +10,32 @@ its answer arrived (`settle`): the server counts it when it arrives, somewhere
 in between, and starts its window then; a budget that dated requests by their
 sending alone let the 101st request of a minute arrive just inside the
 server's window when the first one had travelled longer.
+
+The API limits per key, so `budget_for` keeps the windows in a ledger per key
+(`SharedBudget`): a SQLite file in the per-user state folder named by a hash of
+the API address and key, shared by every warehouse, the CLI and Dagster on the
+machine. Each request is counted in one write transaction, so concurrent runs
+on one key never spend more than the budget together.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hs_sync.errors import BudgetExhausted
+from hs_sync.errors import BudgetExhausted, ConfigError
+
+if TYPE_CHECKING:
+    from hs_sync.config import Config
 
 HOUR = 3600.0
 MINUTE = 60.0
@@ -126,3 +141,177 @@ def _expire(window: deque[list[float]], cutoff: float) -> None:
 def _iso(ts: float) -> str:
     moment = datetime.fromtimestamp(ts, tz=timezone.utc) + timedelta(seconds=1)
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# -- one budget per key, shared on this machine -------------------------------
+
+STATE_DIR_ENV = "HS_SYNC_STATE_DIR"  # overrides the per-user state folder
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,        -- send time, moved to the answer's time by settle
+    endpoint TEXT NOT NULL,  -- the rate-limit bucket (route without ids)
+    owner TEXT NOT NULL      -- the budget (run) that made the request
+);
+CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+CREATE INDEX IF NOT EXISTS requests_endpoint ON requests (endpoint, at);
+"""
+
+
+def state_dir(config: Config | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The per-user state folder: the `state_dir` setting, else $HS_SYNC_STATE_DIR, else
+    $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync."""
+    env = os.environ if env is None else env
+    if config is not None and config.state_dir is not None:
+        return Path(config.state_dir)
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV]).expanduser()
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "hs-sync"
+
+
+def ledger_path(folder: Path, base_url: str, api_key: str) -> Path:
+    """The key's ledger file: named by a hash of the API address and the key (never the
+    key itself); a key is one budget per API."""
+    digest = hashlib.blake2b(f"{base_url.rstrip('/')}\n{api_key}".encode(), digest_size=12)
+    return folder / f"budget-{digest.hexdigest()}.sqlite"
+
+
+def budget_for(
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SharedBudget:
+    """The request budget of `config`'s key, shared with every other run on this machine."""
+    folder = state_dir(config)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError("state_dir", f"cannot create the state folder {folder}: {exc}") from None
+    path = ledger_path(folder, config.base_url, config.api_key)
+    return SharedBudget(
+        config.budget_per_hour, config.budget_per_minute, path, clock=clock, sleep=sleep
+    )
+
+
+class SharedBudget(RequestBudget):
+    """`RequestBudget` whose windows live in the key's ledger file, not in memory.
+
+    Thread-safe and process-safe: counting a request is one `BEGIN IMMEDIATE`
+    transaction (SQLite's write lock), so no two runs can both take the last slot.
+    """
+
+    def __init__(
+        self,
+        per_hour: int,
+        per_minute: int,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        super().__init__(per_hour, per_minute, clock=clock, sleep=sleep)
+        self.path = path
+        self.owner = uuid.uuid4().hex
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_LEDGER_SCHEMA)
+            os.chmod(path, 0o600)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(
+                "state_dir", f"cannot open the request ledger {path}: {exc}"
+            ) from None
+        self._prune()
+
+    def acquire(self, endpoint: str) -> list[float]:
+        while True:
+            with self._lock:
+                now = self._clock()
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    hour, oldest = db.execute(
+                        "SELECT count(*), min(at) FROM requests WHERE at > ?", [now - HOUR]
+                    ).fetchone()
+                    if hour >= self.per_hour:
+                        self.exhausted_until = oldest + HOUR
+                        raise BudgetExhausted(_iso(self.exhausted_until))
+                    minute, first = db.execute(
+                        "SELECT count(*), min(at) FROM requests WHERE endpoint = ? AND at > ?",
+                        [endpoint, now - MINUTE],
+                    ).fetchone()
+                    if minute < self.per_minute:
+                        row = db.execute(
+                            "INSERT INTO requests (at, endpoint, owner) VALUES (?, ?, ?)",
+                            [now, endpoint, self.owner],
+                        ).lastrowid
+                        db.execute("COMMIT")
+                        self.used += 1
+                        return [now, float(row)]
+                    wait = first + MINUTE - now
+                finally:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+            self.waited_seconds += max(wait, 0.0)
+            self._sleep(max(wait, 0.01))
+
+    def settle(self, token: list[float]) -> None:
+        with self._lock:
+            now = self._clock()
+            token[0] = max(token[0], now)
+            self._db.execute(
+                "UPDATE requests SET at = max(at, ?) WHERE id = ?", [now, int(token[1])]
+            )
+
+    def remember(self, times: Iterable[float]) -> None:
+        cutoff = self._clock() - HOUR
+        rows = [(t, "", "remembered") for t in times if t > cutoff]
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO requests (at, endpoint, owner) VALUES (?, ?, ?)", rows
+            )
+
+    def _counts(self) -> tuple[int, int]:
+        """(requests of the last hour on this key, of them by other runs)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT count(*), count(*) FILTER (WHERE owner <> ?) FROM requests WHERE at > ?",
+                [self.owner, self._clock() - HOUR],
+            ).fetchone()
+
+    def remaining_this_hour(self) -> int:
+        return max(self.per_hour - self._counts()[0], 0)
+
+    def recent(self) -> list[float]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at FROM requests WHERE at > ? ORDER BY at", [self._clock() - HOUR]
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def state(self) -> dict:
+        spent, others = self._counts()
+        return {
+            **super().state(),
+            "remaining_this_hour": max(self.per_hour - spent, 0),
+            "used_by_other_runs": others,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _prune(self) -> None:
+        """Forget requests older than any window (keeps the file small)."""
+        with self._lock:
+            try:
+                self._db.execute("DELETE FROM requests WHERE at <= ?", [self._clock() - HOUR])
+            except sqlite3.OperationalError:
+                pass  # busy: another run prunes, or the next one

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hs_sync.checks.catalog import CHECKS, CHECKS_BY_NAME
 from hs_sync.checks.model import Check, CheckResult, Issue
 from hs_sync.checks.record import record_results
-from hs_sync.checks.runner import run_check, run_checks
+from hs_sync.checks.runner import run_check, run_checks, run_room_checks
 
 __all__ = [
     "CHECKS",
@@ -22,4 +22,5 @@ __all__ = [
     "record_results",
     "run_check",
     "run_checks",
+    "run_room_checks",
 ]

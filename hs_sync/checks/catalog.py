@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from hs_sync.checks import hints, media_check, reconcile, state_checks, warehouse_checks
+from hs_sync.checks import (
+    counts,
+    hints,
+    media_check,
+    reconcile,
+    state_checks,
+    warehouse_checks,
+)
 from hs_sync.checks.model import Check
 
 ERROR = "error"
@@ -103,7 +110,20 @@ CHECKS: tuple[Check, ...] = (
     ),
 )
 
-CHECKS_BY_NAME: dict[str, Check] = {c.name: c for c in CHECKS}
+# Checks of the rooms a run names (`hs-sync check --room ROOM`), not of the whole warehouse.
+ROOM_CHECKS: tuple[Check, ...] = (
+    Check(
+        "participant_counts",
+        ERROR,
+        "Per participant of the room: the documents the API counts per data type against "
+        "the rows the warehouse holds; names each incomplete (participant, data type).",
+        counts.participant_counts,
+        hints.participant_counts,
+        uses_api=True,
+    ),
+)
+
+CHECKS_BY_NAME: dict[str, Check] = {c.name: c for c in CHECKS + ROOM_CHECKS}
 
 
 def get(name: str) -> Check:

@@ -196,15 +196,10 @@ class CheckContext:
     def client(self):
         """An API client sharing the sync's hourly request budget (opened on first use)."""
         if self._client is None:
-            from hs_sync.api.budget import RequestBudget
+            from hs_sync.api.budget import budget_for
             from hs_sync.api.client import ApiClient
-            from hs_sync.land.state import remembered_requests
 
-            self._budget = RequestBudget(
-                self.config.budget_per_hour,
-                self.config.budget_per_minute,
-                spent=remembered_requests(self.warehouse),
-            )
+            self._budget = budget_for(self.config)
             self._client = ApiClient(self.config, self._budget)
         return self._client
 

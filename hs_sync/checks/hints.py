@@ -129,3 +129,11 @@ def reconciliation(issues: list[Issue]) -> str:
             f"--type {type_name} --experiment {i.experiment_id}`"
         )
     return "; ".join(parts) or "run `hs-sync sync`"
+
+
+def participant_counts(issues: list[Issue]) -> str:
+    return (
+        f"re-pull the room at room scope: `hs-sync sync {room_flags(issues)}`, then "
+        f"`hs-sync check {room_flags(issues)}` again; what stays short never reached the "
+        "warehouse from the API (see each issue's detail for the data type)"
+    )

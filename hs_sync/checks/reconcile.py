@@ -33,7 +33,11 @@ def count_reconciliation(ctx: CheckContext) -> tuple[list[Issue], dict[str, Any]
     totals: dict[str, dict[str, dict[str, int]]] = {}
     skipped: dict[str, str] = {}
     probes: list[tuple[DataType, str, datetime | None, dict[str | None, int]]] = []
-    types = [dt for dt in ctx.config.data_types if dt.data_endpoint and "experiment" in dt.scopes]
+    types = [
+        dt
+        for dt in ctx.config.data_types
+        if dt.data_endpoint and dt.paged and "experiment" in dt.scopes  # totals to compare
+    ]
     for exp in ctx.experiments:
         for dt in types:
             if dt.name in skipped or ctx.last_success(dt.name, exp) is None:

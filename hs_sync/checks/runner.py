@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from hs_sync.checks import hints
-from hs_sync.checks.catalog import CHECKS, get
+from hs_sync.checks.catalog import CHECKS, ROOM_CHECKS, get
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.media_check import NoManifest
 from hs_sync.checks.model import Check, CheckResult, errored, result_of, skipped
@@ -27,6 +27,13 @@ def run_checks(config: Config, *, use_api: bool = True) -> list[CheckResult]:
     """
     with CheckContext(config, use_api=use_api) as ctx:
         return [_run(ctx, check) for check in CHECKS]
+
+
+def run_room_checks(config: Config) -> list[CheckResult]:
+    """The checks of the rooms `config.rooms` names (each participant's data types against
+    the API's counts)."""
+    with CheckContext(config, use_api=True) as ctx:
+        return [_run(ctx, check) for check in ROOM_CHECKS]
 
 
 def run_check(config: Config, name: str, *, use_api: bool = True) -> CheckResult:

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "export": "export_cmd",
     "report": "report_cmd",
     "rebuild": "rebuild_cmd",
+    "maintain": "maintain_cmd",
     "doctor": "doctor_cmd",
     "simulate": "simulate_cmd",
 }

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 import orjson
 
 warehouse_option = click.option(
     "--warehouse",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Warehouse folder (HS_SYNC_WAREHOUSE; default ./warehouse).",
+    help="Warehouse folder or s3://bucket/prefix (HS_SYNC_WAREHOUSE; default ./warehouse).",
 )
 base_url_option = click.option(
     "--base-url", default=None, help="API base URL (HYPERSTUDY_BASE_URL)."

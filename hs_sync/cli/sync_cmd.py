@@ -149,12 +149,17 @@ def print_summary(summary) -> None:
     for unit, error in summary.errors.items():
         echo(f"error: {unit}: {error}")
     budget = summary.budget
+    others = budget.get("used_by_other_runs")
+    shared = f" ({others} used by other runs on this key)" if others else ""
     if budget.get("exhausted"):
-        echo(f"hourly request budget spent; progress saved; resume after {budget['resume_at']}")
+        echo(
+            f"hourly request budget spent{shared}; progress saved; "
+            f"resume after {budget['resume_at']}"
+        )
     elif budget:
         echo(
             f"request budget: {budget.get('remaining_this_hour')} of "
-            f"{budget.get('per_hour')} left this hour"
+            f"{budget.get('per_hour')} left this hour{shared}"
         )
     if summary.media is not None:
         m = summary.media

@@ -30,7 +30,7 @@ from hs_sync.config import Config
 from hs_sync.errors import ApiError, NotFoundError
 from hs_sync.land.batch import BatchWriter
 from hs_sync.land.state import ExtractState
-from hs_sync.registry import DataType, Mode
+from hs_sync.registry import BY_NAME, DataType, Mode
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, safe_part
 
@@ -515,9 +515,11 @@ class Extractor:
         fresh_start = force or self.config.full_refresh
         known = {} if fresh_start else self.state.room_versions(dt.name, exp)
         due = {room: v for room, v in rooms.items() if not v or known.get(room) != v}
+        whole = "experiment" in dt.scopes  # the type can be read for a whole experiment
         offsets = {} if fresh_start else self._room_offsets(dt, exp, due)
         if (
             not force
+            and whole
             and not offsets
             and len(due) > 1
             and self._experiment_read_pays(dt, exp, len(due), result)
@@ -544,9 +546,10 @@ class Extractor:
     def _room_offsets(
         self, dt: DataType, exp: str, due: dict[str, str]
     ) -> dict[str, tuple[int, str]]:
-        """The landed offsets of the due rooms that have one."""
-        out = {}
-        for room in due:
+        """The landed offsets of the due rooms that have one (none for an unpaged endpoint,
+        which answers a room whole)."""
+        out: dict[str, tuple[int, str]] = {}
+        for room in due if dt.paged else ():
             offset = self.state.room_offset(dt.name, exp, room)
             if offset is not None and offset[0] > 0:
                 out[room] = offset
@@ -663,7 +666,8 @@ class Extractor:
             unchanged = False
             tally: dict[str, list] = {}  # running room -> [rows, last row]: its offset
             try:
-                for page, fetched_at in self.pages(path, params, endpoint=_endpoint(dt, scope)):
+                pages = self.pages(path, params, endpoint=_endpoint(dt, scope), paged=dt.paged)
+                for page, fetched_at in pages:
                     requests += 1
                     fetched += page.count
                     totals.append(_total(page))
@@ -722,7 +726,9 @@ class Extractor:
                 if room and not unchanged:
                     self.state.set_room_digest(dt.name, exp, scope_id, writer.content_digest)
                 for room_id, digest in writer.room_content_digests.items():
-                    self.state.set_room_digest(dt.name, exp, room_id, digest)
+                    if not room:  # a room read's own digest is the whole read's (its
+                        # records may not name the room: room-scope-only types)
+                        self.state.set_room_digest(dt.name, exp, room_id, digest)
                 for room_id, (n, last) in tally.items():
                     self.state.set_room_offset(dt.name, exp, room_id, n, _row_hash(last))
                 self.progress("room", data_type=dt.name, experiment=exp, rows=fetched)
@@ -789,14 +795,36 @@ class Extractor:
         return result, seen
 
     def _read_whole(self, dt: DataType, exp: str) -> PullResult:
+        return self.land_whole(dt, exp, self._whole_pages(dt, exp))
+
+    def _whole_pages(self, dt: DataType, exp: str) -> Iterator[tuple[Envelope, str]]:
         if dt.data_endpoint:
             path, params = dt.url_path("experiment", quote_id(exp)), dict(dt.extra_params)
-            paged = True
-            endpoint = _endpoint(dt, "experiment")
-        else:
-            path, params, paged = dt.path, {"experimentId": exp, **dict(dt.extra_params)}, False
-            endpoint = dt.path
-        return self.land_whole(dt, exp, self.pages(path, params, endpoint=endpoint, paged=paged))
+            return self.pages(path, params, endpoint=_endpoint(dt, "experiment"), paged=dt.paged)
+        params = {"experimentId": exp, **dict(dt.extra_params)}
+        return self.pages(dt.path, params, endpoint=dt.path, paged=False)
+
+    def pull_children(self, dt: DataType, exp: str) -> PullResult:
+        """Re-read a type served per record of its `parent` type (the experiment's
+        deployments' sessions): the parent list, then each parent's records."""
+        parent = BY_NAME[dt.parent or ""]
+        parents = self._whole_pages(parent, exp)
+        ids = [
+            str(record["id"])
+            for page, _ in parents
+            for record in page.records
+            if isinstance(record, dict) and record.get("id") is not None
+        ]
+
+        def children() -> Iterator[tuple[Envelope, str]]:
+            for parent_id in ids:
+                path = dt.url_path("", "", parent_id=quote_id(parent_id))
+                params = dict(dt.extra_params)
+                yield from self.pages(path, params, endpoint=dt.path, paged=dt.paged)
+
+        result = self.land_whole(dt, exp, children())
+        result.requests += 1  # the parent list
+        return result
 
     def land_whole(
         self, dt: DataType, exp: str, pages: Iterator[tuple[Envelope, str]] | list

@@ -26,7 +26,7 @@ from typing import Any
 
 from hs_sync.land import quarantine, rawfile
 from hs_sync.land.state import ExtractState
-from hs_sync.load import duck, lines, typing_sql
+from hs_sync.load import context, duck, iceberg, lines, typing_sql
 from hs_sync.load import parquet as parquet_store
 from hs_sync.load.ledger import Ledger
 from hs_sync.load.lines import RawFile
@@ -83,7 +83,12 @@ def transform(
 ) -> dict[str, Any]:
     """Apply the raw files landed since the last run, type by type in the order given;
     returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT)."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), False, memory_limit)
+    return _run(
+        Warehouse(warehouse.root).create(),
+        context.after_participants(data_types),
+        False,
+        memory_limit,
+    )
 
 
 def rebuild(
@@ -92,7 +97,12 @@ def rebuild(
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
-    return _run(Warehouse(warehouse.root).create(), list(data_types), True, memory_limit)
+    return _run(
+        Warehouse(warehouse.root).create(),
+        context.after_participants(data_types),
+        True,
+        memory_limit,
+    )
 
 
 def _run(
@@ -224,12 +234,17 @@ def _load_type(
         lines.drop_tables(con)  # the raw lines are typed: free them before the upsert
         result.drift.update(typing_sql.drift(con))
         _quarantine(warehouse, dt, loaded, per_file, result)
-        kind = _reduce(con, dt)
+        context.fill_pulled(con, dt, loaded)
+        kind = context.fill_rooms(con, dt, _reduce(con, dt))
         result.rows_unique = con.execute("SELECT count(*) FROM __batch").fetchone()[0]
         # before the upsert, which replaces the stored rows that say where keys were
         stored, moved = parquet_store.stored_keys(con, dt, "__batch")
         result.db_rows_written = duck.apply_delta(con, dt, "__batch", stored)
-        pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
+        if warehouse.storage.table_format == "iceberg":
+            again = rebuild_target is not None
+            pq = iceberg.upsert(con, warehouse, dt, "__batch", moved, replace=again)
+        else:
+            pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
         result.parquet_rows_written = pq.rows_written
         result.partitions_touched = len(pq.partitions)
         result.partitions_rewritten = len(pq.rewritten)

@@ -39,6 +39,12 @@ class SignedUrl:
 
     __str__ = __repr__
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SignedUrl) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
 
 class LinkUnavailable(Exception):
     """No link for now: `status` is pending (still processing), failed or skipped."""
@@ -92,7 +98,8 @@ class Links:
         if not rec.room_id:
             raise LinkUnavailable("skipped", "no downloadPath, and no room to look a link up in")
         with self._lock:
-            links = None if fresh else self._rooms.get(rec.room_id)
+            known = self._rooms.get(rec.room_id)
+        links = None if fresh else known
         if links is None:
             links = self._read_room(rec.room_id)
             with self._lock:
@@ -100,6 +107,13 @@ class Links:
                 self.minted += 1
         if rec.id not in links:
             raise LinkUnavailable("skipped", "no downloadPath and no legacy downloadUrl/url")
+        if fresh and known is not None and known.get(rec.id) == links[rec.id]:
+            # A legacy link cannot be minted anew: the API serves the one storage refused.
+            raise LinkUnavailable(
+                "failed",
+                "the legacy downloadUrl has expired (storage refuses it) and the API "
+                "serves no newer one; a legacy recording has no downloadPath to mint a link",
+            )
         return links[rec.id]
 
     def _read_room(self, room_id: str) -> dict[str, SignedUrl]:

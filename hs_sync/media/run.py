@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from hs_sync import stores
-from hs_sync.api.budget import RequestBudget
+from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
 from hs_sync.errors import AuthError, BudgetExhausted, ConfigError
-from hs_sync.land.state import ExtractState, remembered_requests
+from hs_sync.land.state import ExtractState
 from hs_sync.lock import warehouse_lock
 from hs_sync.media import manifest as mf
 from hs_sync.media import redact
@@ -234,11 +234,7 @@ class _Run:
         if not config.api_key:
             raise ConfigError("api_key", "no API key: set HYPERSTUDY_API_KEY")
         own_budget = self.budget is None
-        budget = self.budget or RequestBudget(
-            config.budget_per_hour,
-            config.budget_per_minute,
-            spent=remembered_requests(self.warehouse),
-        )
+        budget = self.budget or budget_for(config)
         fetcher = Fetcher(config, self.progress)
         waiting_before, budget.on_wait = budget.on_wait, self._waiting
         try:

@@ -1,19 +1,30 @@
--- Questionnaire answers, one row per answered question, from `questionnaire` events.
+-- Questionnaire answers, one row per answered question, from `questionnaire` events. A
+-- response holds one question (`questionId`, `question`, `answer`, `scale`) or a list of
+-- them under `answers`: each item of the list becomes its own row.
 CREATE OR REPLACE VIEW questionnaire_responses AS
+WITH q AS (
+    SELECT e.*,
+        unnest(
+            CASE WHEN json_type(e.response, '$.answers') = 'ARRAY'
+                 THEN json_extract(e.response, '$.answers[*]')
+                 ELSE [e.response::JSON] END
+        ) AS item
+    FROM events e
+    WHERE e.category = 'questionnaire'
+)
 SELECT
-    e.experimentId AS experiment_id,
-    e.roomId AS room_id,
-    e.participantId AS participant_id,
-    e.participantRole AS role,
-    e.stateId AS state_id,
-    e.stateName AS state_name,
-    e.componentType AS component_type,
-    e.timestamp,
-    e.onset,
-    e.response ->> '$.questionId' AS question_id,
-    e.response ->> '$.question' AS question,
-    e.response ->> '$.answer' AS answer,
-    TRY_CAST(e.response ->> '$.answer' AS DOUBLE) AS answer_value,
-    TRY_CAST(e.response ->> '$.scale' AS INTEGER) AS scale_points
-FROM events e
-WHERE e.category = 'questionnaire';
+    experimentId AS experiment_id,
+    roomId AS room_id,
+    participantId AS participant_id,
+    participantRole AS role,
+    stateId AS state_id,
+    stateName AS state_name,
+    componentType AS component_type,
+    timestamp,
+    onset,
+    item ->> '$.questionId' AS question_id,
+    item ->> '$.question' AS question,
+    item ->> '$.answer' AS answer,
+    TRY_CAST(item ->> '$.answer' AS DOUBLE) AS answer_value,
+    TRY_CAST(item ->> '$.scale' AS INTEGER) AS scale_points
+FROM q;

@@ -1,0 +1,206 @@
+"""A warehouse whose root is an object store (`s3://bucket/prefix`).
+
+The state store, the DuckDB database and a working copy of raw files and media
+stay in a local folder (the `local_dir` setting). That folder is bound to its
+storage once (`state/storage.json`: the URI, endpoint, region, table format and
+catalog; never credentials), so every later `Warehouse(folder)` (sync, rebuild,
+Dagster) writes to the same place. Raw files and media are uploaded under their
+final object names once they are complete locally: an S3 PUT is atomic, so a
+reader sees a whole object or none. Credentials come from the usual AWS
+environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN); the endpoint from the `s3_endpoint` setting or
+AWS_ENDPOINT_URL, the region from `s3_region`, AWS_REGION or AWS_DEFAULT_REGION.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from hs_sync.errors import ConfigError
+
+SCHEMES = ("s3://",)
+BINDING = "storage.json"  # under state/
+TABLE_FORMATS = ("parquet", "iceberg")
+PUSHED = ("raw", "media")  # the local folders mirrored to the object store
+
+
+def is_uri(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(SCHEMES)
+
+
+def default_local_dir(uri: str, env: dict[str, str] | None = None) -> Path:
+    """Where a bucket warehouse keeps its local part unless `local_dir` names a folder."""
+    from hs_sync.warehouse import safe_part
+
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hs-sync" / "warehouses" / safe_part(uri.split("://", 1)[1])
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a warehouse's shared layers live; `uri` None means the local folder itself."""
+
+    uri: str | None = None
+    table_format: str = "parquet"
+    catalog_uri: str | None = None  # SQL catalog; default a SQLite file in state/
+    endpoint: str | None = None
+    region: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return urlsplit(self.uri or "").netloc
+
+    @property
+    def prefix(self) -> str:
+        return urlsplit(self.uri or "").path.strip("/")
+
+    def key(self, relative: str) -> str:
+        """The object path (bucket/prefix/relative) pyarrow's S3 filesystem takes."""
+        return "/".join(p for p in (self.bucket, self.prefix, relative) if p)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+
+def from_config(config: Any) -> Storage:
+    """The storage a config asks for (table format "auto": Iceberg in a bucket, else Parquet)."""
+    uri = config.warehouse_uri
+    fmt = config.table_format
+    if fmt == "auto":
+        fmt = "iceberg" if uri else "parquet"
+    if uri and fmt != "iceberg":
+        raise ConfigError("table_format", "a bucket warehouse keeps its tables as Iceberg")
+    return Storage(
+        uri=uri,
+        table_format=fmt,
+        catalog_uri=config.catalog_uri,
+        endpoint=config.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"),
+        region=config.s3_region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION"),
+    )
+
+
+def bind(state_dir: Path, storage: Storage) -> None:
+    """Record where this local folder's shared layers live; a folder already bound to
+    another bucket is refused (its state describes that bucket's data)."""
+    from hs_sync.warehouse import atomic_write
+
+    current = bound(state_dir)
+    if current is not None and current.uri != storage.uri:
+        raise ConfigError(
+            "warehouse",
+            f"the local folder {state_dir.parent} belongs to {current.uri or 'a local warehouse'};"
+            " name another local_dir",
+        )
+    if current == storage:
+        return
+    if current is None and storage == Storage() and not (state_dir / BINDING).exists():
+        return  # the plain local default needs no record
+    atomic_write(state_dir / BINDING, storage.to_json())
+
+
+def bound(state_dir: Path) -> Storage | None:
+    path = state_dir / BINDING
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    return Storage(**{k: v for k, v in data.items() if k in Storage.__dataclass_fields__})
+
+
+def filesystem(storage: Storage):
+    """pyarrow's S3 filesystem for the storage's endpoint, region and the AWS_* credentials."""
+    from pyarrow import fs
+
+    options: dict[str, Any] = {"region": storage.region or "us-east-1"}
+    if storage.endpoint:
+        parts = urlsplit(storage.endpoint)
+        if parts.scheme:
+            options["scheme"] = parts.scheme
+            options["endpoint_override"] = parts.netloc
+        else:
+            options["endpoint_override"] = storage.endpoint
+    for name, value in _credentials().items():
+        options[{"key": "access_key", "secret": "secret_key", "token": "session_token"}[name]] = (
+            value
+        )
+    return fs.S3FileSystem(**options)
+
+
+def _credentials() -> dict[str, str]:
+    """The AWS_* credentials of the environment (empty: the SDK's own chain decides)."""
+    env = os.environ
+    if not env.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    out = {"key": env["AWS_ACCESS_KEY_ID"], "secret": env.get("AWS_SECRET_ACCESS_KEY", "")}
+    if env.get("AWS_SESSION_TOKEN"):
+        out["token"] = env["AWS_SESSION_TOKEN"]
+    return out
+
+
+def iceberg_properties(storage: Storage) -> dict[str, str]:
+    """pyiceberg's FileIO settings for the same endpoint and credentials."""
+    props: dict[str, str] = {}
+    if storage.uri:
+        props["s3.region"] = storage.region or "us-east-1"
+        if storage.endpoint:
+            props["s3.endpoint"] = storage.endpoint
+        names = {"key": "access-key-id", "secret": "secret-access-key", "token": "session-token"}
+        for name, value in _credentials().items():
+            props[f"s3.{names[name]}"] = value
+    return props
+
+
+def push(root: Path, storage: Storage) -> dict[str, int]:
+    """Upload the local raw files and media the bucket does not hold yet (same size).
+
+    Dot names (temporaries, set-aside files) stay local. Each object is written
+    under its final name in one PUT (multipart for large files, completed at
+    once), so a reader never sees part of one.
+    """
+    from pyarrow import fs
+
+    s3 = filesystem(storage)
+    uploaded = bytes_sent = 0
+    for top in PUSHED:
+        local = root / top
+        if not local.is_dir():
+            continue
+        remote = {
+            info.path: info.size
+            for info in s3.get_file_info(
+                fs.FileSelector(storage.key(top), recursive=True, allow_not_found=True)
+            )
+            if info.type == fs.FileType.File
+        }
+        for path in sorted(local.rglob("*")):
+            relative = path.relative_to(root)
+            if any(p.startswith(".") for p in relative.parts) or not path.is_file():
+                continue
+            size = path.stat().st_size
+            key = storage.key(relative.as_posix())
+            if remote.get(key) == size:
+                continue
+            # compression=None: pyarrow would otherwise compress a .zst name once more
+            with path.open("rb") as src, s3.open_output_stream(key, compression=None) as dst:
+                while chunk := src.read(8 << 20):
+                    dst.write(chunk)
+            uploaded += 1
+            bytes_sent += size
+    return {"objects": uploaded, "bytes": bytes_sent}
+
+
+def open_warehouse(config: Any):
+    """The config's local warehouse folder, created and bound to its storage."""
+    from hs_sync.warehouse import Warehouse
+
+    bind(Warehouse(config.warehouse).create().state_dir, from_config(config))
+    return Warehouse(config.warehouse)
