@@ -1,10 +1,10 @@
-# Two commands do all the set-up:  `make demo`  and  `make test`.
+# Two commands do all the set-up:  `make demo`  and  `make test`  (`make slow`: the long runs).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test slow lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(STAMP)
 	$(BIN)/ruff check hs_sync dagster_project tests
 	$(BIN)/ruff format --check hs_sync dagster_project tests
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+# The long chaos, soak and fuzz runs (tests marked slow), which `make test` leaves out.
+slow: $(STAMP)
+	$(BIN)/pytest -q -m slow; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -19,7 +19,7 @@ from hs_sync.sync import RunSummary
 from hs_sync.warehouse import Warehouse, atomic_write
 
 SEED = 7
-SCALE = 1.0
+SCALE = 0.3  # about 3,000 events: every type, defect and media kind, synced in seconds
 STEP_SECONDS = 900.0  # simulated time between two demo runs
 MAX_STEPS = 11  # the live simulator produces data for three hours
 

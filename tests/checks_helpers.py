@@ -1,30 +1,17 @@
-"""Helpers for the integrity-check tests: a synced warehouse, copies of it, ground truth."""
+"""Helpers for the integrity-check tests: syncs, copies of a warehouse, ground truth."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from hs_simulator import Simulator
 from hs_sync.checks import CheckResult
 from hs_sync.config import Config
 from hs_sync.sync import sync
-from tests.conftest import SMALL_SCALE
 from tests.extract_helpers import make_config
-
-
-def planted_world(folder: Path) -> Iterator[tuple[Simulator, Config]]:
-    """The small dataset with planted defects, served and synced into `folder` once."""
-    sim = Simulator(seed=1, scale=SMALL_SCALE)
-    sim.start()
-    try:
-        yield sim, synced(sim, folder / "warehouse")
-    finally:
-        sim.stop()
 
 
 def synced(sim: Any, warehouse: Path, **changes: Any) -> Config:
@@ -36,7 +23,7 @@ def synced(sim: Any, warehouse: Path, **changes: Any) -> Config:
 
 
 def copy_of(config: Config, folder: Path) -> Config:
-    """The same warehouse copied to `folder`, so a test can damage it alone."""
+    """The same warehouse copied to `folder`/warehouse, so a test can damage it alone."""
     target = folder / "warehouse"
     shutil.copytree(config.warehouse, target)
     return config.replace(warehouse=target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -14,13 +13,14 @@ from hs_sync import registry
 from hs_sync.checks import CHECKS, record_results, run_check, run_checks
 from hs_sync.load.transform import transform
 from hs_sync.warehouse import Warehouse
-from tests.checks_helpers import by_name, copy_of, execute, ids, planted, planted_world, synced
+from tests.checks_helpers import by_name, execute, ids, planted, synced
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[tuple[Simulator, object]]:
-    """The simulator's dataset with planted defects, synced once for the module."""
-    yield from planted_world(tmp_path_factory.mktemp("planted"))
+@pytest.fixture
+def world(sim, synced_copy) -> tuple[Simulator, object]:
+    """The simulator's dataset with planted defects and a copy of the warehouse synced
+    from it once per run (checks that ask the API record the requests they spend)."""
+    return sim, synced_copy
 
 
 def test_registry_names_severities_and_descriptions():
@@ -85,11 +85,10 @@ def test_sync_metrics_never_flagged_for_single_participant_rooms(world):
         assert len(sim.dataset.rooms[room].participants) >= 2
 
 
-def test_clean_dataset_no_check_fires(sim_factory, tmp_path):
+def test_clean_dataset_no_check_fires(clean_synced_copy):
     from hs_sync.media import download_media
 
-    sim = sim_factory(seed=1, defects=False)
-    config = synced(sim, tmp_path / "warehouse")
+    config = clean_synced_copy  # synced from a simulator without planted defects
     download_media(config)  # so the recordings check runs instead of being skipped
     results = run_checks(config)
     for result in results:
@@ -97,9 +96,8 @@ def test_clean_dataset_no_check_fires(sim_factory, tmp_path):
         assert result.status == "passed", (result.name, result.details)
 
 
-def test_reconciliation_notices_deleted_rows_and_room_repull_repairs(world, tmp_path):
-    sim, base = world
-    config = copy_of(base, tmp_path)
+def test_reconciliation_notices_deleted_rows_and_room_repull_repairs(world):
+    sim, config = world
     missing = {r["roomId"] for r in sim.defects["missingDataRooms"]}
     room_a, exp_a = execute(
         config,
@@ -171,9 +169,8 @@ def test_reconciliation_requests_are_cheap_and_skipped_offline(world):
     assert offline.status == "skipped" and offline.passed
 
 
-def test_orphans_and_duplicate_keys(world, tmp_path):
-    sim, base = world
-    config = copy_of(base, tmp_path)
+def test_orphans_and_duplicate_keys(world):
+    sim, config = world
     room, _participant = execute(
         config, "SELECT roomId, participantId FROM events ORDER BY id LIMIT 1"
     )[0]
@@ -196,11 +193,10 @@ def test_orphans_and_duplicate_keys(world, tmp_path):
     assert "hs-sync rebuild --type ratings_sparse" in duplicates.hint
 
 
-def test_recordings_on_disk_missing_truncated_or_corrupt(world, tmp_path):
+def test_recordings_on_disk_missing_truncated_or_corrupt(world):
     from hs_sync.media import download_media
 
-    sim, base = world
-    config = copy_of(base, tmp_path)
+    sim, config = world
     download_media(config)
     assert run_check(config, "recordings_on_disk").passed
     rows = execute(
@@ -235,8 +231,7 @@ def test_freshness_follows_the_configured_age(world):
     assert all("h ago" in i.detail for i in stale.issues)
 
 
-def test_freshness_reports_types_never_synced(sim_factory, tmp_path):
-    sim = sim_factory(seed=1)
+def test_freshness_reports_types_never_synced(sim, tmp_path):
     config = synced(sim, tmp_path / "warehouse", types=("rooms", "participants", "experiments"))
     result = run_check(config.replace(types=()), "freshness")
     synced_types = {"rooms", "participants", "experiments"}
@@ -249,9 +244,8 @@ def test_freshness_reports_types_never_synced(sim_factory, tmp_path):
     assert all(i.detail == "never synced" for i in result.issues)
 
 
-def test_quarantine_not_empty(world, tmp_path):
-    sim, base = world
-    config = copy_of(base, tmp_path)
+def test_quarantine_not_empty(world):
+    sim, config = world
     exp = sim.dataset.experiment_ids[0]
     batch = config.warehouse / "raw" / "events" / f"experiment_id={exp}"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -267,9 +261,8 @@ def test_quarantine_not_empty(world, tmp_path):
     assert "hs-sync rebuild --type events" in result.hint
 
 
-def test_open_issues_view_lists_every_open_issue(world, tmp_path):
-    sim, base = world
-    config = copy_of(base, tmp_path)
+def test_open_issues_view_lists_every_open_issue(world):
+    sim, config = world
     results = run_checks(config, use_api=False)
     stored = record_results(config, results)
     issues = {(r.name, i.id) for r in results for i in r.issues}
@@ -301,9 +294,8 @@ def test_a_warehouse_that_does_not_exist_is_a_config_error(tmp_path):
         run_checks(Config(warehouse=tmp_path / "nowhere"), use_api=False)
 
 
-def test_active_participants_past_the_timeout_count_as_due(world, tmp_path):
-    sim, base = world
-    config = copy_of(base, tmp_path)
+def test_active_participants_past_the_timeout_count_as_due(world):
+    sim, config = world
     # a participant who never left (still 'active' long after joining) and has no data
     pid, room, exp = execute(
         config,

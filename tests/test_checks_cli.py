@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from hs_simulator import Simulator
 from hs_sync.cli import main
-from tests.checks_helpers import planted, planted_world, synced
+from tests.checks_helpers import planted
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[tuple[Simulator, object]]:
-    yield from planted_world(tmp_path_factory.mktemp("cli"))
+@pytest.fixture
+def world(sim, synced_copy) -> tuple[Simulator, object]:
+    """The planted-defect dataset and a copy of its synced warehouse (`check` records
+    its results in the warehouse)."""
+    return sim, synced_copy
 
 
 def check(config, *args: str, key: str | None = None):
@@ -52,9 +52,8 @@ def test_no_api_skips_reconciliation_without_a_key(world):
     assert result.exit_code == 1  # missing sessions are still an error
 
 
-def test_clean_warehouse_exits_0_and_prints_a_table(sim_factory, tmp_path):
-    sim = sim_factory(seed=1, defects=False)
-    config = synced(sim, tmp_path / "warehouse")
+def test_clean_warehouse_exits_0_and_prints_a_table(clean_synced_copy):
+    config = clean_synced_copy  # synced from a simulator without planted defects
     result = check(config, "--json")
     assert result.exit_code == 0, result.output
     assert all(c["passed"] for c in orjson.loads(result.stdout)["checks"])
@@ -63,11 +62,10 @@ def test_clean_warehouse_exits_0_and_prints_a_table(sim_factory, tmp_path):
     assert "missing_sessions" in table.stdout and "passed" in table.stdout
 
 
-def test_warnings_alone_exit_0(world, tmp_path):
-    from tests.checks_helpers import copy_of, execute
+def test_warnings_alone_exit_0(world):
+    from tests.checks_helpers import execute
 
-    sim, base = world
-    config = copy_of(base, tmp_path)
+    sim, config = world  # a copy of its own
     rooms = sorted({r["roomId"] for r in sim.defects["missingDataRooms"]})
     execute(config, "DELETE FROM participants WHERE list_contains(?, roomId)", [rooms])
     execute(config, "DELETE FROM rooms WHERE list_contains(?, id)", [rooms])

@@ -41,12 +41,6 @@ def settings(tmp_path, monkeypatch) -> Path:
     return path
 
 
-@pytest.fixture
-def clean_sim(sim_factory):
-    """A small simulator without planted defects: every error-level check passes."""
-    return sim_factory(seed=1, defects=False)
-
-
 def _resources(sim, root: Path, settings: Path, **api) -> dict:
     return {
         "hyperstudy": HyperStudyResource(

@@ -1,6 +1,6 @@
 """Exports at every level and format, read back and checked against the simulator's data.
 
-The simulator is stopped before any export runs: exports work offline.
+Exports work offline: the simulator sees no request while they run.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 import stat
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from hs_simulator import Simulator
 from hs_sync import registry
 from hs_sync.cli import main
 from hs_sync.export import (
@@ -30,10 +30,9 @@ from hs_sync.export import (
     time_column,
     types_at,
 )
-from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import make_config, served_rows
+from tests.extract_helpers import served_rows
 
 BOM = b"\xef\xbb\xbf"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -103,17 +102,16 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    sim = Simulator(seed=1, scale=0.3)
-    sim.start()
-    try:
-        wh = Warehouse(tmp_path_factory.mktemp("export") / "wh")
-        summary = sync(make_config(sim, wh.root, media=False))
-        assert summary.exit_code == 0, summary.errors
-    finally:
-        sim.stop()  # everything below runs with no API
-    records = {dt.name: served_rows(sim, dt) for dt in registry.DATA_TYPES}
-    return World(wh, records)
+def served(shared_sim) -> dict[str, list[dict[str, Any]]]:
+    """Per data type, the distinct records the session simulator serves (redacted)."""
+    return {dt.name: served_rows(shared_sim, dt) for dt in registry.DATA_TYPES}
+
+
+@pytest.fixture
+def world(synced_world, served) -> Iterator[World]:
+    """The warehouse synced once per run (read only); no export asks the API anything."""
+    yield World(Warehouse(synced_world.root), served)
+    assert not synced_world.sim.requests, "an export made an API request"
 
 
 def read_csv(data: bytes) -> list[dict[str, str]]:

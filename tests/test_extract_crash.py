@@ -91,6 +91,7 @@ def _visible_files(root: Path) -> int:
     return sum(1 for _, _, names in os.walk(raw) for name in names if rawfile.is_data_file(name))
 
 
+@pytest.mark.slow  # 23 sync processes, 22 of them killed: chaos, in `make slow`
 def test_kill_9_at_random_moments_then_resume_loses_nothing(sim, tmp_path):
     root = tmp_path / "wh"
     config_file = tmp_path / "hs_sync.toml"
@@ -174,7 +175,8 @@ def test_leftovers_of_killed_writes_are_swept_by_the_next_run(sim, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_during_bisection_then_resume_loses_and_duplicates_nothing(sim, tmp_path):
+def test_kill_9_during_bisection_then_resume_loses_and_duplicates_nothing(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
     exp = sim.dataset.experiment_ids[0]
     root = tmp_path / "wh"
     config_file = tmp_path / "hs_sync.toml"

@@ -38,7 +38,8 @@ def test_an_unchanged_window_costs_one_probe_and_lands_nothing(sim, tmp_path):
     assert_landed_equals_simulator(sim, tmp_path / "wh", types=(EVENTS,))
 
 
-def test_bisection_finds_rows_arriving_two_hours_late_in_a_closed_window(sim, tmp_path):
+def test_bisection_finds_rows_arriving_two_hours_late_in_a_closed_window(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
     exp = sim.dataset.experiment_ids[0]
     # small pages, so that the last day's history spans many of them
     config = make_config(sim, tmp_path / "wh", types=("events",), experiments=(exp,), page_size=100)
@@ -65,7 +66,8 @@ def test_bisection_finds_rows_arriving_two_hours_late_in_a_closed_window(sim, tm
     assert len(_served(sim)) == 1
 
 
-def test_a_unit_without_change_backs_off_and_a_change_resets_it(sim, tmp_path):
+def test_a_unit_without_change_backs_off_and_a_change_resets_it(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
     exp = sim.dataset.experiment_ids[0]
     config = make_config(sim, tmp_path / "wh", types=("events",), experiments=(exp,))
     assert sync(config).exit_code == 0
@@ -95,7 +97,8 @@ def test_a_unit_without_change_backs_off_and_a_change_resets_it(sim, tmp_path):
     assert len(_served(sim)) == 1  # polled on the very next sync
 
 
-def test_a_change_in_the_experiment_listing_makes_its_units_due(sim, tmp_path):
+def test_a_change_in_the_experiment_listing_makes_its_units_due(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
     exp = sim.dataset.experiment_ids[0]
     config = make_config(sim, tmp_path / "wh", types=("events", "participants"))
     assert sync(config).exit_code == 0

@@ -17,18 +17,17 @@ from tests.extract_helpers import (
 ROOM_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.ROOM and "experiment" in dt.scopes]
 
 
-def _room_type_requests(sim, dt) -> list[dict]:
-    return [r for r in sim.requests if f"/data/{dt.path}/" in r["path"]]
+def _room_type_requests(requests: list[dict], dt) -> list[dict]:
+    return [r for r in requests if f"/data/{dt.path}/" in r["path"]]
 
 
-def test_first_sync_reads_room_types_at_experiment_scope(sim, tmp_path):
-    sim.reset_requests()
-    summary = sync(make_config(sim, tmp_path / "wh"))
+def test_first_sync_reads_room_types_at_experiment_scope(synced_world):
+    sim, summary = synced_world.sim, synced_world.summary  # the run's first sync
 
     assert summary.exit_code == 0, summary.errors
-    assert_landed_equals_simulator(sim, tmp_path / "wh")
+    assert_landed_equals_simulator(sim, synced_world.root)
     for dt in ROOM_TYPES:
-        requests = _room_type_requests(sim, dt)
+        requests = _room_type_requests(synced_world.requests, dt)
         assert requests and all("/experiment/" in r["path"] for r in requests)
         for exp in sim.dataset.experiment_ids:
             rows = len(sim.dataset.records(dt.path, experiment_id=exp))
@@ -37,10 +36,8 @@ def test_first_sync_reads_room_types_at_experiment_scope(sim, tmp_path):
             assert len(mine) <= math.ceil(rows / 1000) + 2
 
 
-def test_a_later_sync_reads_only_rooms_that_changed_or_still_collect(sim, tmp_path):
-    config = make_config(sim, tmp_path / "wh")
-    assert sync(config).exit_code == 0
-    sim.reset_requests()
+def test_a_later_sync_reads_only_rooms_that_changed_or_still_collect(sim, synced_copy):
+    config = synced_copy  # synced once from sim
 
     summary = sync(config)
 
@@ -66,10 +63,10 @@ def test_rows_a_running_session_adds_between_syncs_are_landed(sim_factory, tmp_p
     assert_landed_equals_simulator(sim, tmp_path / "wh")
 
 
-def test_a_running_session_with_nothing_new_is_not_landed_again(sim, tmp_path):
-    config = make_config(sim, tmp_path / "wh")
-    assert sync(config).exit_code == 0  # room types read at experiment scope
-    landed = sorted((tmp_path / "wh" / "raw").rglob("*.ndjson*"))
+def test_a_running_session_with_nothing_new_is_not_landed_again(sim, synced_copy):
+    config = synced_copy  # synced once from sim: room types read at experiment scope
+    raw = config.warehouse / "raw"
+    landed = sorted(raw.rglob("*.ndjson*"))
     assert collecting_rooms(sim), "the dataset has sessions running at its 'now'"
 
     # the second sync reads each running room by itself for the first time: the
@@ -80,7 +77,7 @@ def test_a_running_session_with_nothing_new_is_not_landed_again(sim, tmp_path):
 
         assert summary.exit_code == 0, summary.errors
         assert_only_collecting_rooms_read(sim, collecting_rooms(sim))
-        assert sorted((tmp_path / "wh" / "raw").rglob("*.ndjson*")) == landed
+        assert sorted(raw.rglob("*.ndjson*")) == landed
         assert summary.total_rows == 0
         # nothing new to apply: the database is neither copied nor published
         assert summary.transform["published"] is False

@@ -30,21 +30,21 @@ from tests.extract_helpers import (
 TIME_TYPES = [dt for dt in DATA_TYPES if dt.mode is Mode.TIME]
 
 
-def test_full_sync_lands_every_simulator_row_for_every_type(sim, tmp_path):
-    summary = sync(make_config(sim, tmp_path / "wh"))
+def test_full_sync_lands_every_simulator_row_for_every_type(synced_world):
+    sim, root, summary = synced_world.sim, synced_world.root, synced_world.summary
 
     assert summary.exit_code == 0, summary.errors
     assert not summary.skipped_types and not summary.errors
     assert set(summary.experiments) == set(sim.dataset.experiment_ids)
-    compared = assert_landed_equals_simulator(sim, tmp_path / "wh")
+    compared = assert_landed_equals_simulator(sim, root)
     assert compared == summary.total_rows  # a static dataset: nothing fetched twice
     # Every data file has a manifest that names its pages and never the key.
     for dt in DATA_TYPES:
-        for path in data_files(tmp_path / "wh", dt):
+        for path in data_files(root, dt):
             meta = orjson.loads(path.with_name(rawfile.stem(path.name) + ".meta.json").read_bytes())
             assert meta["dataType"] == dt.name and meta["rows"] == len(list(rawfile.lines(path)))
             assert all("pagination" in page and "params" in page for page in meta["pages"])
-    assert sim.api_key not in _all_text(tmp_path)
+    assert sim.api_key not in _all_text(root)
 
 
 def _all_text(root) -> str:
@@ -63,10 +63,9 @@ def test_requests_stay_within_pages_plus_one_per_unit(sim, tmp_path):
             assert window["rows"] == total
 
 
-def test_no_change_resync_makes_one_request_per_unit_plus_snapshots(sim, tmp_path):
-    config = make_config(sim, tmp_path / "wh")
-    sync(config)
-    before = {dt.name: landed_lines(tmp_path / "wh", dt) for dt in DATA_TYPES}
+def test_no_change_resync_makes_one_request_per_unit_plus_snapshots(sim, synced_copy):
+    config = synced_copy  # synced once from sim
+    before = {dt.name: landed_lines(config.warehouse, dt) for dt in DATA_TYPES}
     sim.reset_requests()
 
     summary = sync(config)
@@ -104,7 +103,7 @@ def test_no_change_resync_makes_one_request_per_unit_plus_snapshots(sim, tmp_pat
     )
     # Unchanged snapshots are not landed again.
     for name in ("rooms", "participants", "deployments", "experiments", "recordings"):
-        assert landed_lines(tmp_path / "wh", BY_NAME[name]) == before[name]
+        assert landed_lines(config.warehouse, BY_NAME[name]) == before[name]
 
 
 def test_live_mode_lands_new_and_late_rows_once(sim_factory, tmp_path):
@@ -130,10 +129,9 @@ def test_live_mode_lands_new_and_late_rows_once(sim_factory, tmp_path):
     assert second_run and all(w["start_time"] is not None for w in second_run)
 
 
-def test_faults_change_nothing_in_what_lands(sim_factory, tmp_path):
-    clean = sim_factory()
-    clean_summary = sync(make_config(clean, tmp_path / "clean"))
-    faulty = sim_factory()
+def test_faults_change_nothing_in_what_lands(synced_world, sim_factory, tmp_path):
+    clean, clean_summary = synced_world.root, synced_world.summary  # synced without faults
+    faulty = sim_factory(seed=synced_world.sim.seed)  # the same dataset
     faulty.faults.configure(
         http_5xx=0.05,
         html_5xx=0.05,
@@ -151,14 +149,13 @@ def test_faults_change_nothing_in_what_lands(sim_factory, tmp_path):
     assert 429 in statuses and any(s >= 500 for s in statuses if isinstance(s, int))
     assert_landed_equals_simulator(faulty, tmp_path / "faulty")
     for dt in DATA_TYPES:  # same keys (record bodies carry each server's own URLs)
-        want = {e: set(rows) for e, rows in landed(tmp_path / "clean", dt).items()}
+        want = {e: set(rows) for e, rows in landed(clean, dt).items()}
         assert {e: set(rows) for e, rows in landed(tmp_path / "faulty", dt).items()} == want
     assert summary.total_rows == clean_summary.total_rows
 
 
-def test_room_repair_re_pulls_a_room_at_room_scope(sim, tmp_path):
-    config = make_config(sim, tmp_path / "wh")
-    sync(config)
+def test_room_repair_re_pulls_a_room_at_room_scope(sim, synced_copy):
+    config = synced_copy  # synced once from sim
     exp = sim.dataset.experiment_ids[0]
     room = sim.dataset.records("rooms", experiment_id=exp)[0]["id"]
     sim.reset_requests()
@@ -176,9 +173,9 @@ def test_room_repair_re_pulls_a_room_at_room_scope(sim, tmp_path):
         and "check-access" not in r["path"]
         for r in sim.requests
     )
-    folders = {p.parent.name for p in data_files(tmp_path / "wh", BY_NAME["events"])}
+    folders = {p.parent.name for p in data_files(config.warehouse, BY_NAME["events"])}
     assert any(name.endswith(f"-room-{room}") for name in folders)
-    assert_landed_equals_simulator(sim, tmp_path / "wh")
+    assert_landed_equals_simulator(sim, config.warehouse)
 
 
 def test_a_second_concurrent_sync_waits_then_stops_with_a_clear_message(sim_factory, tmp_path):
@@ -219,7 +216,8 @@ def _wait_for_running_run(root, timeout: float = 30.0) -> bool:
     return False
 
 
-def test_rows_arriving_mid_scan_make_the_window_be_read_again(sim, tmp_path):
+def test_rows_arriving_mid_scan_make_the_window_be_read_again(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
     exp = max(sim.dataset.experiment_ids, key=lambda e: len(sim.dataset.records("events", e)))
     assert len(sim.dataset.records("events", experiment_id=exp)) > 1000  # several pages
     late: list[dict] = []

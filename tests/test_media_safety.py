@@ -32,7 +32,10 @@ HOSTILE = [
 ]
 
 
-def test_hostile_ids_and_names_stay_inside_the_media_folder_and_never_collide(sim, tmp_path):
+def test_hostile_ids_and_names_stay_inside_the_media_folder_and_never_collide(
+    sim_factory, tmp_path
+):
+    sim = sim_factory()  # its data changes
     sources = pick(sim, len(HOSTILE))
     for src, fields in zip(sources, HOSTILE, strict=True):
         sim.override_recording(src["recordingId"], **fields)
@@ -150,7 +153,8 @@ def test_media_command_prints_a_summary_and_exits_by_outcome(sim, tmp_path):
     assert refused.exit_code == 2 and "x" * 64 not in refused.output
 
 
-def test_a_download_path_that_is_a_full_url_never_gets_the_api_key(sim, tmp_path):
+def test_a_download_path_that_is_a_full_url_never_gets_the_api_key(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
     hostile, normal = pick(sim, 2)
     rid = hostile["recordingId"]
     # An absolute URL (here: back to the simulator) would carry the key to that host.

@@ -13,10 +13,10 @@ from tests.extract_helpers import data_files, landed_lines, make_config
 from tests.warehouse_helpers import content_rows
 
 
-def test_a_sync_lands_zstd_by_default_and_plain_ndjson_when_asked(sim, tmp_path):
-    packed = make_config(sim, tmp_path / "packed")
-    plain = make_config(sim, tmp_path / "plain", raw_compression="none")
-    assert sync(packed).exit_code == 0 and sync(plain).exit_code == 0
+def test_a_sync_lands_zstd_by_default_and_plain_ndjson_when_asked(synced_world, tmp_path):
+    packed = synced_world.config  # synced with the default settings
+    plain = make_config(synced_world.sim, tmp_path / "plain", raw_compression="none")
+    assert sync(plain).exit_code == 0
 
     for dt in DATA_TYPES:
         zst, nd = data_files(packed.warehouse, dt), data_files(plain.warehouse, dt)
@@ -37,9 +37,8 @@ def test_a_sync_lands_zstd_by_default_and_plain_ndjson_when_asked(sim, tmp_path)
         assert rows or dt.name == "deployments", dt.name
 
 
-def test_duckdb_reads_the_compressed_raw_files_as_they_are(sim, tmp_path):
-    config = make_config(sim, tmp_path / "wh", types=("events",))
-    assert sync(config).exit_code == 0
+def test_duckdb_reads_the_compressed_raw_files_as_they_are(synced_world):
+    config = synced_world.config
     events = BY_NAME["events"]
     pattern = str(config.warehouse / "raw" / "events" / "*" / "*" / "*.ndjson.zst")
     con = duckdb.connect()

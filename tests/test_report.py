@@ -4,7 +4,6 @@ shows the planted missing sessions with their hints, and escapes text from the d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -17,7 +16,7 @@ from hs_sync.cli import main
 from hs_sync.report import write_report
 from hs_sync.sync import sync
 from tests.browser_helpers import charts, pixels, render, share_near
-from tests.checks_helpers import copy_of, execute, planted_world
+from tests.checks_helpers import copy_of, execute
 from tests.extract_helpers import make_config
 
 # An experiment name that would be markup if pasted into the page unescaped.
@@ -27,8 +26,10 @@ RED = (215, 48, 39)  # "none" in the heat map, the missing-session cross
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[tuple[Simulator, object]]:
-    yield from planted_world(tmp_path_factory.mktemp("report"))
+def world(shared_sim, _synced_once) -> tuple[Simulator, object]:
+    """The planted-defect dataset and the warehouse synced from it once per run (the
+    tests write reports outside it or into copies)."""
+    return shared_sim, _synced_once.config
 
 
 @pytest.fixture(scope="module")

@@ -330,7 +330,8 @@ def test_a_closed_port_names_the_url_and_fails_fast(tmp_path):
     assert time.monotonic() - started < 5  # no rounds of retries
 
 
-def test_check_with_the_server_down_still_shows_the_offline_checks(sim, tmp_path):
+def test_check_with_the_server_down_still_shows_the_offline_checks(sim_factory, tmp_path):
+    sim = sim_factory()  # stopped below
     root = tmp_path / "wh"
     sync(make_config(sim, root, media=False))
     url = sim.base_url

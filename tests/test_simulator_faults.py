@@ -17,7 +17,8 @@ def _get(sim, url=None, **params):
     return httpx.get(url or _events_url(sim), params=params, headers=headers, timeout=30)
 
 
-def test_rate_limits_are_off_by_default(sim):
+def test_rate_limits_are_off_by_default(sim_factory):
+    sim = sim_factory()  # as started, not as the shared one is reset between tests
     assert all(_get(sim, limit=1).status_code == 200 for _ in range(30))
 
 

@@ -57,7 +57,8 @@ def test_some_rows_arrive_after_newer_rows_in_live_mode(sim_factory):
     assert late > 0
 
 
-def test_add_late_rows_inserts_older_rows_visible_now(sim):
+def test_add_late_rows_inserts_older_rows_visible_now(sim_factory):
+    sim = sim_factory()  # its data changes
     exp = sim.dataset.experiment_ids[0]
     before = _all(sim, "events", exp)
     newest = before[-1]["timestamp"]
@@ -71,7 +72,8 @@ def test_add_late_rows_inserts_older_rows_visible_now(sim):
     assert sim.defects["lateRowsAdded"] == [{"dataType": "events", "experimentId": exp, "count": 5}]
 
 
-def test_late_rows_leave_the_entity_listings_cached(sim):
+def test_late_rows_leave_the_entity_listings_cached(sim_factory):
+    sim = sim_factory()  # its data changes
     # Entity listings depend on the clock only; rebuilding them after every late row
     # would charge the simulator's own work to the sync that follows.
     exp = sim.dataset.experiment_ids[0]
@@ -84,7 +86,8 @@ def test_late_rows_leave_the_entity_listings_cached(sim):
     assert sim.dataset.records("recordings", exp)[0]["participantName"] == "changed"
 
 
-def test_offsets_shift_when_rows_arrive_mid_scan(sim):
+def test_offsets_shift_when_rows_arrive_mid_scan(sim_factory):
+    sim = sim_factory()  # its data changes
     exp = sim.dataset.experiment_ids[0]
     url = f"{sim.base_url}/data/ratings/continuous/experiment/{exp}"
     headers = {"X-API-Key": sim.api_key}

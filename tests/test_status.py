@@ -10,7 +10,6 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from hs_simulator import Simulator
 from hs_sync import registry
 from hs_sync.cli import main
 from hs_sync.errors import ConfigError
@@ -20,24 +19,20 @@ from hs_sync.status import status
 from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import make_config, served_rows
+from tests.extract_helpers import served_rows
 from tests.warehouse_helpers import event, land
 
 
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory):
-    """A warehouse after two syncs (the second finds nothing new), and the served records."""
-    sim = Simulator(seed=2, scale=0.2)
-    sim.start()
-    try:
-        wh = Warehouse(tmp_path_factory.mktemp("status") / "wh")
-        first = sync(make_config(sim, wh.root, media=False))
-        second = sync(make_config(sim, wh.root, media=False))
-        assert first.exit_code == second.exit_code == 0
-    finally:
-        sim.stop()
+def synced(_synced_once, tmp_path_factory):
+    """A copy of the run's synced warehouse synced once more (the second sync finds
+    nothing new), both syncs' summaries, and the served records."""
+    sim, first = _synced_once.sim, _synced_once.summary
+    config = _synced_once.copy(tmp_path_factory.mktemp("status"))
+    second = sync(config)
+    assert first.exit_code == second.exit_code == 0
     records = {dt.name: served_rows(sim, dt) for dt in registry.DATA_TYPES}
-    return wh, (first, second), records
+    return Warehouse(config.warehouse), (first, second), records
 
 
 def test_row_counts_per_type_and_experiment_match_what_the_api_served(synced):

@@ -11,10 +11,9 @@ import pytest
 from hs_sync import registry
 from hs_sync.load import parquet as parquet_store
 from hs_sync.load.transform import rebuild, transform
-from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import landed, make_config
+from tests.extract_helpers import landed
 from tests.warehouse_helpers import db_rows, event, land, parquet_table, query
 
 EVENTS = registry.get("events")
@@ -217,9 +216,8 @@ def _land_later(wh: Warehouse, experiment: str, records: list[dict]) -> None:
     land(wh, "events", records, batch=f"{stamp}-w", experiment=experiment)
 
 
-def test_a_row_moved_to_another_day_leaves_its_old_date_partition(sim, tmp_path):
-    wh = Warehouse(tmp_path / "wh")
-    sync(make_config(sim, wh.root, types=("events",)))
+def test_a_row_moved_to_another_day_leaves_its_old_date_partition(synced_copy):
+    wh = Warehouse(synced_copy.warehouse)  # synced from the simulator
     experiment, rows = next((e, r) for e, r in sorted(landed(wh.root, EVENTS).items()) if r)
     record = next(iter(rows.values()))
     key = EVENTS.row_key(experiment, record)

@@ -61,18 +61,10 @@ def truth(sim, dt: DataType) -> dict[str, dict[str, Any]]:
     return {key: expected_row(dt, r) for key, r in served_by_key(sim, dt).items()}
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory):
-    from hs_simulator import Simulator
-
-    sim = Simulator(seed=3, scale=0.3)
-    sim.start()
-    try:
-        wh = Warehouse(tmp_path_factory.mktemp("sim") / "wh")
-        summary = sync(make_config(sim, wh.root, media=False))
-        yield sim, wh, summary
-    finally:
-        sim.stop()
+@pytest.fixture
+def synced(synced_world):
+    """The run's synced warehouse (read only), its simulator and the sync's summary."""
+    return synced_world.sim, Warehouse(synced_world.root), synced_world.summary
 
 
 def test_the_sync_summary_reports_the_transform(synced):
