@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from hs_sync.land import rawfile
-from hs_sync.registry import BY_NAME, DATA_TYPES
+from hs_sync.registry import BY_NAME, DEFAULT_TYPES
 from hs_sync.sync import sync
 from tests.extract_helpers import data_files, landed_lines, make_config
 from tests.warehouse_helpers import content_rows
@@ -18,7 +18,7 @@ def test_a_sync_lands_zstd_by_default_and_plain_ndjson_when_asked(synced_world, 
     plain = make_config(synced_world.sim, tmp_path / "plain", raw_compression="none")
     assert sync(plain).exit_code == 0
 
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         zst, nd = data_files(packed.warehouse, dt), data_files(plain.warehouse, dt)
         assert zst and nd, dt.name
         assert all(p.name.endswith(".ndjson.zst") for p in zst), dt.name
@@ -26,12 +26,12 @@ def test_a_sync_lands_zstd_by_default_and_plain_ndjson_when_asked(synced_world, 
         # the same records landed, each a line exactly as the API sent it
         assert landed_lines(packed.warehouse, dt) == landed_lines(plain.warehouse, dt)
     size = {
-        name: sum(p.stat().st_size for dt in DATA_TYPES for p in data_files(c.warehouse, dt))
+        name: sum(p.stat().st_size for dt in DEFAULT_TYPES for p in data_files(c.warehouse, dt))
         for name, c in (("zst", packed), ("nd", plain))
     }
     assert size["zst"] * 3 < size["nd"]
     # ... and the same warehouse comes out of them
-    for dt in DATA_TYPES:
+    for dt in DEFAULT_TYPES:
         rows = content_rows(packed.warehouse, dt.name)
         assert rows == content_rows(plain.warehouse, dt.name), dt.name
         assert rows or dt.name == "deployments", dt.name
