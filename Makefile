@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/hs-sync demo
 
 test: $(STAMP)
-	$(BIN)/ruff check hs_sync dagster_project tests
-	$(BIN)/ruff format --check hs_sync dagster_project tests
+	$(BIN)/ruff check hs_sync hs_simulator dagster_project tests benchmarks
+	$(BIN)/ruff format --check hs_sync hs_simulator dagster_project tests benchmarks
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The long chaos, soak and fuzz runs (tests marked slow), which `make test` leaves out.

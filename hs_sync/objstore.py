@@ -199,8 +199,12 @@ def push(root: Path, storage: Storage) -> dict[str, int]:
 
 
 def open_warehouse(config: Any):
-    """The config's local warehouse folder, created and bound to its storage."""
+    """The config's local warehouse folder, bound to its storage (created for a bucket)."""
     from hs_sync.warehouse import Warehouse
 
-    bind(Warehouse(config.warehouse).create().state_dir, from_config(config))
-    return Warehouse(config.warehouse)
+    storage = from_config(config)
+    local = Warehouse(config.warehouse)
+    if storage == Storage() and not (local.state_dir / BINDING).exists():
+        return local  # a plain local warehouse: created once the key is known to work
+    bind(local.create().state_dir, storage)
+    return local

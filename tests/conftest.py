@@ -129,6 +129,13 @@ def _state_dir(tmp_path_factory) -> Iterator[None]:
         os.environ["HS_SYNC_STATE_DIR"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory, monkeypatch) -> None:
+    """Each test has its own per-user state (request ledgers): a test's budget is not
+    spent by the tests before it, which talk to the same simulator with the same key."""
+    monkeypatch.setenv("HS_SYNC_STATE_DIR", str(tmp_path_factory.mktemp("user-state")))
+
+
 @pytest.fixture
 def sim(shared_sim: Simulator) -> Iterator[Simulator]:
     """The session's simulator with an empty request log. A test may set faults, limits,
