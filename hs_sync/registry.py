@@ -327,6 +327,8 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("jitterMs", FLOAT),
             col("rttMs", FLOAT),
             col("reason", STR),
+            # a u64 counter beyond BIGINT: its exact digits as text
+            col("bytesSent", STR),
         ),
     ),
     DataType(
@@ -407,6 +409,7 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("recordingType", STR, "metadata.recordingType"),
             col("downloadPath", STR),
             col("downloadUrl", STR),  # legacy records; stored without its signature
+            col("url", STR),  # legacy records: the unsigned media URL
         ),
     ),
     DataType(
@@ -477,6 +480,8 @@ DATA_TYPES: tuple[DataType, ...] = (
             col("participantCount", INT),
             col("createdAt", TS),
             col("roomCount", INT),
+            col("ownerId", STR),
+            col("ownerName", STR),
         ),
     ),
     DataType(

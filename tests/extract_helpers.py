@@ -134,6 +134,10 @@ def served_by_key(sim: Any, dt: DataType) -> dict[str, dict]:
             ]
         elif dt.name == "experiments":
             pairs = [(r, None) for r in sim.dataset.records(dt.path) if r.get("id") == exp]
+        elif dt.room_from:  # the client fills a missing room: the ground truth's room
+            records = sim.dataset.records(dt.path, experiment_id=exp)
+            rooms = sim.dataset.room_ids(dt.path, experiment_id=exp)
+            pairs = list(zip(records, rooms, strict=True))
         else:
             pairs = [(r, None) for r in sim.dataset.records(dt.path, experiment_id=exp)]
         redacted = dt.redact([r for r, _ in pairs])
@@ -141,7 +145,7 @@ def served_by_key(sim: Any, dt: DataType) -> dict[str, dict]:
             filled = dict(record)
             if dt.experiment_from_pull and filled.get("experimentId") is None:
                 filled["experimentId"] = exp
-            if room is not None and "scope" in dt.room_from and filled.get("roomId") is None:
+            if room is not None and dt.room_from and filled.get("roomId") is None:
                 filled["roomId"] = room
             rows[dt.row_key(safe_part(exp), record)] = filled
     return rows

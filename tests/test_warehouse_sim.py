@@ -35,7 +35,12 @@ def expected_row(dt: DataType, record: dict[str, Any]) -> dict[str, Any]:
         elif pa.types.is_timestamp(column.type):
             row[column.name] = parse_time(value)
         elif pa.types.is_floating(column.type):
-            row[column.name] = float(value)
+            row[column.name] = float(value)  # a number sent as text ("1620") converts too
+        elif pa.types.is_integer(column.type):
+            row[column.name] = int(value)
+        elif pa.types.is_string(column.type) and not isinstance(value, str):
+            # a number or boolean in a text column: its exact JSON text (u64 digits too)
+            row[column.name] = orjson.dumps(value).decode()
         else:
             row[column.name] = value
     if row.get("downloadUrl") is not None:  # a signed URL: checked apart, see below

@@ -9,7 +9,8 @@ The typing policy (docs/typing.md):
 - a record is never dropped because a declared field has another JSON type;
 - lossless conversions apply: a number, boolean into a text column is its JSON
   text (58 -> '58'); an integral number into an integer column; an integer up to
-  2^53 into a DOUBLE column; epoch milliseconds into a timestamp column;
+  2^53 into a DOUBLE column; a string that is exactly a JSON number ("1620") into
+  a numeric column by the same rules; epoch milliseconds into a timestamp column;
 - a value that cannot convert is NULL in its column, kept in `_extra` under the
   field's (dotted) name and counted as drift (`__bad`);
 - only lines that cannot become a row get a reason: not UTF-8, not JSON, not a
@@ -42,6 +43,8 @@ _JSON_TYPE_NAMES = (
     "WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' ELSE lower({t}) END"
 )
 _NUMBERS = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+# the text of a JSON number: a number sent as a string converts when it is exactly one
+_JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 
 
 @dataclass
@@ -91,6 +94,37 @@ def declared_type(column: Column) -> str:
     return "json" if column.json else str(column.type)
 
 
+def _number_text(v: str, t: str) -> str:
+    """SQL: the JSON text of a number, or of a string whose text is exactly a JSON number
+    (`"1620"`, a number sent as text); NULL for anything else."""
+    text = f"json_extract_string({v}, '$')"
+    return (
+        f"CASE WHEN {t} IN {_NUMBERS} THEN {v}::VARCHAR "
+        f"WHEN {t} = 'VARCHAR' AND regexp_full_match({text}, {_literal(_JSON_NUMBER)}) "
+        f"THEN {text} END"
+    )
+
+
+def _numeric(kind: pa.DataType, n: str) -> str:
+    """SQL typing the number text `n` as an integer or floating column; NULL where it
+    cannot convert losslessly."""
+    integral = f"regexp_full_match({n}, '-?[0-9]+')"
+    if pa.types.is_integer(kind):
+        # an integer in range; a number with no fraction that a DOUBLE holds exactly
+        d = f"TRY_CAST({n} AS DOUBLE)"
+        return (
+            f"CASE WHEN {integral} THEN TRY_CAST({n} AS BIGINT) "
+            f"ELSE TRY(CASE WHEN isfinite({d}) AND {d} = trunc({d}) "
+            f"AND abs({d}) < {_EXACT_INT} THEN {d}::BIGINT END) END"
+        )
+    # an integer literal converts only when the DOUBLE holds it exactly
+    lossy = (
+        f"({integral} AND NOT coalesce(TRY_CAST({n} AS HUGEINT) "
+        f"= TRY_CAST(TRY_CAST({n} AS DOUBLE) AS HUGEINT), false))"
+    )
+    return f"CASE WHEN NOT {lossy} THEN TRY_CAST({n} AS DOUBLE) END"
+
+
 def _typed(column: Column, v: str, t: str) -> str:
     """SQL typing the JSON value `v` (JSON type `t`) as the column's type; NULL where
     it cannot convert."""
@@ -105,22 +139,8 @@ def _typed(column: Column, v: str, t: str) -> str:
         if column.path[-1] in SIGNED_URL_FIELDS:
             text = f"split_part(split_part({text}, '?', 1), '#', 1)"
         return text
-    if pa.types.is_integer(kind):
-        return (
-            f"CASE WHEN {t} = 'BIGINT' THEN {v}::BIGINT "
-            f"WHEN {t} = 'UBIGINT' THEN TRY_CAST({v}::VARCHAR AS BIGINT) "
-            f"WHEN {t} = 'DOUBLE' THEN TRY(CASE WHEN isfinite({v}::DOUBLE) "
-            f"AND {v}::DOUBLE = trunc({v}::DOUBLE) AND abs({v}::DOUBLE) < {_EXACT_INT} "
-            f"THEN {v}::DOUBLE::BIGINT END) END"
-        )
-    if pa.types.is_floating(kind):
-        # an integer literal converts only when the DOUBLE holds it exactly
-        text = f"{v}::VARCHAR"
-        lossy = (
-            f"(regexp_full_match({text}, '-?[0-9]+') AND NOT coalesce(TRY_CAST({text} AS HUGEINT) "
-            f"= TRY_CAST(TRY_CAST({text} AS DOUBLE) AS HUGEINT), false))"
-        )
-        return f"CASE WHEN {t} IN {_NUMBERS} AND NOT {lossy} THEN TRY_CAST({text} AS DOUBLE) END"
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return _numeric(kind, _number_text(v, t))
     if pa.types.is_boolean(kind):
         return f"CASE WHEN {t} = 'BOOLEAN' THEN {v}::BOOLEAN END"
     if pa.types.is_timestamp(kind):
