@@ -48,10 +48,21 @@ def variable_rows(ds, room_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def _room_times(room: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(started, completed) of a room served in either shape: `startedAt`/`completedAt`,
+    or the dashboard docs' `startTime`/`duration` (ms)."""
+    if room.get("startedAt") or room.get("completedAt"):
+        return room.get("startedAt"), room.get("completedAt")
+    start, duration = room.get("startTime"), room.get("duration")
+    if not start:
+        return None, None
+    return start, (None if duration is None else iso(parse_iso(start) + duration))
+
+
 def _agent_rooms(ds, experiment_id: str) -> list[dict[str, Any]]:
     """Started rooms that have data (a room whose data never arrived has no agent log)."""
     empty = {r["roomId"] for r in ds._defects.get("missingDataRooms", ())}
-    rooms = [r for r in ds.records("rooms", experiment_id) if r.get("startedAt")]
+    rooms = [r for r in ds.records("rooms", experiment_id) if _room_times(r)[0]]
     return [r for r in rooms if r["id"] not in empty][::AGENT_EVERY]
 
 
@@ -64,6 +75,7 @@ def agent_run_rows(ds, experiment_id: str) -> list[dict[str, Any]]:
     out = []
     for room in _agent_rooms(ds, experiment_id):
         seed = _seed(room["id"])
+        started, completed = _room_times(room)
         tokens = [(2000 + seed % 500 + 200 * i, 10 + (seed >> 3) % 60) for i in range(DECISIONS)]
         out.append({
             "id": f"agent_{room['id']}",
@@ -80,8 +92,8 @@ def agent_run_rows(ds, experiment_id: str) -> list[dict[str, Any]]:
             "codeCommitSha": "0c0ffee",
             "roomStatus": room["status"],
             "orphaned": room["status"] not in ("completed", "active"),
-            "startedAt": room["startedAt"],
-            "endedAt": room["completedAt"],
+            "startedAt": started,
+            "endedAt": completed,
         })  # fmt: skip
     return out
 
