@@ -176,16 +176,34 @@ def test_integer_and_double_columns_convert_only_without_loss(tmp_path):
         {**base, "ratingId": "b", "stateDuration": 4.5, "value": 2**53 + 1},
         {**base, "ratingId": "c", "stateDuration": 2**63, "value": 2**64 + 1},
         {**base, "ratingId": "d", "stateDuration": True, "value": "1.5"},
+        # numbers sent as text convert by the same rules when the text is exactly a number
+        {**base, "ratingId": "e", "stateDuration": "4.0", "value": "-2e3"},
+        {**base, "ratingId": "f", "stateDuration": "4.5", "value": str(2**53 + 1)},
+        {**base, "ratingId": "g", "stateDuration": " 12", "value": "NaN"},
+        {**base, "ratingId": "h", "stateDuration": "12", "value": "1,5"},
     )
     assert out.quarantined == []
     got = [(r["stateDuration"], r["value"]) for r in out.rows]
-    assert got == [(4, float(2**53)), (None, None), (None, None), (None, None)]
+    assert got == [
+        (4, float(2**53)),
+        (None, None),
+        (None, None),
+        (None, 1.5),
+        (4, -2000.0),
+        (None, None),
+        (None, None),
+        (12, None),
+    ]
     extras = [json.loads(r["_extra"]) if r["_extra"] else None for r in out.rows]
     assert extras == [
         None,
         {"stateDuration": 4.5, "value": 2**53 + 1},
         {"stateDuration": 2**63, "value": 2**64 + 1},
-        {"stateDuration": True, "value": "1.5"},
+        {"stateDuration": True},
+        None,
+        {"stateDuration": "4.5", "value": str(2**53 + 1)},
+        {"stateDuration": " 12", "value": "NaN"},
+        {"value": "1,5"},
     ]
 
 
