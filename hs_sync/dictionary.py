@@ -115,6 +115,7 @@ COLUMNS: dict[str, Doc] = {
     "packetLossPct": D("Share of packets lost", "%"),
     "jitterMs": D("Network jitter", MS),
     "rttMs": D("Network round-trip time", MS),
+    "bytesSent": D("Bytes sent on the connection so far: a u64 counter, exact digits as text"),
     "reason": D("Why it happened (e.g. why a participant disconnected)"),
     # media sync
     "timeDrift": D("Playback position's drift from the host's (signed)", MS),
@@ -142,6 +143,9 @@ COLUMNS: dict[str, Doc] = {
     "recordingType": D("Kind of recording (metadata.recordingType)"),
     "downloadPath": D("API path the media file is fetched from (needs the API key)"),
     "downloadUrl": D("Legacy records' media URL, stored without its signature"),
+    "url": D("Legacy records' plain media URL, stored without any query"),
+    "ownerId": D("Id of the HyperStudy user who owns it"),
+    "ownerName": D("Name of the HyperStudy user who owns it"),
     # experiments
     "description": D("The experiment's description"),
     "ownerEmail": D("E-mail address of the experiment's owner"),
