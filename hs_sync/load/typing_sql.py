@@ -117,10 +117,13 @@ def _numeric(kind: pa.DataType, n: str) -> str:
             f"ELSE TRY(CASE WHEN isfinite({d}) AND {d} = trunc({d}) "
             f"AND abs({d}) < {_EXACT_INT} THEN {d}::BIGINT END) END"
         )
-    # an integer literal converts only when the DOUBLE holds it exactly
+    # an integer literal converts only when the DOUBLE holds it exactly; a number
+    # beyond a double's range ("1e400") never (only NaN and Infinity literals are not finite)
     lossy = (
-        f"({integral} AND NOT coalesce(TRY_CAST({n} AS HUGEINT) "
-        f"= TRY_CAST(TRY_CAST({n} AS DOUBLE) AS HUGEINT), false))"
+        f"(({integral} AND NOT coalesce(TRY_CAST({n} AS HUGEINT) "
+        f"= TRY_CAST(TRY_CAST({n} AS DOUBLE) AS HUGEINT), false)) "
+        f"OR (regexp_full_match({n}, {_literal(_JSON_NUMBER)}) "
+        f"AND NOT coalesce(isfinite(TRY_CAST({n} AS DOUBLE)), false)))"
     )
     return f"CASE WHEN NOT {lossy} THEN TRY_CAST({n} AS DOUBLE) END"
 
