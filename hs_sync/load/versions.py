@@ -80,33 +80,25 @@ def clean(warehouse: Warehouse, type_name: str, grace: float | None = None) -> l
     if not folder.is_dir():
         return []
     current = _current(warehouse, type_name)
-    now_n = _number(current) if current else None
-    replaced_at = (folder / current).stat().st_mtime if current else time.time()
+    current_n = _number(current) if current else None
+    # when each version was published (its folder's time), by number
+    published = {
+        n: (folder / name).stat().st_mtime
+        for name in os.listdir(folder)
+        if (n := _number(name)) is not None and current_n is not None and n <= current_n
+    }
     removed = []
     for path in sorted(folder.iterdir()):
+        n = _number(path.name)
         if path.name == current:
             continue
-        n = _number(path.name)
-        if n is not None and (now_n is None or n > now_n):
-            stale = True  # built but never published
+        if n is None:  # a folder from before versions: replaced when the first one was published
+            replaced = min(published.values(), default=0.0)
+        elif n in published:  # replaced when the next version was published
+            replaced = min(t for m, t in published.items() if m > n)
         else:
-            # replaced by the next published version (or, for a legacy folder, when set aside)
-            published = [m for m in _published_after(folder, n, now_n)]
-            since = min(published) if published else replaced_at
-            stale = time.time() - since >= grace
-        if stale:
+            replaced = 0.0  # built but never published
+        if time.time() - replaced >= grace:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _published_after(folder: Path, n: int | None, current: int | None) -> list[float]:
-    """Publish times of the versions after `n` up to the current one (legacy: its own time)."""
-    if n is None:
-        return []
-    out = []
-    for path in folder.iterdir():
-        m = _number(path.name)
-        if m is not None and n < m and (current is None or m <= current):
-            out.append(path.stat().st_mtime)
-    return out
