@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 from hs_sync import registry
 from hs_sync.load import versions
 from hs_sync.load.transform import rebuild, transform
+from hs_sync.pipeline import transform_all
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import landed
 from tests.warehouse_helpers import land
@@ -112,7 +113,8 @@ def test_replaced_versions_go_after_the_grace_period_and_unpublished_ones_at_onc
     assert sorted(kept_for_reader.rglob("*.parquet")) == files_before  # within the grace
 
     link_target = wh.parquet_dir("events").resolve()
-    assert versions.clean(wh, "events", grace=0) == [kept_for_reader]
+    transform_all(synced_copy.replace(parquet_grace_seconds=0))  # the setting, as configured
+    assert not kept_for_reader.exists()
     assert sorted(os.listdir(folder)) == [link_target.name]
     assert wh.parquet_dir("events").resolve() == link_target
     # the remaining version reads whole

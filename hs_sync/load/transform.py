@@ -78,15 +78,21 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
 
 
 def transform(
-    warehouse: Warehouse, data_types: Sequence[DataType], memory_limit: str | None = None
+    warehouse: Warehouse,
+    data_types: Sequence[DataType],
+    memory_limit: str | None = None,
+    grace_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Apply the raw files landed since the last run, type by type in the order given;
-    returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT)."""
+    returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT);
+    Parquet versions replaced more than `grace_seconds` ago are removed
+    (default: versions.GRACE_SECONDS)."""
     return _run(
         Warehouse(warehouse.root).create(),
         context.after_participants(data_types),
         False,
         memory_limit,
+        grace_seconds,
     )
 
 
@@ -94,6 +100,7 @@ def rebuild(
     warehouse: Warehouse,
     data_types: Sequence[DataType] = DATA_TYPES,
     memory_limit: str | None = None,
+    grace_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
     return _run(
@@ -101,14 +108,19 @@ def rebuild(
         context.after_participants(data_types),
         True,
         memory_limit,
+        grace_seconds,
     )
 
 
 def _run(
-    warehouse: Warehouse, data_types: list[DataType], rebuild: bool, memory_limit: str | None
+    warehouse: Warehouse,
+    data_types: list[DataType],
+    rebuild: bool,
+    memory_limit: str | None,
+    grace_seconds: float | None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    _sweep(warehouse)
+    _sweep(warehouse, grace_seconds)
     ledger = Ledger(warehouse)
     try:
         digest = duck.views_digest()
@@ -196,15 +208,16 @@ def _apply(
     return True
 
 
-def _sweep(warehouse: Warehouse) -> None:
-    """Remove what killed runs left: database copies, spill and staging files, and
-    quarantine files half written (the caller holds the warehouse lock)."""
+def _sweep(warehouse: Warehouse, grace_seconds: float | None = None) -> None:
+    """Remove what killed runs left: database copies, spill and staging files, unpublished
+    Parquet versions and quarantine files half written, and Parquet versions replaced
+    more than `grace_seconds` ago (the caller holds the warehouse lock)."""
     duck.sweep_leftovers(warehouse)
     shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)  # older layout
     published = warehouse.root / "parquet" / versions.VERSIONS_DIR
     if published.is_dir():
         for folder in published.iterdir():
-            versions.clean(warehouse, folder.name)
+            versions.clean(warehouse, folder.name, grace_seconds)
     quarantined = warehouse.root / "quarantine"
     if quarantined.is_dir():
         for tmp in quarantined.rglob(".*.tmp"):
