@@ -278,7 +278,9 @@ class SimApp:
             self._need(scopes, "read:recordings")
             return self._mint(parts[2], parts[3])
         if head in ("agent-decisions", "agent-runs", "variables") and len(parts) == 3:
-            return self._extra(head, parts[1], parts[2])
+            return self._extra(head, parts[1], parts[2], q)
+        if head == "agent-decisions" and len(parts) == 5 and parts[1:4:2] == ["room", "decision"]:
+            return self._decision(parts[2], parts[4])
         scope, scope_id = parts[-2], parts[-1]
         data_type = "/".join(parts[:-2])
         if data_type not in DATA_ENDPOINT_TYPES:
@@ -505,8 +507,11 @@ class SimApp:
         meta = {"dataType": "counts", "scope": "participant", "scopeId": participant_id}
         return _envelope(meta, orjson.dumps(data))  # one item in the `data` list
 
-    def _extra(self, head: str, scope: str, scope_id: str) -> Response:
-        """Room variables, agent decisions (experiment or room scope) and agent runs."""
+    def _extra(self, head: str, scope: str, scope_id: str, q) -> Response:
+        """Room variables, agent decisions (experiment or room scope) and agent runs.
+
+        An experiment's agent decisions come whole up to `limit` (default
+        EXTRA_LIMIT); a longer log is cut there and says so (`truncated`)."""
         allowed = {"variables": ("room",), "agent-runs": ("experiment",)}
         if scope not in allowed.get(head, ("experiment", "room")):
             raise _bad("scope", f"{head} cannot be read at {scope} scope", value=scope)
@@ -521,8 +526,24 @@ class SimApp:
             runs = head == "agent-runs"
             rows = (extras.agent_run_rows if runs else extras.agent_decision_rows)(self.ds, exp)
         name = {"agent-decisions": "agentDecisions", "agent-runs": "agentRuns"}.get(head, head)
-        meta = {"dataType": name, "scope": scope, "scopeId": scope_id}
+        meta: dict[str, Any] = {"dataType": name, "scope": scope, "scopeId": scope_id}
+        if head == "agent-decisions" and scope == "experiment":
+            limit = _int(q, "limit", extras.EXTRA_LIMIT, 1, None)
+            meta["truncated"] = len(rows) > limit
+            rows = rows[:limit]
         return _envelope(meta, b",".join(orjson.dumps(r) for r in rows))
+
+    def _decision(self, room_id: str, decision_id: str) -> Response:
+        """One agent decision with its prompt, reasoning chain and peer model."""
+        exp = self._room(room_id)
+        found = extras.decision_detail(self.ds, exp, room_id, decision_id)
+        if found is None:
+            raise _not_found("agent decision", decision_id)
+        meta = {"dataType": "agentDecisions", "scope": "room", "scopeId": room_id}
+        return Response(
+            orjson.dumps({"status": "success", "data": found, "metadata": meta}),
+            media_type="application/json",
+        )
 
     # -- recordings media ---------------------------------------------------
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .timeutil import iso, parse_iso
+from .timeutil import iso, iso_or_none, parse_iso
 
 PATHS = ("variables", "agent-decisions", "agent-runs", "deployments/{id}/sessions")
 SESSION_FIELDS = ("id", "experimentId", "deploymentId", "status", "participantCount", "createdAt")
 AGENT_EVERY = 3  # every third started room of an experiment has an AI agent
 DECISIONS = 3  # turns per agent run
+EXTRA_LIMIT = 1000  # agent decisions an experiment-scope read returns at most
 MODEL = ("claude-sim-1", "anthropic")
 
 
@@ -48,21 +49,10 @@ def variable_rows(ds, room_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def _room_times(room: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(started, completed) of a room served in either shape: `startedAt`/`completedAt`,
-    or the dashboard docs' `startTime`/`duration` (ms)."""
-    if room.get("startedAt") or room.get("completedAt"):
-        return room.get("startedAt"), room.get("completedAt")
-    start, duration = room.get("startTime"), room.get("duration")
-    if not start:
-        return None, None
-    return start, (None if duration is None else iso(parse_iso(start) + duration))
-
-
 def _agent_rooms(ds, experiment_id: str) -> list[dict[str, Any]]:
     """Started rooms that have data (a room whose data never arrived has no agent log)."""
     empty = {r["roomId"] for r in ds._defects.get("missingDataRooms", ())}
-    rooms = [r for r in ds.records("rooms", experiment_id) if _room_times(r)[0]]
+    rooms = [r for r in ds.records("rooms", experiment_id) if r.get("startTime")]
     return [r for r in rooms if r["id"] not in empty][::AGENT_EVERY]
 
 
@@ -75,7 +65,6 @@ def agent_run_rows(ds, experiment_id: str) -> list[dict[str, Any]]:
     out = []
     for room in _agent_rooms(ds, experiment_id):
         seed = _seed(room["id"])
-        started, completed = _room_times(room)
         tokens = [(2000 + seed % 500 + 200 * i, 10 + (seed >> 3) % 60) for i in range(DECISIONS)]
         out.append({
             "id": f"agent_{room['id']}",
@@ -92,8 +81,8 @@ def agent_run_rows(ds, experiment_id: str) -> list[dict[str, Any]]:
             "codeCommitSha": "0c0ffee",
             "roomStatus": room["status"],
             "orphaned": room["status"] not in ("completed", "active"),
-            "startedAt": started,
-            "endedAt": completed,
+            "startedAt": iso_or_none(ds.rooms[room["id"]].started_at),
+            "endedAt": iso_or_none(ds.rooms[room["id"]].completed_at),
         })  # fmt: skip
     return out
 
@@ -127,6 +116,25 @@ def agent_decision_rows(ds, experiment_id: str, room_id: str | None = None) -> l
         manifest = {k: v for k, v in run.items() if k not in ("roomStatus", "orphaned")}
         out.append({"_type": "run", **manifest})
     return out
+
+
+def decision_detail(ds, experiment_id: str, room_id: str, decision_id: str) -> dict | None:
+    """One decision as its detail endpoint serves it: the row plus the model's inputs."""
+    for row in agent_decision_rows(ds, experiment_id, room_id):
+        if row["_type"] == "decision" and row["id"] == decision_id:
+            detail = {k: v for k, v in row.items() if k != "_type"}
+            return {
+                **detail,
+                "prompt": f"You play participant {row['participantId']}.\n\nScreen: {row['stateName']}.",
+                "reasoning": f"Turn {row['seq']}: {row['action']}.",
+                "chain": [
+                    {"stage": "perceive", "output": row["stateName"]},
+                    {"stage": "decide", "output": f"{row['action']}({row['value']})"},
+                ],
+                "peerModelSnapshot": {row["participantId"]: {"inferredGoal": "finish the task"}},
+                "predictionUpdate": {"predictionError": round(0.1 * row["seq"], 2)},
+            }
+    return None
 
 
 def session_rows(ds, deployment: dict[str, Any]) -> list[dict[str, Any]]:

@@ -87,6 +87,8 @@ class Config:
     # DuckDB's working memory in the transform (e.g. "1GB", "512MB", "25%"); beyond it
     # DuckDB spills to state/duckdb-tmp, so a transform of any size fits
     memory_limit: str = "1GB"
+    # how long a replaced Parquet version stays for readers still scanning it
+    parquet_grace_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         if objstore.is_uri(self.warehouse):
@@ -150,6 +152,10 @@ def _validate(cfg: Config) -> None:
     if not _MEMORY.fullmatch(cfg.memory_limit.strip()):
         raise ConfigError(
             "memory_limit", f"must be a size like 1GB, 512MB or 25%, got {cfg.memory_limit!r}"
+        )
+    if not 0 <= cfg.parquet_grace_seconds < float("inf"):
+        raise ConfigError(
+            "parquet_grace_seconds", f"must be 0 or more seconds, got {cfg.parquet_grace_seconds!r}"
         )
     warehouse = Path(cfg.warehouse)
     if warehouse.exists() and not warehouse.is_dir():

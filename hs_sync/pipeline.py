@@ -31,14 +31,18 @@ def transform_types(config: Config, data_types: Sequence[DataType]) -> dict[str,
     DuckDB), in one publish of the database."""
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
-        return transform(warehouse, list(data_types), config.memory_limit)
+        return transform(
+            warehouse, list(data_types), config.memory_limit, config.parquet_grace_seconds
+        )
 
 
 def transform_all(config: Config) -> dict[str, Any]:
     """Apply the new raw files of every configured type (one database publish)."""
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
-        return transform(warehouse, list(config.data_types))
+        return transform(
+            warehouse, list(config.data_types), grace_seconds=config.parquet_grace_seconds
+        )
 
 
 def refresh_views(config: Config) -> dict[str, Any]:
@@ -46,7 +50,7 @@ def refresh_views(config: Config) -> dict[str, Any]:
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
         summary = transform(
-            warehouse, [], config.memory_limit
+            warehouse, [], config.memory_limit, config.parquet_grace_seconds
         )  # no types: publishes only when views are stale
     con = duck.connect_readonly(warehouse)
     try:

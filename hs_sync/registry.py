@@ -257,6 +257,9 @@ DATA_TYPES: tuple[DataType, ...] = (
         api_scope="read:ratings",
         key=("ratingId",),
         date_partitioned=True,
+        # the SDK's sparse ratings carry neither experimentId nor roomId
+        experiment_from_pull=True,
+        room_from=("scope", "participants"),
         columns=(
             col("ratingId", STR),
             *_WHO,

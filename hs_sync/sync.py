@@ -591,7 +591,9 @@ def _transform(
 
     run.progress("transform")
     try:
-        return transform(warehouse, list(types), run.config.memory_limit)
+        return transform(
+            warehouse, list(types), run.config.memory_limit, run.config.parquet_grace_seconds
+        )
     except Exception as exc:  # the raw landing stands; the next run normalizes again
         summary.errors["transform"] = f"{type(exc).__name__}: {exc}"
         return None

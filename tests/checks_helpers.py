@@ -25,7 +25,7 @@ def synced(sim: Any, warehouse: Path, **changes: Any) -> Config:
 def copy_of(config: Config, folder: Path) -> Config:
     """The same warehouse copied to `folder`/warehouse, so a test can damage it alone."""
     target = folder / "warehouse"
-    shutil.copytree(config.warehouse, target)
+    shutil.copytree(config.warehouse, target, symlinks=True)  # the published Parquet links
     return config.replace(warehouse=target)
 
 

@@ -115,8 +115,9 @@ def assert_only_collecting_rooms_read(sim, collecting: dict[str, str]) -> None:
 
 def served_rows(sim: Any, dt: DataType) -> list[dict]:
     """What the API serves of `dt` now, one record per key, with the experiment and room
-    the warehouse gives records that lack them (registry `experiment_from_pull`,
-    `room_from`); [] for a type a default sync does not pull."""
+    of records that lack them (sparse ratings, recordings) from the simulator's ground
+    truth: the warehouse must fill them in (registry `experiment_from_pull`, `room_from`);
+    [] for a type a default sync does not pull."""
     return list(served_by_key(sim, dt).values())
 
 
@@ -134,18 +135,18 @@ def served_by_key(sim: Any, dt: DataType) -> dict[str, dict]:
             ]
         elif dt.name == "experiments":
             pairs = [(r, None) for r in sim.dataset.records(dt.path) if r.get("id") == exp]
-        elif dt.room_from:  # the client fills a missing room: the ground truth's room
-            records = sim.dataset.records(dt.path, experiment_id=exp)
-            rooms = sim.dataset.room_ids(dt.path, experiment_id=exp)
-            pairs = list(zip(records, rooms, strict=True))
         else:
-            pairs = [(r, None) for r in sim.dataset.records(dt.path, experiment_id=exp)]
+            records = sim.dataset.records(dt.path, experiment_id=exp)
+            rooms: list = [None] * len(records)
+            if "roomId" in dt.declared_names and any(r.get("roomId") is None for r in records):
+                rooms = sim.dataset.room_ids(dt.path, exp)  # the simulator's ground truth
+            pairs = list(zip(records, rooms, strict=True))
         redacted = dt.redact([r for r, _ in pairs])
         for record, (_, room) in zip(redacted, pairs, strict=True):
             filled = dict(record)
-            if dt.experiment_from_pull and filled.get("experimentId") is None:
+            if "experimentId" in dt.declared_names and filled.get("experimentId") is None:
                 filled["experimentId"] = exp
-            if room is not None and dt.room_from and filled.get("roomId") is None:
+            if room is not None and "roomId" in dt.declared_names and filled.get("roomId") is None:
                 filled["roomId"] = room
             rows[dt.row_key(safe_part(exp), record)] = filled
     return rows

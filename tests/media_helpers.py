@@ -34,9 +34,22 @@ def synced(sim, tmp_path: Path, **overrides) -> Config:
 
 
 def served(sim, experiment: str | None = None) -> dict[str, dict]:
-    """The recordings the simulator serves now, by id."""
-    rows = sim.dataset.records("recordings")
-    return {r["recordingId"]: r for r in rows if experiment in (None, r["experimentId"])}
+    """The recordings the simulator serves now, by id, with the experiment and room the
+    client gives them (the API's records carry neither; the simulator's ground truth
+    knows both). Values a record has (e.g. overridden ones) are kept, as the client does."""
+    out = {}
+    for exp in sim.dataset.experiment_ids:
+        if experiment not in (None, exp):
+            continue
+        rows = sim.dataset.records("recordings", exp)
+        rooms = sim.dataset.room_ids("recordings", exp)
+        for row, room in zip(rows, rooms, strict=True):
+            filled = dict(row)
+            for key, value in (("experimentId", exp), ("roomId", room)):
+                if filled.get(key) is None:
+                    filled[key] = value
+            out[filled["recordingId"]] = filled
+    return out
 
 
 def sha256(data: bytes) -> str:

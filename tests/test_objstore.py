@@ -127,7 +127,6 @@ def test_hs_sync_maintain_on_the_bucket_and_refused_on_parquet(synced, tmp_path)
     result = CliRunner().invoke(main, ["maintain", "--warehouse", URI, "--json"], env=env)
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout)
-    # a default sync made a table of each default type; maintain reports the tables there are
     assert set(report) == {dt.name for dt in registry.DEFAULT_TYPES}
     events = registry.BY_NAME["events"]
     assert len(iceberg_rows(wh, events)) == len(truth(synced[0], events))

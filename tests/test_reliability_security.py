@@ -21,10 +21,10 @@ from hs_simulator import Simulator
 from hs_simulator.generate import HOSTILE_EXPERIMENT, HOSTILE_PARTICIPANT, HOSTILE_ROOMS
 from hs_sync.cli import main
 from hs_sync.media.run import download_media
-from hs_sync.registry import DATA_TYPES
+from hs_sync.registry import DEFAULT_TYPES
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
-from tests.extract_helpers import file_bytes, make_config
+from tests.extract_helpers import file_bytes, make_config, served_by_key
 from tests.warehouse_helpers import query
 
 ORG = "org_lab_7"
@@ -151,7 +151,7 @@ def test_hostile_ids_stay_in_their_folders_and_reach_sql_as_values(tmp_path):
         assert again.exit_code == 0, again.errors
         assert media.downloaded > 0 and not media.errors, media.errors
         assert set(first.experiments) == set(sim.dataset.experiment_ids)
-        truth = {dt.name: len(sim.dataset.records(dt.path)) for dt in DATA_TYPES}
+        truth = {dt.name: len(served_by_key(sim, dt)) for dt in DEFAULT_TYPES}
         hostile_rooms = [r for r in sim.dataset.rooms if r == ".." or r.startswith(HOSTILE_ROOMS)]
         hostile_events = len(sim.dataset.records("events", experiment_id=hostile_exp))
 
@@ -167,8 +167,8 @@ def test_hostile_ids_stay_in_their_folders_and_reach_sql_as_values(tmp_path):
     # Every table is there, whole: no SQL text was changed by a value.
     wh = Warehouse(root)
     tables = {r[0] for r in query(wh, "SELECT table_name FROM information_schema.tables")}
-    assert {dt.name for dt in DATA_TYPES} <= tables
-    for dt in DATA_TYPES:
+    assert {dt.name for dt in DEFAULT_TYPES} <= tables
+    for dt in DEFAULT_TYPES:
         (count,) = query(wh, f'SELECT count(*) FROM "{dt.name}"')[0]
         assert count == truth[dt.name], dt.name
     # The hostile values are stored verbatim.

@@ -135,7 +135,12 @@ def test_counts_all_data_deployments_experiments_health(sim):
     assert export["experiment"]["name"] == one["name"] and export["mediaAssets"]
 
 
-def test_download_recording_through_download_path(sim, tmp_path):
+def test_download_recording_through_download_path(sim_factory, tmp_path):
+    # Its own simulator: legacy downloadUrls expire `legacy_url_ttl` (wall clock) after
+    # the dataset is made and then answer 400, so a long session's shared one may have
+    # none valid left; here they are re-signed to stay valid through the test.
+    sim = sim_factory()
+    sim.legacy_url_ttl = 600
     hs = _client(sim)
     recs = [
         r
@@ -146,10 +151,13 @@ def test_download_recording_through_download_path(sim, tmp_path):
     path = hs.download_recording(rec, output_dir=str(tmp_path))
     assert path.read_bytes() == sim.dataset.media_bytes(rec["recordingId"])
     assert path.stat().st_size == rec["fileSize"]
-    legacy = next(r for r in sim.dataset.records("recordings") if r.get("downloadUrl"))
-    if legacy["status"] == "complete":
-        path = hs.download_recording(legacy, output_dir=str(tmp_path))
-        assert path.read_bytes() == sim.dataset.media_bytes(legacy["recordingId"])
+    legacy = next(
+        r
+        for r in sim.dataset.records("recordings")
+        if r.get("downloadUrl") and r["status"] == "complete"
+    )
+    path = hs.download_recording(legacy, output_dir=str(tmp_path))
+    assert path.read_bytes() == sim.dataset.media_bytes(legacy["recordingId"])
 
 
 def test_wrong_key_raises_authentication_error(sim):

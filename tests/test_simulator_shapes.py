@@ -117,10 +117,13 @@ class Api:
         return self.pages(f"/data/{data_type}/experiment/{exp}", **params)
 
     def agent_room(self) -> tuple[str, dict]:
-        """A room with agent decisions and one of its decisions."""
+        """A room with agent decisions and one of its component turns (the turn kind the
+        SDK's detail fixture shows, whose value is a number)."""
         for exp in self.exps:
             rows = self.body(f"/data/agent-decisions/experiment/{exp}")["data"]
-            decisions = [r for r in rows if r.get("_type") == "decision"]
+            decisions = [
+                r for r in rows if r.get("_type") == "decision" and r.get("turnKind") == "component"
+            ]
             if decisions:
                 return decisions[0]["roomId"], decisions[0]
         pytest.skip(NO_AGENTS)

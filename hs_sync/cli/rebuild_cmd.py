@@ -45,7 +45,7 @@ def command(
 
     stores.require_usable(wh, ("normalize", "database"))
     with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
-        summary = rebuild(wh, config.data_types, config.memory_limit)
+        summary = rebuild(wh, config.data_types, config.memory_limit, config.parquet_grace_seconds)
     if as_json:
         print_json(summary)
         return

@@ -8,11 +8,12 @@ to another partition (its timestamp now on another date):
 - rows with new keys are appended as one new file (temporary name, renamed);
 - rows whose key is already stored with the same content are skipped;
 - rows that change a stored key (and small-file compaction) rewrite the files
-  that hold those keys: the partition is rebuilt beside the live one (untouched
-  files hard-linked) and the two folders are exchanged in one atomic rename
-  (`renameat2(RENAME_EXCHANGE)` on Linux; elsewhere two renames, during which
-  the partition is briefly absent, never doubled). A partition left with no
-  rows is removed.
+  that hold those keys: their kept rows go into the new file and the old files
+  are unlinked. A partition left with no rows is removed.
+`apply` writes into an unpublished version folder (hs_sync/load/versions.py),
+whose files are hard links shared with the published version: files are only
+ever added or unlinked, never changed in place, so readers of the published
+version see none of this until the version is published.
 The batch is read once: its rows are routed to every touched partition's new
 file in the same pass, so the work grows with the rows, not rows x partitions.
 """
@@ -20,7 +21,6 @@ file in the same pass, so the work grows with the rows, not rows x partitions.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hs_sync.load import libc
 from hs_sync.load.duck import quote, sql
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse, fsync_path
@@ -65,14 +64,16 @@ def visible_files(folder: Path) -> list[Path]:
 
 
 def dataset_files(warehouse: Warehouse, type_name: str) -> list[Path]:
-    """Every visible Parquet file of one data type."""
+    """Every visible Parquet file of one data type's published version, named under
+    `parquet/<type>` (the link is resolved once, so the list is of one version)."""
     root = warehouse.parquet_dir(type_name)
     if not root.exists():
         return []
+    real = root.resolve()
     return sorted(
-        p
-        for p in root.rglob("*.parquet")
-        if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        root / rel
+        for rel in (p.relative_to(real) for p in real.rglob("*.parquet"))
+        if not any(part.startswith((".", "_")) for part in rel.parts)
     )
 
 
@@ -116,18 +117,17 @@ def stored_keys(con: duckdb.DuckDBPyConnection, dt: DataType, batch: str) -> tup
 
 def apply(
     con: duckdb.DuckDBPyConnection,
-    warehouse: Warehouse,
+    root: Path,
     dt: DataType,
     batch: str,
     moved: Sequence[str] = (),
 ) -> ParquetResult:
-    """Apply relation `batch` (registry columns, `__part`, `__multi`, one row per key).
+    """Apply relation `batch` (registry columns, `__part`, `__multi`, one row per key)
+    to the unpublished version folder `root` of the type.
 
     `moved` (from `stored_keys`) are partitions that may still hold an older copy of
     a batch key whose row now falls elsewhere: files holding one are rewritten without it.
     """
-    root = warehouse.parquet_dir(dt.name)
-    staging = warehouse.state_dir / "parquet-staging"
     result = ParquetResult()
     parts = [r[0] for r in con.execute(sql("SELECT DISTINCT __part FROM {b}", b=batch)).fetchall()]
     parts += [p for p in dict.fromkeys(moved) if p not in parts]
@@ -197,7 +197,7 @@ def apply(
                 if rewrite is None:
                     outputs[part] = _Output.append(dt, root / part)
                 else:
-                    outputs[part] = _Output.rewrite(con, dt, root / part, staging, rewrite)
+                    outputs[part] = _Output.rewrite(con, dt, root / part, rewrite)
             _route_delta(con, dt, outputs, whole=len(group) == len(plan))
             for output in outputs.values():
                 output.finish()
@@ -242,43 +242,31 @@ def _new_name() -> str:
 class _Output:
     """The one new file of a touched partition, written to while the delta streams by.
 
-    Appending writes a dot-named temporary file in the live folder, renamed when
-    done; rewriting builds the partition beside it (untouched files hard-linked,
-    kept rows of the replaced files first) and exchanges the folders when done.
+    It is written under a dot name in the partition's folder and renamed when
+    done; rewriting first copies the kept rows of the files it replaces, which
+    are unlinked when the new file is in place.
     """
 
-    def __init__(self, dt: DataType, folder: Path, path: Path, fresh: Path | None):
+    def __init__(self, dt: DataType, folder: Path, replace: list[Path]):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.schema = dt.arrow_schema
         self.folder = folder
-        self.path = path  # where the file is written
-        self.fresh = fresh  # the rebuilt partition folder (rewrite only)
+        self.path = folder / f".{_new_name()}.tmp"  # where the file is written
+        self.replace = replace
         self.rows = 0
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
-        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
 
     @classmethod
     def append(cls, dt: DataType, folder: Path) -> _Output:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        name = _new_name()
-        return cls(dt, folder, folder / f".{name}.tmp", None)
+        return cls(dt, folder, [])
 
     @classmethod
     def rewrite(
-        cls,
-        con: duckdb.DuckDBPyConnection,
-        dt: DataType,
-        folder: Path,
-        staging: Path,
-        replace: list[Path],
+        cls, con: duckdb.DuckDBPyConnection, dt: DataType, folder: Path, replace: list[Path]
     ) -> _Output:
-        staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = staging / uuid.uuid4().hex
-        fresh.mkdir(mode=0o700)
-        for f in visible_files(folder):
-            if f not in replace:
-                os.link(f, fresh / f.name)
-        out = cls(dt, folder, fresh / _new_name(), fresh)
+        out = cls(dt, folder, replace)
         if replace:
             # a stored row goes when the batch changes its key, whether the new row is
             # written now or (after a crash) already stored, maybe in another partition
@@ -310,23 +298,16 @@ class _Output:
         self.flush()
         self.writer.close()
         self.writer = None
-        fsync_path(self.path)
-        if self.fresh is None:
+        if self.rows or not self.replace:
+            fsync_path(self.path)
             os.replace(self.path, self.folder / self.path.name[1:-4])
-            fsync_path(self.folder)
-            return
-        if self.rows == 0:
+        else:
             self.path.unlink()
-        fsync_path(self.fresh)
-        self.folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.folder.exists():
-            self.folder.mkdir(mode=0o700)
-        exchange(self.fresh, self.folder)
-        fsync_path(self.folder.parent)
-        shutil.rmtree(self.fresh)  # the old partition, now under the staging name
+        for f in self.replace:
+            f.unlink()
 
     def abandon(self) -> None:
-        """After a failure: close and remove what was not moved into place."""
+        """After a failure: close and remove the file not moved into place."""
         if self.writer is not None:
             try:
                 self.writer.close()
@@ -334,8 +315,6 @@ class _Output:
                 pass
             self.writer = None
             self.path.unlink(missing_ok=True)
-            if self.fresh is not None:
-                shutil.rmtree(self.fresh, ignore_errors=True)
 
 
 def _route_delta(
@@ -376,16 +355,3 @@ def _route_delta(
                     break
                 buffered -= out.pending_rows
                 out.flush()
-
-
-def exchange(a: Path, b: Path) -> None:
-    """Swap two folders atomically where the system can; else with two renames."""
-    renameat2 = libc.function("renameat2")
-    if renameat2 is not None:
-        at_fdcwd, rename_exchange = -100, 2
-        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-            return
-    aside = a.with_name(a.name + ".old")
-    os.rename(b, aside)
-    os.rename(a, b)
-    os.rename(aside, a)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from hs_sync.land import quarantine, rawfile
 from hs_sync.land.state import ExtractState
-from hs_sync.load import context, duck, iceberg, lines, typing_sql
+from hs_sync.load import context, duck, iceberg, lines, typing_sql, versions
 from hs_sync.load import parquet as parquet_store
 from hs_sync.load.ledger import Ledger
 from hs_sync.load.lines import RawFile
@@ -79,15 +78,21 @@ def raw_files(warehouse: Warehouse, dt: DataType) -> list[RawFile]:
 
 
 def transform(
-    warehouse: Warehouse, data_types: Sequence[DataType], memory_limit: str | None = None
+    warehouse: Warehouse,
+    data_types: Sequence[DataType],
+    memory_limit: str | None = None,
+    grace_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Apply the raw files landed since the last run, type by type in the order given;
-    returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT)."""
+    returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT);
+    Parquet versions replaced more than `grace_seconds` ago are removed
+    (default: versions.GRACE_SECONDS)."""
     return _run(
         Warehouse(warehouse.root).create(),
         context.after_participants(data_types),
         False,
         memory_limit,
+        grace_seconds,
     )
 
 
@@ -95,6 +100,7 @@ def rebuild(
     warehouse: Warehouse,
     data_types: Sequence[DataType] = DATA_TYPES,
     memory_limit: str | None = None,
+    grace_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
     return _run(
@@ -102,14 +108,19 @@ def rebuild(
         context.after_participants(data_types),
         True,
         memory_limit,
+        grace_seconds,
     )
 
 
 def _run(
-    warehouse: Warehouse, data_types: list[DataType], rebuild: bool, memory_limit: str | None
+    warehouse: Warehouse,
+    data_types: list[DataType],
+    rebuild: bool,
+    memory_limit: str | None,
+    grace_seconds: float | None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    _sweep(warehouse)
+    _sweep(warehouse, grace_seconds)
     ledger = Ledger(warehouse)
     try:
         digest = duck.views_digest()
@@ -151,9 +162,9 @@ def _apply(
     run with nothing new copies and publishes nothing (unless the views changed).
     """
     everything = {dt.name for dt in DATA_TYPES} <= rebuilt
-    staging = warehouse.state_dir / "parquet-staging"
+    hive = warehouse.storage.table_format != "iceberg"
     build: duck.Build | None = None
-    fresh_parquet: dict[str, Path] = {}
+    new_versions: dict[str, Path] = {}  # each changed type's unpublished Parquet version
 
     def started() -> duck.Build:
         nonlocal build
@@ -168,20 +179,25 @@ def _apply(
             files = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
             if again:
                 started().con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
-                fresh_parquet[dt.name] = staging / f"rebuild-{uuid.uuid4().hex}"
                 shutil.rmtree(warehouse.quarantine_dir(dt.name), ignore_errors=True)
+            if hive and (again or files):
+                new_versions[dt.name] = versions.begin(warehouse, dt.name, empty=again)
             if not files:
                 continue
-            target = Warehouse(fresh_parquet[dt.name]) if again else None
-            _load_type(started(), warehouse, dt, files, results[dt.name], target)
+            _load_type(
+                started(), warehouse, dt, files, results[dt.name], again, new_versions.get(dt.name)
+            )
         if build is None and not stale_views:
             return False
-        for name, fresh in fresh_parquet.items():
-            _swap_in(fresh / "parquet" / name, warehouse.parquet_dir(name))
+        # one atomic switch per type, for all its partitions together
+        for name in list(new_versions):
+            versions.publish(warehouse, name, new_versions.pop(name))
         started().publish()
     except BaseException:
         if build is not None:
             build.discard()
+        for version in new_versions.values():  # those not published; the next sweep too
+            shutil.rmtree(version, ignore_errors=True)
         raise
     if rebuilt:
         ledger.forget(sorted(rebuilt))
@@ -189,29 +205,23 @@ def _apply(
         r = results[dt.name]
         ledger.record(dt.name, r.applied)
         ledger.add_drift(dt.name, r.drift)
-    shutil.rmtree(staging, ignore_errors=True)
     return True
 
 
-def _sweep(warehouse: Warehouse) -> None:
-    """Remove what killed runs left: database copies, spill and staging files, and
-    quarantine files half written (the caller holds the warehouse lock)."""
+def _sweep(warehouse: Warehouse, grace_seconds: float | None = None) -> None:
+    """Remove what killed runs left: database copies, spill and staging files, unpublished
+    Parquet versions and quarantine files half written, and Parquet versions replaced
+    more than `grace_seconds` ago (the caller holds the warehouse lock)."""
     duck.sweep_leftovers(warehouse)
-    shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)
+    shutil.rmtree(warehouse.state_dir / "parquet-staging", ignore_errors=True)  # older layout
+    published = warehouse.root / "parquet" / versions.VERSIONS_DIR
+    if published.is_dir():
+        for folder in published.iterdir():
+            versions.clean(warehouse, folder.name, grace_seconds)
     quarantined = warehouse.root / "quarantine"
     if quarantined.is_dir():
         for tmp in quarantined.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
-
-
-def _swap_in(fresh: Path, live: Path) -> None:
-    fresh.mkdir(parents=True, exist_ok=True, mode=0o700)
-    live.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if live.exists():
-        parquet_store.exchange(fresh, live)
-        shutil.rmtree(fresh)
-    else:
-        fresh.rename(live)
 
 
 def _load_type(
@@ -220,9 +230,11 @@ def _load_type(
     dt: DataType,
     files: list[RawFile],
     result: TypeResult,
-    rebuild_target: Warehouse | None,
+    rebuilt: bool,
+    version: Path | None,
 ) -> None:
-    """Type one type's new raw files and apply them to DuckDB and Parquet."""
+    """Type one type's new raw files and apply them to DuckDB and Parquet (`version`:
+    the type's unpublished hive version folder, None for Iceberg tables)."""
     con = build.con
     loaded, damaged = lines.load(con, files)
     for raw, reason in damaged:
@@ -241,10 +253,9 @@ def _load_type(
         stored, moved = parquet_store.stored_keys(con, dt, "__batch")
         result.db_rows_written = duck.apply_delta(con, dt, "__batch", stored)
         if warehouse.storage.table_format == "iceberg":
-            again = rebuild_target is not None
-            pq = iceberg.upsert(con, warehouse, dt, "__batch", moved, replace=again)
+            pq = iceberg.upsert(con, warehouse, dt, "__batch", moved, replace=rebuilt)
         else:
-            pq = parquet_store.apply(con, rebuild_target or warehouse, dt, "__batch", moved)
+            pq = parquet_store.apply(con, version, dt, "__batch", moved)
         result.parquet_rows_written = pq.rows_written
         result.partitions_touched = len(pq.partitions)
         result.partitions_rewritten = len(pq.rewritten)

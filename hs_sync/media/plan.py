@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ import orjson
 
 from hs_sync.land import rawfile
 from hs_sync.load import duck
+from hs_sync.load.context import PARTICIPANTS
 from hs_sync.registry import media_type
+from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse, safe_part
 
 # Extension when `format` is missing or not a plain token, by the recording's media type.
@@ -119,12 +121,44 @@ def _from_duckdb(warehouse: Warehouse) -> list[Recording]:
 
 
 def _from_raw(warehouse: Warehouse) -> list[Recording]:
+    joined = _participant_rooms(warehouse.root / "raw" / PARTICIPANTS)
     latest: dict[str, Recording] = {}
     for experiment, record in _raw_records(warehouse.root / "raw" / media_type().name):
         rec = _from_record(record, experiment)
-        if rec is not None:
-            latest[rec.id] = rec
+        if rec is None:
+            continue
+        if rec.room_id is None and rec.participant_id is not None:
+            # SDK-shaped records carry no room: the participant's, as the transform does
+            room = _room_at(joined.get((experiment, rec.participant_id), []), record)
+            rec = replace(rec, room_id=room)
+        latest[rec.id] = rec
     return list(latest.values())
+
+
+def _participant_rooms(root: Path) -> dict[tuple[str, str], list[tuple[Any, str]]]:
+    """(experiment folder, participant id) -> [(joinedAt, room id)] from raw participants."""
+    out: dict[tuple[str, str], list[tuple[Any, str]]] = {}
+    for experiment, record in _raw_records(root):
+        pid, room = _text(record.get("id")), _text(record.get("roomId"))
+        if pid and room:
+            pair = (parse_time(record.get("joinedAt")), room)
+            rooms = out.setdefault((experiment, pid), [])
+            if pair not in rooms:
+                rooms.append(pair)
+    return out
+
+
+def _room_at(rooms: list[tuple[Any, str]], record: dict[str, Any]) -> str | None:
+    """The room joined last at or before the recording's start, else the first joined
+    (the rule of `hs_sync.load.context.fill_rooms`)."""
+    if not rooms:
+        return None
+    start = parse_time(record.get("startTime"))
+    known = sorted((t, r) for t, r in rooms if t is not None)
+    before = [r for t, r in known if start is not None and t <= start]
+    if before:
+        return before[-1]
+    return known[0][1] if known else min(r for _, r in rooms)
 
 
 def _raw_records(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
