@@ -134,7 +134,9 @@ def _read_only(root: Path) -> None:
     """Make the warehouse unwritable: immutable files for root (who may write anything
     else), no write bits for anyone else."""
     if os.geteuid() == 0:
-        done = subprocess.run(["chattr", "-R", "+i", str(root)], capture_output=True, text=True)
+        # every file and folder, not the published-version links (a link has no flags)
+        paths = [str(p) for p in (root, *root.rglob("*")) if not p.is_symlink()]
+        done = subprocess.run(["chattr", "+i", *paths], capture_output=True, text=True)
         if done.returncode:
             pytest.skip(f"chattr cannot make files immutable here: {done.stderr.strip()}")
         return
@@ -146,7 +148,8 @@ def _read_only(root: Path) -> None:
 
 def _writable_again(root: Path) -> None:
     if os.geteuid() == 0:
-        subprocess.run(["chattr", "-R", "-i", str(root)], check=False)
+        paths = [str(p) for p in (root, *root.rglob("*")) if not p.is_symlink()]
+        subprocess.run(["chattr", "-i", *paths], check=False)
     for folder, _, _ in os.walk(root):
         os.chmod(folder, 0o700)
 
