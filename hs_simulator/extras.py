@@ -20,30 +20,26 @@ AGENT_EVERY = 3  # every third started room of an experiment has an AI agent
 DECISIONS = 3  # turns per agent run
 EXTRA_LIMIT = 1000  # agent decisions an experiment-scope read returns at most
 MODEL = ("claude-sim-1", "anthropic")
+SEEDED = frozenset({"sessionSeed", "condition"})  # variables a room's seed sets
 
 
 def variable_rows(ds, room_id: str) -> list[dict[str, Any]]:
     """The room's variable writes, in time order (no room or experiment field: the
-    endpoint is per room, as the SDK reads it)."""
+    endpoint is per room, as the SDK reads it). Each write comes from one component
+    row alone, so a late row adds writes and never changes those already served."""
     exp = ds.room_experiment[room_id]
-    last: dict[str, dict[str, Any]] = {}
     out = []
     for row in ds.records("components", exp):
         if row.get("roomId") != room_id or not isinstance(row.get("variables"), dict):
             continue
-        seen = last.setdefault(row["participantId"], {})
-        source = "component" if seen else "seed"
         for name, value in row["variables"].items():
-            if name in seen and seen[name] == value:
-                continue
-            seen[name] = value
             out.append({
                 "participantId": row["participantId"],
                 "timestamp": row["timestamp"],
                 "stateId": row["stateId"],
                 "variable": name,
                 "value": value,
-                "source": source,
+                "source": "seed" if name in SEEDED else "component",
                 "persisted": True,
             })  # fmt: skip
     return out
