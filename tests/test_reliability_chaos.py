@@ -248,6 +248,9 @@ def test_50_kills_across_every_phase_then_the_warehouse_equals_a_clean_runs(sim_
     wh = Warehouse(root)
     for dt in DATA_TYPES:
         files = [str(p) for p in dataset_files(wh, dt.name)]
+        if not files:  # a type the sync does not pull by default has no Parquet at all
+            assert len(clean[f"base table {dt.name}"]) == 1, dt.name  # the header row only
+            continue
         (n, distinct) = con.execute(
             "SELECT count(*), count(DISTINCT _key) FROM read_parquet(?)", [files]
         ).fetchone()
