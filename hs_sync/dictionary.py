@@ -187,6 +187,20 @@ COLUMNS: dict[str, Doc] = {
 
 # Per table: names whose meaning differs there, and the columns of views and of
 # hs-sync's own tables that no shared name covers.
+# An agent run's manifest: the agent_runs rows, and the run rows of agent_decisions.
+AGENT_RUN: dict[str, Doc] = {
+    "personaId": D("Persona the agent played"),
+    "seed": D("Random seed of the agent run"),
+    "totalInputTokens": D("Input tokens over the whole run"),
+    "totalOutputTokens": D("Output tokens over the whole run"),
+    "totalCostUsd": D("Cost of the run", "USD"),
+    "turns": D("Turns the agent took in the run"),
+    "codeCommitSha": D("Commit of the agent code that ran"),
+    "endedAt": D("When the agent run ended", UTC),
+    "model": D("Language model the agent used"),
+    "provider": D("Provider of that model"),
+}
+
 OVERRIDES: dict[str, dict[str, Doc]] = {
     "variables": {
         "variable": D("Name of the experiment variable"),
@@ -207,31 +221,13 @@ OVERRIDES: dict[str, dict[str, Doc]] = {
         "latencyMs": D("Time the model took to answer", MS),
         "inputTokens": D("Input tokens of this turn"),
         "outputTokens": D("Output tokens of this turn"),
-        "personaId": D("Persona the agent played"),
-        "seed": D("Random seed of the agent run"),
-        "totalInputTokens": D("Input tokens over the whole run"),
-        "totalOutputTokens": D("Output tokens over the whole run"),
-        "totalCostUsd": D("Cost of the run", "USD"),
-        "turns": D("Turns the agent took in the run"),
-        "codeCommitSha": D("Commit of the agent code that ran"),
-        "endedAt": D("When the agent run ended", UTC),
-        "model": D("Language model the agent used"),
-        "provider": D("Provider of that model"),
+        **AGENT_RUN,
     },
     "agent_runs": {
         "id": D("Id of the agent run"),
         "roomStatus": D("Status of the room when the run ended"),
         "orphaned": D("Whether the run lost its room before it ended"),
-        "personaId": D("Persona the agent played"),
-        "seed": D("Random seed of the agent run"),
-        "totalInputTokens": D("Input tokens over the whole run"),
-        "totalOutputTokens": D("Output tokens over the whole run"),
-        "totalCostUsd": D("Cost of the run", "USD"),
-        "turns": D("Turns the agent took in the run"),
-        "codeCommitSha": D("Commit of the agent code that ran"),
-        "endedAt": D("When the agent run ended", UTC),
-        "model": D("Language model the agent used"),
-        "provider": D("Provider of that model"),
+        **AGENT_RUN,
     },
     "events": {"id": D("Event id")},
     "ratings_continuous": {

@@ -183,9 +183,10 @@ class CheckContext:
     @cached_property
     def as_of(self) -> datetime:
         """The server time of the newest snapshot (what 'now' meant when it was taken)."""
+        participants = listing("participant").name
         for run in reversed(self.runs):
             end = parse_time(run.get("window_end"))
-            if end is not None and listing("participant").name in (run.get("rows") or {}):
+            if end is not None and participants in (run.get("rows") or {}):
                 return end
         synced = self.scalar("SELECT max(_synced_at) FROM participants")
         return synced or datetime.now(timezone.utc)
