@@ -197,6 +197,33 @@ def budget_for(
     )
 
 
+def _open_ledger(path: Path) -> sqlite3.Connection:
+    """Open (creating if need be) the ledger in WAL mode.
+
+    Switching a new file to WAL takes a lock that SQLite's busy handler does not wait
+    for, so two runs creating the same ledger at once retry here instead of failing.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        db = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_LEDGER_SCHEMA)
+            os.chmod(path, 0o600)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        except BaseException:
+            db.close()
+            raise
+
+
 class SharedBudget(RequestBudget):
     """`RequestBudget` whose windows live in the key's ledger file, not in memory.
 
@@ -217,13 +244,7 @@ class SharedBudget(RequestBudget):
         self.path = path
         self.owner = uuid.uuid4().hex
         try:
-            self._db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_LEDGER_SCHEMA)
-            os.chmod(path, 0o600)
+            self._db = _open_ledger(path)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(
                 "state_dir", f"cannot open the request ledger {path}: {exc}"
