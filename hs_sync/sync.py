@@ -43,6 +43,7 @@ from hs_sync.extract.pulls import Extractor, PullResult, now_iso, quote_id, room
 from hs_sync.land.batch import sweep_temporaries
 from hs_sync.land.state import ExtractState, remembered_access
 from hs_sync.lock import warehouse_lock
+from hs_sync.media.links import ListedLinks
 from hs_sync.registry import DataType, Mode
 from hs_sync.warehouse import Warehouse
 
@@ -244,6 +245,8 @@ def sync(
                     state.set_signal(name, value, summary.started_at)
                 run = _Run(config, summary, progress)
                 status = "failed"
+                with_media = transform and config.media and any(dt.triggers_media for dt in types)
+                listed = ListedLinks() if with_media else None
                 try:
                     extractor = Extractor(
                         client,
@@ -253,6 +256,7 @@ def sync(
                         run_id=summary.run_id,
                         window_end=summary.window_end,
                         progress=progress,
+                        listed=listed,
                     )
                     schedule = Schedule(state, config, summary.window_end)
                     _pull_all(run, extractor, client, types, experiments, listing, schedule)
@@ -265,8 +269,8 @@ def sync(
                     if transform:
                         summary.transform = _transform(warehouse, types, summary, run)
                         interrupt.check()  # DuckDB may have turned the signal into its error
-                        if config.media and any(dt.triggers_media for dt in types):
-                            summary.media = _media(config, budget, summary, progress)
+                        if with_media:
+                            summary.media = _media(config, budget, summary, progress, listed)
                     summary.upload = _upload(warehouse, summary, run)
                     status = "partial" if summary.exit_code else "ok"
                 except interrupt.Interrupted:
@@ -612,12 +616,16 @@ def _upload(warehouse: Warehouse, summary: RunSummary, run: _Run) -> dict[str, A
 
 
 def _media(
-    config: Config, budget: RequestBudget, summary: RunSummary, progress: Progress
+    config: Config,
+    budget: RequestBudget,
+    summary: RunSummary,
+    progress: Progress,
+    listed: ListedLinks | None,
 ) -> dict[str, Any]:
     """Download the recordings' media; failures are reported, the sync stands."""
     from hs_sync.media import download_media
 
-    media = download_media(config, progress=progress, lock=False, budget=budget)
+    media = download_media(config, progress=progress, lock=False, budget=budget, listed=listed)
     for recording, reason in media.errors.items():
         summary.errors[f"media/{recording}"] = reason
     return media.to_dict()

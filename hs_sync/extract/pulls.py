@@ -18,9 +18,9 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -33,6 +33,9 @@ from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME, DataType, Mode
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, safe_part
+
+if TYPE_CHECKING:
+    from hs_sync.media.links import ListedLinks
 
 MAX_REREADS = 2  # extra passes over a window whose row count disagrees with `total`
 
@@ -134,8 +137,10 @@ class Extractor:
         window_end: str,
         progress: Progress | None = None,
         pages_per_file: int | None = None,
+        listed: ListedLinks | None = None,
     ):
         self.client = client
+        self.listed = listed  # legacy recording links for this run's media step
         self.warehouse = warehouse
         self.state = state
         self.config = config
@@ -157,11 +162,14 @@ class Extractor:
         endpoint: str,
         paged: bool = True,
         start: int = 0,
+        keep: Callable[[list[Any]], None] | None = None,
     ) -> Iterator[tuple[Envelope, str]]:
         """Yield (page, fetched_at) following `nextOffset`, fetching one page ahead.
 
         The next page is requested while the caller lands the current one, so
         the wire stays busy; the window parameters never change mid-scan.
+        `keep` sees each page's records with their signed URLs before they are
+        scrubbed (the recordings' legacy links, for this run's media step).
         """
         base = dict(params)
         if paged:
@@ -169,7 +177,11 @@ class Extractor:
 
         def fetch(offset: int) -> tuple[Envelope, str]:
             query = {**base, "offset": offset} if (paged or offset) else base
-            return self.client.get(path, query, endpoint=endpoint), now_iso()
+            if keep is None:
+                return self.client.get(path, query, endpoint=endpoint), now_iso()
+            page = self.client.get(path, query, endpoint=endpoint, signed_urls=True)
+            keep(page.records)
+            return replace(page, data=self.client.scrubber.value(page.data)), now_iso()
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-page") as ahead:
             offset = start
@@ -800,7 +812,10 @@ class Extractor:
     def _whole_pages(self, dt: DataType, exp: str) -> Iterator[tuple[Envelope, str]]:
         if dt.data_endpoint:
             path, params = dt.url_path("experiment", quote_id(exp)), dict(dt.extra_params)
-            return self.pages(path, params, endpoint=_endpoint(dt, "experiment"), paged=dt.paged)
+            keep = self.listed.note if dt.triggers_media and self.listed is not None else None
+            return self.pages(
+                path, params, endpoint=_endpoint(dt, "experiment"), paged=dt.paged, keep=keep
+            )
         params = {"experimentId": exp, **dict(dt.extra_params)}
         return self.pages(dt.path, params, endpoint=dt.path, paged=False)
 

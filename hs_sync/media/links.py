@@ -3,7 +3,9 @@
 A signed URL is a credential: it is held in a `SignedUrl`, whose str and repr
 never show it, and is never written anywhere. Legacy recordings carry a
 `downloadUrl`/`url` instead; the landing redacts those (they are signed URLs
-too), so a fresh one is read from the room's recordings listing when needed.
+too). A sync hands the ones its recordings listing just carried to the media step
+in memory (`ListedLinks`), which uses them while storage accepts them; otherwise,
+or once one has expired, a fresh one is read from the room's recordings listing.
 Every request goes through `ApiClient`, so it counts against the request budget.
 """
 
@@ -56,14 +58,42 @@ class LinkUnavailable(Exception):
         self.server_failed = server_failed
 
 
-class Links:
-    """Mints signed URLs for recordings (thread-safe)."""
+class ListedLinks:
+    """Legacy signed URLs that this run's recordings listing carried, by recording id.
 
-    def __init__(self, client: ApiClient):
+    Held in memory only, for the media step of the same run (thread-safe).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._urls: dict[str, SignedUrl] = {}
+
+    def note(self, records: list[Any]) -> None:
+        """Keep the signed URL of every legacy recording among unscrubbed `records`."""
+        found = _listed_urls(records)
+        with self._lock:
+            self._urls.update(found)
+
+    def get(self, recording_id: str) -> SignedUrl | None:
+        with self._lock:
+            return self._urls.get(recording_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._urls)
+
+
+class Links:
+    """Mints signed URLs for recordings (thread-safe); a legacy recording's listed URL
+    from `listed` is used first, and replaced only once storage refuses it."""
+
+    def __init__(self, client: ApiClient, listed: ListedLinks | None = None):
         self._client = client
+        self._listed = listed or ListedLinks()
         self._lock = threading.Lock()
         self._rooms: dict[str, dict[str, SignedUrl]] = {}  # legacy links by room
         self.minted = 0
+        self.listed_used = 0  # legacy links taken from the listing, no request
 
     def mint(self, rec: Recording, *, fresh: bool = False) -> SignedUrl:
         """A signed URL for `rec`; `fresh` after the last one expired."""
@@ -97,8 +127,12 @@ class Links:
     def _legacy(self, rec: Recording, fresh: bool) -> SignedUrl:
         if not rec.room_id:
             raise LinkUnavailable("skipped", "no downloadPath, and no room to look a link up in")
+        listed = self._listed.get(rec.id)
         with self._lock:
             known = self._rooms.get(rec.room_id)
+            if not fresh and known is None and listed is not None:
+                self.listed_used += 1
+                return listed
         links = None if fresh else known
         if links is None:
             links = self._read_room(rec.room_id)
@@ -107,7 +141,8 @@ class Links:
                 self.minted += 1
         if rec.id not in links:
             raise LinkUnavailable("skipped", "no downloadPath and no legacy downloadUrl/url")
-        if fresh and known is not None and known.get(rec.id) == links[rec.id]:
+        refused = (known or {}).get(rec.id, listed)
+        if fresh and refused is not None and refused == links[rec.id]:
             # A legacy link cannot be minted anew: the API serves the one storage refused.
             raise LinkUnavailable(
                 "failed",
@@ -138,11 +173,7 @@ class Links:
                 raise LinkUnavailable(
                     "failed", f"reading the room's recordings failed: {exc}"
                 ) from None
-            for record in page.records:
-                if isinstance(record, dict) and record.get("recordingId") is not None:
-                    url = _url_in({"url": record.get("downloadUrl") or record.get("url")})
-                    if url is not None:
-                        links[str(record["recordingId"])] = url
+            links.update(_listed_urls(page.records))
             pagination = page.pagination or {}
             returned = page.count
             if not pagination.get("hasMore") or not returned:
@@ -161,6 +192,17 @@ def _api_path(value: str) -> tuple[str | None, dict[str, str]]:
     if path.startswith("api/v3/"):  # tolerate a path given from the server root
         path = path[len("api/v3/") :]
     return path, dict(parse_qsl(parts.query))
+
+
+def _listed_urls(records: list[Any]) -> dict[str, SignedUrl]:
+    """recording id -> the legacy signed URL a listing's record carries."""
+    found = {}
+    for record in records:
+        if isinstance(record, dict) and record.get("recordingId") is not None:
+            url = _url_in({"url": record.get("downloadUrl") or record.get("url")})
+            if url is not None:
+                found[str(record["recordingId"])] = url
+    return found
 
 
 def _url_in(data: Any) -> SignedUrl | None:

@@ -31,7 +31,7 @@ from hs_sync.lock import warehouse_lock
 from hs_sync.media import manifest as mf
 from hs_sync.media import redact
 from hs_sync.media.fetch import CHUNK, Fetcher, Result
-from hs_sync.media.links import Links, LinkUnavailable
+from hs_sync.media.links import Links, LinkUnavailable, ListedLinks
 from hs_sync.media.plan import Recording, media_file, read_recordings, relative
 from hs_sync.warehouse import Warehouse
 
@@ -55,6 +55,7 @@ class MediaSummary:
     storage_requests: int = 0
     resumed: int = 0  # requests that continued a file with Range
     reminted: int = 0  # links replaced after storage refused an expired one
+    listed_links: int = 0  # legacy links taken from the sync's listing (no request)
     server_failed: list[str] = field(default_factory=list)  # recording ids
     errors: dict[str, str] = field(default_factory=dict)  # recording id (or run) -> reason
     manifest_published: bool = False
@@ -78,11 +79,13 @@ def download_media(
     progress: Progress | None = None,
     lock: bool = True,
     budget: RequestBudget | None = None,
+    listed: ListedLinks | None = None,
 ) -> MediaSummary:
     """Download every completed recording of `config`'s warehouse (and experiments).
 
     `lock=False` when the caller already holds the warehouse lock (the sync);
-    `budget`: share the caller's request budget (then the caller persists it).
+    `budget`: share the caller's request budget (then the caller persists it);
+    `listed`: legacy links the caller's recordings listing carried, used first.
     Raises AuthError (the key was refused), ConfigError and WarehouseLocked.
     """
     started = time.monotonic()
@@ -100,7 +103,7 @@ def download_media(
         warehouse.create()
         manifest = mf.Manifest(warehouse)
         try:
-            _Run(config, warehouse, manifest, summary, progress, budget).run()
+            _Run(config, warehouse, manifest, summary, progress, budget, listed).run()
             # No database yet (nothing transformed): the manifest waits in state/media.sqlite;
             # creating the database here would make the transform think it has applied raw.
             live = warehouse.db_path.exists()
@@ -127,13 +130,14 @@ class _Run:
             "media_wait", seconds=round(seconds, 1), per_minute=self.config.budget_per_minute
         )
 
-    def __init__(self, config, warehouse, manifest, summary, progress, budget):
+    def __init__(self, config, warehouse, manifest, summary, progress, budget, listed=None):
         self.config: Config = config
         self.warehouse: Warehouse = warehouse
         self.manifest: mf.Manifest = manifest
         self.summary: MediaSummary = summary
         self.progress: Progress = progress
         self.budget: RequestBudget | None = budget
+        self.listed: ListedLinks | None = listed
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.auth_error: AuthError | None = None
@@ -239,7 +243,7 @@ class _Run:
         waiting_before, budget.on_wait = budget.on_wait, self._waiting
         try:
             with ApiClient(config, budget) as client:
-                links = Links(client)
+                links = Links(client, self.listed)
                 try:
                     with ThreadPoolExecutor(
                         config.media_concurrency, thread_name_prefix="hs-media"
@@ -249,6 +253,7 @@ class _Run:
                             future.result()
                 finally:
                     self.summary.api_requests = client.attempts
+                    self.summary.listed_links = links.listed_used
         finally:
             budget.on_wait = waiting_before
             fetcher.close()
