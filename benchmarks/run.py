@@ -418,29 +418,21 @@ def run_scale(scale: float, seed: int, peers: bool, log) -> dict:
         res["onepct"] = measure("hs-sync", sim.api_key, **common)
 
         if peers:
-            log("  official SDK (output=dict) + pyarrow Parquet")
-            sdk_dir = work / "sdk"
-            sdk_dir.mkdir()
-            res["sdk"] = measure(
-                "sdk",
-                sim.api_key,
-                base_url=sim.base_url,
-                dir=str(sdk_dir),
-                experiments=sim.experiments,
-            )
+            clients = [("sdk", "official SDK (output=dict) + pyarrow Parquet")]
             try:
                 import dlt  # noqa: F401
             except ImportError:
                 log("  dlt is not installed (pip install '.[bench]'): skipped")
             else:
-                log("  dlt rest_api -> duckdb (parquet loader)")
-                dlt_dir = work / "dlt"
-                dlt_dir.mkdir()
-                res["dlt"] = measure(
-                    "dlt",
+                clients.append(("dlt", "dlt rest_api -> duckdb (parquet loader)"))
+            for name, label in clients:
+                log(f"  {label}")
+                (work / name).mkdir()
+                res[name] = measure(
+                    name,
                     sim.api_key,
                     base_url=sim.base_url,
-                    dir=str(dlt_dir),
+                    dir=str(work / name),
                     experiments=sim.experiments,
                 )
     finally:
