@@ -53,7 +53,7 @@ class Column:
     type: pa.DataType
     source: str | None = None
     json: bool = False  # value is nested JSON, stored as JSON text
-    # Its description, where hs_sync/dictionary.py has none for the name (or the table).
+    # Its description (wins over hs_sync/dictionary.py's; a name described there needs none).
     doc: Doc | None = None
 
     @property
@@ -127,7 +127,7 @@ class DataType:
     triggers_media: bool = False  # its rows are recordings whose files `media` downloads
     row_cap: int | None = None  # the API lists at most this many rows
     marks_sessions: bool = False  # a room with none of its rows is a missing session
-    # One line on what its table holds, where hs_sync/dictionary.py has none.
+    # One line on what its table holds (wins over hs_sync/dictionary.py's TABLES).
     doc: str | None = None
 
     def column_for(self, entity: str) -> str | None:
