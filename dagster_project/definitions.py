@@ -8,10 +8,10 @@ from dagster_project.checks import build_checks
 from dagster_project.factory import build_assets
 from dagster_project.resources import HyperStudyResource, WarehouseResource
 from dagster_project.schedules import sync_job, sync_schedule
-from hs_sync.registry import DEFAULT_TYPES
+from hs_sync import registry
 
 defs = Definitions(
-    assets=build_assets(DEFAULT_TYPES),
+    assets=build_assets(registry.DEFAULT_TYPES),
     asset_checks=build_checks(),
     jobs=[sync_job],
     # One process for every step: a run starts no subprocess per step (each would import

@@ -41,10 +41,10 @@ from dagster import (
 )
 
 from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
-from hs_sync import pipeline
+from hs_sync import pipeline, registry
 from hs_sync.load.duck import duck_type
 from hs_sync.media import download_media
-from hs_sync.registry import BY_NAME, DATA_TYPES, LINEAGE_COLUMNS, DataType, media_type
+from hs_sync.registry import LINEAGE_COLUMNS, DataType, media_type
 from hs_sync.sync import RunSummary
 from hs_sync.warehouse import Warehouse
 
@@ -128,9 +128,9 @@ class TypeAssets:
         )
 
 
-def build_assets(data_types: Sequence[DataType] = DATA_TYPES) -> list[AssetsDefinition]:
-    """Every asset the registry implies, merged into one list."""
-    types = [TypeAssets(dt) for dt in data_types]
+def build_assets(data_types: Sequence[DataType] | None = None) -> list[AssetsDefinition]:
+    """Every asset the registry implies (for `data_types`, default all), merged into one list."""
+    types = [TypeAssets(dt) for dt in (registry.DATA_TYPES if data_types is None else data_types)]
     return [
         pull_assets(types),
         transform_assets(types),
@@ -275,7 +275,7 @@ def _errors_of(summary: RunSummary, name: str) -> dict[str, str]:
     return {
         key: value
         for key, value in summary.errors.items()
-        if key.split("/", 1)[0] == name or key.split("/", 1)[0] not in BY_NAME
+        if key.split("/", 1)[0] == name or key.split("/", 1)[0] not in registry.BY_NAME
     }
 
 

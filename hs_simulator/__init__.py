@@ -8,6 +8,7 @@ clock and ground truth.
 
 from __future__ import annotations
 
+from .series import Series
 from .simulator import Simulator
 
-__all__ = ["Simulator"]
+__all__ = ["Series", "Simulator"]

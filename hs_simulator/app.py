@@ -31,6 +31,9 @@ Choices where the contract is silent (documented for clients):
 - The download-path mint endpoint answers 404 while a recording is processing
   or when it failed; a signed URL that was altered gets 403 and one that
   expired gets 400, each with an XML body, as the storage service does.
+- Time-series types given as data (`series.Series`) are served at every scope,
+  need the scope they name (none: any valid key) and appear in the counts
+  under their `count_name` only.
 - `/data/agent-decisions/...` and `/data/agent-runs/...` exist (the SDK's
   get_all_data calls them) and return no rows: the dataset has no AI agents.
 """
@@ -55,7 +58,7 @@ from starlette.routing import Route
 
 from . import extras, shapes
 from .auth import SCOPE_FOR_TYPE, KeyRing, grants
-from .dataset import DATA_TYPES, SERIES_TYPES, TIME_FIELD, Dataset
+from .dataset import DATA_TYPES, Dataset
 from .faults import Faults
 from .media import MediaFault, media_bytes, parse_range
 from .ratelimit import RateLimiter
@@ -283,13 +286,14 @@ class SimApp:
             return self._decision(parts[2], parts[4])
         scope, scope_id = parts[-2], parts[-1]
         data_type = "/".join(parts[:-2])
-        if data_type not in DATA_ENDPOINT_TYPES:
+        if data_type not in DATA_ENDPOINT_TYPES and data_type not in self.ds.series:
             raise _not_found("data type", data_type)
         if scope not in SCOPES:
             raise _bad("scope", f"scope must be one of {', '.join(SCOPES)}", value=scope)
-        if scope not in TYPE_SCOPES[data_type]:
+        if scope not in TYPE_SCOPES.get(data_type, SCOPES):
             raise _bad("scope", f"{data_type} cannot be read at {scope} scope", value=scope)
-        self._need(scopes, SCOPE_FOR_TYPE[data_type])
+        spec = self.ds.series.get(data_type)
+        self._need(scopes, SCOPE_FOR_TYPE[data_type] if spec is None else spec.scope)
         return self._list(data_type, scope, scope_id, q)
 
     def _experiment(self, experiment_id: str) -> str:
@@ -337,7 +341,9 @@ class SimApp:
                 filters[name] = value.lower() == "true"
             else:
                 filters[name] = value
-        paging = _paging(q, self.ds.sorts(data_type), shapes.MAX_LIMIT[data_type])
+        spec = self.ds.series.get(data_type)
+        max_limit = shapes.MAX_LIMIT[data_type] if spec is None else spec.max_limit
+        paging = _paging(q, self.ds.sorts(data_type), max_limit)
         fmt = q.get("format", "json")
         if fmt not in ("json", "csv", "ndjson"):
             raise _bad("format", "format must be json, csv or ndjson", value=fmt)
@@ -358,7 +364,7 @@ class SimApp:
             sep,
         )
         warnings = []
-        if paging["sort"] != TIME_FIELD[data_type] and (
+        if paging["sort"] != self.ds.time_field[data_type] and (
             paging["start"] is not None or paging["end"] is not None or "category" in filters
         ):
             warnings.append(
@@ -495,9 +501,11 @@ class SimApp:
         exp = self._participant(participant_id, room_id)
         filters = {"roomId": room_id, "participantId": participant_id}
         counts = {}
-        for data_type in (*SERIES_TYPES, "recordings"):
-            total, _, _ = self.ds.query(data_type, exp, filters, limit=0)
-            counts[shapes.COUNT_NAMES[data_type]] = total
+        names = shapes.COUNT_NAMES | {s.path: s.count_name for s in self.ds.series.values()}
+        for data_type in (*self.ds.series_types, "recordings"):
+            if names[data_type] is not None:
+                total, _, _ = self.ds.query(data_type, exp, filters, limit=0)
+                counts[names[data_type]] = total
         data = {
             "participantId": participant_id,
             "roomId": room_id,

@@ -12,6 +12,9 @@ Behaviour chosen where the contract is silent:
   was at the dataset's "now" (statuses frozen, nothing more arrives).
 - In live mode about 3% of the rows produced after the start arrive 2-45 s
   after their timestamp (client batching), i.e. later than newer rows.
+
+Time-series types given as data (`series.Series`) are served and queried as the
+built-in ones; `series_types`, `data_types` and `time_field` list both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 import threading
 import time
 from bisect import bisect_right
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -28,6 +32,7 @@ import pyarrow as pa
 from . import extras, planted, snapshots
 from .generate import SERIES_TYPES, generate
 from .media import Signer, media_bytes
+from .series import Series
 from .store import NO_BOUND_HI, NO_BOUND_LO, Table
 from .timeutil import Clock, iso
 
@@ -64,6 +69,7 @@ class Dataset:
         hostile_ids: bool = False,
         experiments: int | None = None,
         live_experiments: int | None = None,
+        series: Sequence[Series] = (),
     ):
         self.seed = seed
         self.scale = scale
@@ -73,6 +79,16 @@ class Dataset:
         self.clock = Clock(gen.now)
         self.start_ms = gen.now
         self.tables: dict[tuple[str, str], Table] = gen.tables
+        self.series = {s.path: s for s in series}
+        if clash := [p for p in self.series if p in DATA_TYPES or p in extras.PATHS]:
+            raise ValueError(f"series {clash} would replace endpoints the API has")
+        self.series_types = SERIES_TYPES + tuple(self.series)
+        self.data_types = self.series_types + ENTITY_TYPES
+        self.time_field = TIME_FIELD | {s.path: s.time_field for s in series}
+        for spec in series:
+            for exp in gen.experiments:
+                rooms = [r for r in gen.rooms if r.experiment_id == exp.id]
+                self.tables[(spec.path, exp.id)] = spec.table(seed, rooms, gen.horizons[exp.id])
         self.experiment_ids = [e.id for e in gen.experiments]
         self.room_experiment = dict(gen.room_exp)
         self.rooms = {r.id: r for r in gen.rooms}
@@ -190,10 +206,10 @@ class Dataset:
         else:
             table = self.table(data_type, experiment_id)
         hi = NO_BOUND_HI if end is None else end
-        if data_type in SERIES_TYPES:
+        if data_type in self.series_types:
             hi = min(hi, self.cutoff)
         lo = NO_BOUND_LO if start is None else start
-        if sort == TIME_FIELD[data_type]:
+        if sort == self.time_field[data_type]:
             sort = None
         total, page, n = table.query(filters, lo, hi, sort, descending, offset, limit, sep)
         if data_type == "rooms" and total > ROOM_CAP:
@@ -206,7 +222,7 @@ class Dataset:
         return total, page, n
 
     def sorts(self, data_type: str) -> tuple[str, ...]:
-        return (TIME_FIELD[data_type], *EXTRA_SORTS.get(data_type, ()))
+        return (self.time_field[data_type], *EXTRA_SORTS.get(data_type, ()))
 
     # -- ground truth -------------------------------------------------------
 
@@ -219,7 +235,7 @@ class Dataset:
         """Exactly what the API serves now at experiment scope (time order, experiments in order)."""
         if data_type in extras.PATHS:
             return extras.records(self, data_type, experiment_id)
-        if data_type not in DATA_TYPES:
+        if data_type not in self.data_types:
             raise ValueError(f"unknown data type {data_type!r}")
         with self._lock:
             if data_type in ("deployments", "experiments"):
@@ -231,7 +247,7 @@ class Dataset:
             out = []
             for exp in self.experiment_ids:
                 if experiment_id in (None, exp):
-                    cutoff = self.cutoff if data_type in SERIES_TYPES else NO_BOUND_HI
+                    cutoff = self.cutoff if data_type in self.series_types else NO_BOUND_HI
                     out.extend(self._all_rows(self.table(data_type, exp), cutoff))
             return out
 
@@ -245,7 +261,7 @@ class Dataset:
             for exp in self.experiment_ids:
                 if experiment_id in (None, exp):
                     table = self.table(data_type, exp)
-                    cutoff = self.cutoff if data_type in SERIES_TYPES else NO_BOUND_HI
+                    cutoff = self.cutoff if data_type in self.series_types else NO_BOUND_HI
                     out.extend(table.cols.get("roomId", [])[: bisect_right(table.ts, cutoff)])
             return out
 
@@ -295,7 +311,7 @@ class Dataset:
     ) -> None:
         """Serve `records` too (entity or time-series type) in `experiment_id`; `columns`:
         indexed values the records do not carry (e.g. a room they omit)."""
-        time_field = TIME_FIELD[data_type]
+        time_field = self.time_field[data_type]
         with self._lock:
             if data_type in ENTITY_TYPES:
                 rows = self.planted.rows.setdefault(data_type, [])
@@ -318,7 +334,7 @@ class Dataset:
     ) -> list[dict]:
         """Insert n rows, visible now, timestamped before the newest visible row (within
         2 minutes of it, or within a minute around `behind_seconds` before it)."""
-        if data_type not in SERIES_TYPES:
+        if data_type not in self.series_types:
             raise ValueError(f"late rows exist only for time-series types, not {data_type!r}")
         with self._lock:
             rng = self._late_rng
@@ -348,7 +364,7 @@ class Dataset:
                 pos = max(0, bisect_right(table.ts, ts) - 1)
                 record = orjson.loads(table.row(pos))
                 delta = ts - table.ts[pos]
-                record[TIME_FIELD[data_type]] = iso(ts)
+                record[self.time_field[data_type]] = iso(ts)
                 if isinstance(record.get("onset"), (int, float)):
                     record["onset"] += delta
                 if data_type in ID_FIELD:

@@ -191,6 +191,7 @@ class Generated:
     delayed: list[tuple[int, str, str, int, bytes, dict]]  # arrival, type, exp, ts, json, cols
     defects: dict[str, list]
     room_exp: dict[str, str] = field(default_factory=dict)
+    horizons: dict[str, int] = field(default_factory=dict)  # experiment -> its last row time
     cases: dict[str, list] = field(default_factory=dict)  # planted shapes, see Dataset.cases
 
 
@@ -294,6 +295,7 @@ def generate(
         "continuousRatingGaps": [],
     }
     cases: dict[str, list] = {"rejoinedParticipants": []}
+    horizons: dict[str, int] = {}
     for index, spec in enumerate(specs):
         lively = live and (live_experiments is None or index < live_experiments)
         horizon = live_horizon if lively else now
@@ -313,6 +315,7 @@ def generate(
         main = Deployment(f"dep_{_hex(rng, 10)}", exp.id, "main", now - 14 * DAY, now + 60 * DAY)
         exp.deployments = [pilot, main]
         experiments.append(exp)
+        horizons[exp.id] = horizon
         emitter = _Emitter(exp.id, horizon, now, live, random.Random(f"{seed}:late:{index}"))
         n_rooms = max(4, round(spec["rooms"] * scale))
         starts = []
@@ -368,6 +371,7 @@ def generate(
     gen = Generated(now, experiments, rooms, recordings, tables, delayed, manifest)
     gen.cases = cases
     gen.room_exp = {r.id: r.experiment_id for r in rooms}
+    gen.horizons = horizons
     return gen
 
 

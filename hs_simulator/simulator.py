@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from .app import SimApp
@@ -12,6 +12,7 @@ from .dataset import Dataset
 from .faults import Faults
 from .media import MediaFault
 from .ratelimit import RateLimiter
+from .series import Series
 from .server import ServerThread, TransportRegistry
 from .timeutil import Clock
 
@@ -24,7 +25,8 @@ class Simulator:
     `hostile_ids=True` gives some experiments, rooms and participants ids made to
     attack paths and SQL (`..`, `../`, quotes, `'; DROP TABLE`, NUL), see generate.
     `experiments` cycles the three experiment designs to that many experiments; in
-    live mode only the first `live_experiments` keep collecting data.
+    live mode only the first `live_experiments` keep collecting data. `series` adds
+    time-series types defined by data alone (see `series.Series`).
     """
 
     def __init__(
@@ -37,13 +39,14 @@ class Simulator:
         hostile_ids: bool = False,
         experiments: int | None = None,
         live_experiments: int | None = None,
+        series: Sequence[Series] = (),
     ) -> None:
         self.seed = seed
         self.scale = scale
         self.live = live
         self.port = port
         self.dataset = Dataset(
-            seed, scale, live, defects, hostile_ids, experiments, live_experiments
+            seed, scale, live, defects, hostile_ids, experiments, live_experiments, series
         )
         self.keys = KeyRing()
         self.api_key = default_key(seed)

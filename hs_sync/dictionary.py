@@ -6,7 +6,8 @@ means something else there (`OVERRIDES`, e.g. `id`, `value`, `type`). The
 registry reads this through `DataType.describe`; the published database carries
 it as `COMMENT ON` (`write_comments`), Dagster as column descriptions,
 `hs-sync schema` prints it and `docs/data-dictionary.md` is generated from it.
-A data type added to the registry adds its columns' descriptions here.
+A registry entry may describe its table and columns itself (`DataType.doc`,
+`Column.doc`), which wins over the text here; names described here need none.
 """
 
 from __future__ import annotations
@@ -409,12 +410,20 @@ TABLES: dict[str, str] = {
 
 
 def describe(table: str, column: str) -> Doc | None:
-    """The description of `table.column` (None when the dictionary has none)."""
-    return OVERRIDES.get(table, {}).get(column) or COLUMNS.get(column)
+    """The description of `table.column` (None when the dictionary has none): the
+    registry entry's own, else the table's override, else the name's."""
+    from hs_sync import registry
+
+    dt = registry.BY_NAME.get(table)
+    declared = next((c.doc for c in dt.columns if c.name == column), None) if dt else None
+    return declared or OVERRIDES.get(table, {}).get(column) or COLUMNS.get(column)
 
 
 def table_description(table: str) -> str | None:
-    return TABLES.get(table)
+    from hs_sync import registry
+
+    dt = registry.BY_NAME.get(table)
+    return (dt.doc if dt else None) or TABLES.get(table)
 
 
 def write_comments(con: duckdb.DuckDBPyConnection) -> int:
@@ -470,9 +479,9 @@ def catalog() -> list[Relation]:
 
     Registry types first (in registry order), then hs-sync's own tables, then the views.
     """
+    from hs_sync import registry
     from hs_sync.load import duck
     from hs_sync.media import manifest
-    from hs_sync.registry import DATA_TYPES
 
     con = duckdb.connect()
     try:
@@ -493,7 +502,7 @@ def catalog() -> list[Relation]:
     grouped: dict[str, tuple[str, list]] = {}
     for table, kind, column, type_ in rows:
         grouped.setdefault(table, (kind, []))[1].append((column, type_, describe(table, column)))
-    order = {dt.name: i for i, dt in enumerate(DATA_TYPES)}
+    order = {dt.name: i for i, dt in enumerate(registry.DATA_TYPES)}
 
     def rank(name: str) -> tuple:
         kind = grouped[name][0]

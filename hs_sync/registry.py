@@ -3,13 +3,16 @@
 Each data type is declared once: where the API serves it, which scopes it
 supports, how a record's primary key is formed, how it is replicated and the
 typed columns it normalizes into. Adding a data type is one entry here plus
-its SQL.
+its SQL where it needs a view; code that runs hs-sync can add types of its own
+with `register` (or `extended`, for a while) instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -50,18 +53,20 @@ class Column:
     type: pa.DataType
     source: str | None = None
     json: bool = False  # value is nested JSON, stored as JSON text
+    # Its description (wins over hs_sync/dictionary.py's; a name described there needs none).
+    doc: Doc | None = None
 
     @property
     def path(self) -> tuple[str, ...]:
         return tuple((self.source or self.name).split("."))
 
 
-def col(name: str, type_: pa.DataType, source: str | None = None) -> Column:
-    return Column(name, type_, source, json=False)
+def col(name: str, type_: pa.DataType, source: str | None = None, doc: Doc | None = None) -> Column:
+    return Column(name, type_, source, json=False, doc=doc)
 
 
-def json_col(name: str, source: str | None = None) -> Column:
-    return Column(name, JSON, source, json=True)
+def json_col(name: str, source: str | None = None, doc: Doc | None = None) -> Column:
+    return Column(name, JSON, source, json=True, doc=doc)
 
 
 REDACTED = "[redacted]"  # what a secret field's value is landed as
@@ -122,6 +127,8 @@ class DataType:
     triggers_media: bool = False  # its rows are recordings whose files `media` downloads
     row_cap: int | None = None  # the API lists at most this many rows
     marks_sessions: bool = False  # a room with none of its rows is a missing session
+    # One line on what its table holds (wins over hs_sync/dictionary.py's TABLES).
+    doc: str | None = None
 
     def column_for(self, entity: str) -> str | None:
         """The column naming a row's `entity` ("room", "participant", ...), if it has one."""
@@ -143,16 +150,21 @@ class DataType:
         ]
 
     def describe(self, column: str) -> Doc:
-        """The data dictionary's description of one of this type's columns (or lineage)."""
-        doc = dictionary.describe(self.name, column)
+        """The description of one of this type's columns (or lineage): its own, else the
+        data dictionary's."""
+        own = next((c.doc for c in self.columns if c.name == column and c.doc), None)
+        doc = own or dictionary.describe(self.name, column)
         if doc is None:
-            raise KeyError(f"no description of {self.name}.{column} in hs_sync/dictionary.py")
+            raise KeyError(
+                f"no description of {self.name}.{column}: give the column a doc, "
+                "or describe the name in hs_sync/dictionary.py"
+            )
         return doc
 
     @property
     def description(self) -> str:
-        """One line on what the type's table holds (from the data dictionary)."""
-        return dictionary.table_description(self.name) or ""
+        """One line on what the type's table holds (its own, else the data dictionary's)."""
+        return self.doc or dictionary.table_description(self.name) or ""
 
     def url_path(self, scope: str, scope_id: str, parent_id: str | None = None) -> str:
         if self.data_endpoint:
@@ -641,6 +653,67 @@ COUNTS = DataType(
 )
 # Every field that carries a credential, in any data type.
 SECRET_FIELDS: frozenset[str] = frozenset(f for dt in DATA_TYPES for f in dt.secret_fields)
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")  # a table and a folder name
+
+
+def register(*types: DataType) -> None:
+    """Add data types after the registered ones; every layer reads them from then on.
+
+    The way to add a type without editing this file (a lab's own endpoint, a test's
+    fixture type); call it before a run starts. A type is checked as it is added:
+    a new lower-case name, described columns, its key and cursor among its fields.
+    """
+    known = dict(BY_NAME)
+    for dt in types:
+        _check(dt, known)
+        known[dt.name] = dt
+    _publish(DATA_TYPES + tuple(types))
+
+
+@contextmanager
+def extended(*types: DataType) -> Iterator[tuple[DataType, ...]]:
+    """The registry with `types` added (`register`) while the block runs, as it was after."""
+    before = DATA_TYPES
+    register(*types)
+    try:
+        yield types
+    finally:
+        _publish(before)
+
+
+def _check(dt: DataType, known: dict[str, DataType]) -> None:
+    if not _NAME.fullmatch(dt.name):
+        raise ValueError(f"data type name {dt.name!r}: lower-case letters, digits and _ only")
+    if dt.name in known or dt.name == COUNTS.name or dictionary.table_description(dt.name):
+        raise ValueError(f"data type name {dt.name!r} is taken by a table or view")
+    if dt.parent is not None and dt.parent not in known:
+        raise ValueError(f"{dt.name}: its parent {dt.parent!r} is no registered type")
+    validate(dt)
+
+
+def validate(dt: DataType) -> None:
+    """Raise unless every layer can read `dt`: its key and cursor among its columns, its
+    table and every column described (ValueError; KeyError for a column)."""
+    fields = dt.declared_names
+    if missing := [k for k in dt.key if k not in fields]:
+        raise ValueError(f"{dt.name}: key fields {missing} are not among its columns")
+    if dt.cursor is not None and dt.mode in (Mode.TIME, Mode.MERGE):
+        cursor = next((c for c in dt.columns if c.name == dt.cursor), None)
+        if cursor is None or cursor.type != TS:
+            raise ValueError(f"{dt.name}: its cursor {dt.cursor!r} must be a timestamp column")
+    if not dt.description:
+        raise ValueError(f"{dt.name}: no description of its table (give it a doc)")
+    for c in dt.columns + LINEAGE_COLUMNS:
+        dt.describe(c.name)  # a KeyError names the column that has no description
+
+
+def _publish(types: tuple[DataType, ...]) -> None:
+    global DATA_TYPES, BY_NAME, DEFAULT_TYPES, SECRET_FIELDS
+    DATA_TYPES = types
+    BY_NAME = {dt.name: dt for dt in types}
+    DEFAULT_TYPES = tuple(dt for dt in types if dt.default)
+    SECRET_FIELDS = frozenset(f for dt in types for f in dt.secret_fields)
 
 
 def media_type() -> DataType:

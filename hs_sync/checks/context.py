@@ -16,14 +16,14 @@ from typing import Any
 
 import orjson
 
-from hs_sync import stores
+from hs_sync import registry, stores
 from hs_sync.checks.model import Issue
 from hs_sync.config import Config
 from hs_sync.errors import ConfigError
 from hs_sync.land.state import STATE_FILE
 from hs_sync.load import duck
 from hs_sync.load.sqlfiles import sql_dir
-from hs_sync.registry import BY_NAME, Mode, listing
+from hs_sync.registry import Mode, listing
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 
@@ -155,7 +155,7 @@ class CheckContext:
 
     def synced_until(self, type_name: str, experiment_id: str) -> datetime | None:
         """The server time up to which the warehouse holds this type (None: no bound)."""
-        dt = BY_NAME[type_name]
+        dt = registry.BY_NAME[type_name]
         if dt.mode is Mode.TIME:
             return self.watermark(type_name, experiment_id)
         if dt.mode is Mode.MERGE and dt.cursor:
@@ -173,7 +173,7 @@ class CheckContext:
         )
         if rows and rows[0][0]:
             times.append(parse_time(rows[0][0]))
-        if BY_NAME[type_name].mode is Mode.ROOM:
+        if registry.BY_NAME[type_name].mode is Mode.ROOM:
             # an unchanged room is not pulled again, so the run itself is the proof
             run = self.last_run_with(type_name, experiment_id)
             if run:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from hs_sync import registry
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
 from hs_sync.extract.pulls import quote_id
 from hs_sync.load import duck
-from hs_sync.registry import COUNTS, DATA_TYPES, DataType
+from hs_sync.registry import COUNTS, DataType
 
 
 def count_names() -> dict[str, DataType]:
     """Every name the API's counts may give a data type, to that type."""
     names: dict[str, DataType] = {}
-    for dt in DATA_TYPES:
+    for dt in registry.DATA_TYPES:
         if dt.column_for("participant") is None or "participant" not in dt.scopes:
             continue
         for name in (dt.name, dt.path, *dt.count_names):

@@ -16,12 +16,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from hs_sync import registry
 from hs_sync.checks.context import CheckContext, check_sql
 from hs_sync.checks.model import Issue
 from hs_sync.errors import ForbiddenError, NotFoundError
 from hs_sync.extract.pulls import quote_id
 from hs_sync.load import duck
-from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.registry import DataType
 from hs_sync.timeutil import to_iso
 from hs_sync.warehouse import safe_part
 
@@ -116,7 +117,7 @@ def _probe_rooms(ctx: CheckContext, probes, skipped) -> tuple[list[Issue], int, 
         rooms = set(people) | {r for r in counts if r is not None}
         ranked = sorted(rooms, key=lambda r: (counts.get(r, 0) / max(people.get(r, 1), 1), r))
         queue += [(dt, exp, r, until, counts.get(r, 0)) for r in ranked]
-    events = next(dt for dt in DATA_TYPES if dt.marks_sessions)
+    events = next(dt for dt in registry.DATA_TYPES if dt.marks_sessions)
     if events.name not in skipped and events in ctx.config.data_types:
         for issue in ctx.issues("missing_session_rooms"):
             until = ctx.synced_until(events.name, issue.experiment_id)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from hs_sync import registry
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
 from hs_sync.load import duck
-from hs_sync.registry import DATA_TYPES
 
 ACTIVE_TIMEOUT_SECONDS = 6 * 3600  # a participant 'active' this long after joining is stuck
 RATING_GAP_MS = 2_000  # continuous ratings are sampled every 100-500 ms
@@ -22,7 +22,7 @@ def missing_sessions(ctx: CheckContext) -> list[Issue]:
 
 def orphans(ctx: CheckContext) -> list[Issue]:
     found: dict[tuple[str, str, str | None], Issue] = {}
-    for dt in DATA_TYPES:
+    for dt in registry.DATA_TYPES:
         if dt.lists == "room" or dt.column_for("room") is None:
             continue
         participant = dt.column_for("participant")
@@ -45,7 +45,7 @@ def orphans(ctx: CheckContext) -> list[Issue]:
 
 def duplicate_keys(ctx: CheckContext) -> list[Issue]:
     out: list[Issue] = []
-    for dt in DATA_TYPES:
+    for dt in registry.DATA_TYPES:
         if ctx.table_exists(dt.name):
             out += ctx.issues("duplicate_keys", table=duck.quote(dt.name), name=dt.name)
     return out

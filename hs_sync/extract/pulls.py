@@ -25,12 +25,13 @@ from urllib.parse import quote
 
 import orjson
 
+from hs_sync import registry
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import ApiError, NotFoundError
 from hs_sync.land.batch import BatchWriter
 from hs_sync.land.state import ExtractState
-from hs_sync.registry import BY_NAME, DataType, Mode
+from hs_sync.registry import DataType, Mode
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, safe_part
 
@@ -822,7 +823,7 @@ class Extractor:
     def pull_children(self, dt: DataType, exp: str) -> PullResult:
         """Re-read a type served per record of its `parent` type (the experiment's
         deployments' sessions): the parent list, then each parent's records."""
-        parent = BY_NAME[dt.parent or ""]
+        parent = registry.BY_NAME[dt.parent or ""]
         parents = self._whole_pages(parent, exp)
         ids = [
             str(record["id"])

@@ -20,9 +20,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from hs_sync import dictionary
+from hs_sync import dictionary, registry
 from hs_sync.load.sqlfiles import sql_dir
-from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
@@ -94,7 +94,7 @@ def configure(
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """A table for every registered data type; columns added to the registry are added."""
-    for dt in DATA_TYPES:
+    for dt in registry.DATA_TYPES:
         cols = table_columns(dt)
         spec = ", ".join(f"{quote(n)} {t}" for n, t in cols)
         con.execute(f"CREATE TABLE IF NOT EXISTS {quote(dt.name)} ({spec})")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hs_sync import registry
 from hs_sync.land import quarantine, rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.load import context, duck, iceberg, lines, typing_sql, versions
@@ -30,7 +31,7 @@ from hs_sync.load import parquet as parquet_store
 from hs_sync.load.ledger import Ledger
 from hs_sync.load.lines import RawFile
 from hs_sync.load.typing_sql import KEY_SCHEME, Drift
-from hs_sync.registry import DATA_TYPES, DataType
+from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 
 DAMAGED_DIR = ".damaged"  # under raw/: files that did not read, kept for inspection
@@ -98,14 +99,15 @@ def transform(
 
 def rebuild(
     warehouse: Warehouse,
-    data_types: Sequence[DataType] = DATA_TYPES,
+    data_types: Sequence[DataType] | None = None,
     memory_limit: str | None = None,
     grace_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Rebuild Parquet and DuckDB for these types from raw alone (no API)."""
+    """Rebuild Parquet and DuckDB for these types (default: every registered one) from
+    raw alone (no API)."""
     return _run(
         Warehouse(warehouse.root).create(),
-        context.after_participants(data_types),
+        context.after_participants(registry.DATA_TYPES if data_types is None else data_types),
         True,
         memory_limit,
         grace_seconds,
@@ -161,7 +163,7 @@ def _apply(
     The database copy is made when the first type has something to apply, so a
     run with nothing new copies and publishes nothing (unless the views changed).
     """
-    everything = {dt.name for dt in DATA_TYPES} <= rebuilt
+    everything = {dt.name for dt in registry.DATA_TYPES} <= rebuilt
     hive = warehouse.storage.table_format != "iceberg"
     build: duck.Build | None = None
     new_versions: dict[str, Path] = {}  # each changed type's unpublished Parquet version
