@@ -9,9 +9,6 @@ so it never blocks, or is blocked by, a running sync, and creates nothing.
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,9 +19,8 @@ from hs_sync import registry, stores
 from hs_sync.errors import ConfigError
 from hs_sync.export import time_column
 from hs_sync.land import quarantine
-from hs_sync.land.state import STATE_FILE
 from hs_sync.load.duck import connect_readonly, quote, sql
-from hs_sync.load.ledger import LEDGER_FILE
+from hs_sync.statestore import StateReader
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse
 
@@ -49,43 +45,22 @@ def status(
         raise ConfigError("warehouse", f"no warehouse at {wh.root}; run `hs-sync sync` first")
     stores.require_usable(wh)
     now = now or datetime.now(timezone.utc)
-    runs = _runs(wh)
     totals, tables = _tables(wh)
     quarantined = quarantine.count(wh)
-    return {
-        "warehouse": str(wh.root),
-        "database": _database(wh),
-        "freshness": _freshness(runs, tables, freshness_hours, now, _units_synced_at(wh)),
-        "runs": list(reversed(runs[-last_runs:])) if last_runs > 0 else [],
-        "watermarks": _watermarks(wh, now),
-        "rows": totals,
-        "tables": tables,
-        "drift": _drift(wh),
-        "quarantine": quarantined,
-        "quarantined_rows": sum(quarantined.values()),
-    }
-
-
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
-    """A read-only SQLite connection, or None when the file does not exist."""
-    if not path.exists():
-        yield None
-        return
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-def _rows(db: sqlite3.Connection, query: str) -> list[dict[str, Any]]:
-    try:
-        cur = db.execute(query)
-    except sqlite3.OperationalError:
-        return []  # a state file from before this table existed
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    with StateReader(wh) as state:
+        runs = _runs(state)
+        return {
+            "warehouse": str(wh.root),
+            "database": _database(wh),
+            "freshness": _freshness(runs, tables, freshness_hours, now, state.units_synced_at()),
+            "runs": list(reversed(runs[-last_runs:])) if last_runs > 0 else [],
+            "watermarks": _watermarks(state, now),
+            "rows": totals,
+            "tables": tables,
+            "drift": state.drift(),
+            "quarantine": quarantined,
+            "quarantined_rows": sum(quarantined.values()),
+        }
 
 
 def _hours_since(value: str | None, now: datetime, digits: int | None = 2) -> float | None:
@@ -96,16 +71,9 @@ def _hours_since(value: str | None, now: datetime, digits: int | None = 2) -> fl
     return hours if digits is None else round(hours, digits)
 
 
-def _runs(wh: Warehouse) -> list[dict[str, Any]]:
+def _runs(state: StateReader) -> list[dict[str, Any]]:
     """Every run, oldest first, with the summary's headline figures."""
-    with _read_only(wh.state_dir / STATE_FILE) as db:
-        if db is None:
-            return []
-        rows = _rows(
-            db,
-            "SELECT run_id, started_at, finished_at, status, requests, summary "
-            "FROM runs ORDER BY started_at",
-        )
+    rows = state.runs()
     out = []
     for row in rows:
         summary = orjson.loads(row.pop("summary")) if row.get("summary") else {}
@@ -121,29 +89,11 @@ def _runs(wh: Warehouse) -> list[dict[str, Any]]:
     return out
 
 
-def _watermarks(wh: Warehouse, now: datetime) -> list[dict[str, Any]]:
-    with _read_only(wh.state_dir / STATE_FILE) as db:
-        if db is None:
-            return []
-        rows = _rows(
-            db,
-            "SELECT data_type, experiment_id, watermark, updated_at FROM watermarks "
-            "ORDER BY data_type, experiment_id",
-        )
+def _watermarks(state: StateReader, now: datetime) -> list[dict[str, Any]]:
+    rows = state.watermarks()
     for row in rows:
         row["age_hours"] = _hours_since(row["watermark"], now)
     return rows
-
-
-def _drift(wh: Warehouse) -> list[dict[str, Any]]:
-    with _read_only(wh.state_dir / LEDGER_FILE) as db:
-        if db is None:
-            return []
-        return _rows(
-            db,
-            "SELECT data_type, kind, field, declared, seen, rows, first_seen, last_seen "
-            "FROM drift ORDER BY data_type, kind, field",
-        )
 
 
 def _database(wh: Warehouse) -> dict[str, Any]:
@@ -196,19 +146,6 @@ def _tables(wh: Warehouse) -> tuple[dict[str, int], list[dict[str, Any]]]:
         return totals, tables
     finally:
         con.close()
-
-
-def _units_synced_at(wh: Warehouse) -> str | None:
-    """Since when every (data type, experiment) pulled so far has synced successfully:
-    the oldest of their latest completions (what the freshness check judges)."""
-    with _read_only(wh.state_dir / STATE_FILE) as db:
-        if db is None:
-            return None
-        row = db.execute(
-            "SELECT min(last) FROM (SELECT max(completed_at) AS last FROM ledger "
-            "WHERE scope = 'experiment' GROUP BY data_type, experiment_id)"
-        ).fetchone()
-    return row[0] if row else None
 
 
 def _freshness(

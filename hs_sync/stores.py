@@ -1,14 +1,14 @@
 """The warehouse's state stores: check each opens and reads, set a damaged one aside and rebuild it.
 
-Four files hold state beside raw/: the extraction state (`state/extract.sqlite`),
-the transform's ledger (`state/normalize.sqlite`), the media manifest
-(`state/media.sqlite`) and the database (`hyperstudy.duckdb`). raw/ is the system
-of record, so each can be recovered:
+Two files hold state beside raw/: the state file (`state/state.sqlite`: the
+extraction state, the transform's ledger and the media manifest, see
+hs_sync/statestore.py) and the database (`hyperstudy.duckdb`). raw/ is the
+system of record, so each can be recovered:
 
-- the database and the ledger are rebuilt from raw/ (as `hs-sync rebuild`);
-- the extraction state starts empty: the next sync reads every window again
-  (as `--full-refresh`; rows are keyed, so nothing is duplicated);
-- the media manifest starts empty: the next media run checks every file again.
+- the database is rebuilt from raw/ (as `hs-sync rebuild`);
+- the state file starts empty: the next sync reads every window again (as
+  `--full-refresh`; rows are keyed, so nothing is duplicated), the database is
+  rebuilt from raw/ and the next media run checks every file again.
 
 `check(warehouse)` reports; `repair(warehouse)` moves each damaged file (and its
 `-wal`/`-shm`) to `state/damaged/`, then rebuilds or reinitialises it.
@@ -19,7 +19,6 @@ naming the repair, never a traceback.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -28,11 +27,13 @@ from typing import Any
 
 import duckdb
 
+from hs_sync import statestore
 from hs_sync.errors import HsSyncError, WarehouseNotWritable
+from hs_sync.statestore import StateReader, first_line
 from hs_sync.warehouse import Warehouse
 
 DAMAGED_DIR = "damaged"
-STATE_STORES = ("extract", "normalize", "media")  # the SQLite stores, by name
+STATE_STORES = ("state",)  # the SQLite stores, by name
 _DUCKDB_HEADERS = 3 * 4096  # a DuckDB file's header blocks, before its data blocks
 
 
@@ -50,9 +51,8 @@ class StoreDamaged(HsSyncError):
 
 
 RECOVERY = {
-    "extract": "starts the extraction state afresh (the next sync reads everything again)",
-    "normalize": "rebuilds the database and Parquet from raw/",
-    "media": "starts the media manifest afresh (the next media run checks every file again)",
+    "state": "starts the sync state afresh and rebuilds the database and Parquet from raw/ "
+    "(the next sync reads everything again)",
     "database": "rebuilds the database and Parquet from raw/",
 }
 
@@ -78,41 +78,17 @@ class StoreReport:
 
 def paths(warehouse: Warehouse) -> dict[str, Path]:
     """Each store's file."""
-    state = warehouse.state_dir
-    return {
-        "extract": state / "extract.sqlite",
-        "normalize": state / "normalize.sqlite",
-        "media": state / "media.sqlite",
-        "database": warehouse.db_path,
-    }
+    return {"state": statestore.path(warehouse), "database": warehouse.db_path}
 
 
-def problem_of(store: str, path: Path) -> str | None:
-    """Why `path` cannot be used (one line), or None when it opens and reads (or is absent)."""
-    if not path.exists():
-        return None
-    if store == "database":
-        return _duckdb_problem(path)
-    return _sqlite_problem(path)
-
-
-def _sqlite_problem(path: Path) -> str | None:
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            verdict = db.execute("PRAGMA quick_check").fetchone()
-            if verdict is None or verdict[0] != "ok":
-                return f"integrity check: {verdict[0] if verdict else 'no answer'}"
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            db.close()
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc):
-            return None  # busy with a sync, not damaged
-        return _line(exc)
-    except sqlite3.DatabaseError as exc:
-        return _line(exc)
-    return None
+def _state_report(warehouse: Warehouse) -> StoreReport:
+    """The state file as checked (or, before its first writer, the older layout's files)."""
+    with StateReader(warehouse) as reader:
+        files = reader.files()
+        found = reader.problem()
+    path = found[0] if found else statestore.path(warehouse)
+    rel = str(path.relative_to(warehouse.root))
+    return StoreReport("state", rel, bool(files), found[1] if found else None)
 
 
 def _duckdb_problem(path: Path) -> str | None:
@@ -134,15 +110,10 @@ def _duckdb_problem(path: Path) -> str | None:
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             return None  # open for writing by a sync, not damaged
-        return _line(exc)
+        return first_line(exc)
     except duckdb.Error as exc:
-        return _line(exc)
+        return first_line(exc)
     return None
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def check(warehouse: Warehouse, stores: Iterable[str] | None = None) -> list[StoreReport]:
@@ -151,8 +122,12 @@ def check(warehouse: Warehouse, stores: Iterable[str] | None = None) -> list[Sto
     for store, path in paths(warehouse).items():
         if stores is not None and store not in stores:
             continue
+        if store == "state":
+            out.append(_state_report(warehouse))
+            continue
         rel = str(path.relative_to(warehouse.root))
-        out.append(StoreReport(store, rel, path.exists(), problem_of(store, path)))
+        problem = _duckdb_problem(path) if path.exists() else None
+        out.append(StoreReport(store, rel, path.exists(), problem))
     return out
 
 
@@ -174,7 +149,7 @@ def _require_writable(warehouse: Warehouse, path: Path) -> None:
 def damaged(exc: BaseException, store: str, warehouse: Warehouse) -> StoreDamaged:
     """The StoreDamaged for an error met while using `store` (for `raise ... from None`)."""
     path = paths(warehouse)[store]
-    return StoreDamaged(store, str(path.relative_to(warehouse.root)), _line(exc))
+    return StoreDamaged(store, str(path.relative_to(warehouse.root)), first_line(exc))
 
 
 def repair(warehouse: Warehouse) -> list[StoreReport]:
@@ -186,38 +161,26 @@ def repair(warehouse: Warehouse) -> list[StoreReport]:
     broken = {r.store: r for r in reports if not r.ok}
     if not broken:
         return reports
+    from hs_sync.load.ledger import Ledger
+    from hs_sync.load.transform import rebuild
+
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for store, report in broken.items():
-        report.moved_to = _set_aside(warehouse, paths(warehouse)[store], stamp)
-    if "extract" in broken:
-        from hs_sync.land.state import ExtractState
-
-        ExtractState(warehouse).close()
-        broken["extract"].repaired = "started afresh"
-    if "media" in broken:
-        from hs_sync.media.manifest import Manifest
-
-        Manifest(warehouse).close()
-        broken["media"].repaired = "started afresh"
-    if "normalize" in broken or "database" in broken:
-        from hs_sync.load.ledger import ledger_path
-        from hs_sync.load.transform import rebuild
-
-        if "database" in broken and "normalize" not in broken:
-            # The ledger says which raw files the lost database held: start it over too.
-            ledger = ledger_path(warehouse)
-            for part in _with_journal(ledger):
-                part.unlink(missing_ok=True)
-        summary = rebuild(warehouse)
-        rows = sum(summary.get("rows", {}).values())
-        for store in ("normalize", "database"):
-            if store in broken:
-                broken[store].repaired = f"rebuilt from raw/ ({rows:,} rows)"
+    for report in broken.values():
+        report.moved_to = _set_aside(warehouse, warehouse.root / report.path, stamp)
+    # A fresh state file (taking over whatever the older layout's files still hold);
+    # its ledger must not claim raw files the database to be rebuilt lacks.
+    ledger = Ledger(warehouse)
+    try:
+        ledger.clear()
+    finally:
+        ledger.close()
+    summary = rebuild(warehouse)
+    rows = sum(summary.get("rows", {}).values())
+    if "state" in broken:
+        broken["state"].repaired = f"started afresh; database rebuilt from raw/ ({rows:,} rows)"
+    if "database" in broken:
+        broken["database"].repaired = f"rebuilt from raw/ ({rows:,} rows)"
     return reports
-
-
-def _with_journal(path: Path) -> list[Path]:
-    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
 
 def _set_aside(warehouse: Warehouse, path: Path, stamp: str) -> str:
@@ -225,7 +188,7 @@ def _set_aside(warehouse: Warehouse, path: Path, stamp: str) -> str:
     folder = warehouse.state_dir / DAMAGED_DIR
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / f"{path.name}.{stamp}"
-    parts = _with_journal(path) + [path.with_name(path.name + ".wal")]
+    parts = statestore.with_journal(path) + [path.with_name(path.name + ".wal")]
     for part in parts:
         if part.exists():
             part.replace(folder / f"{part.name}.{stamp}")

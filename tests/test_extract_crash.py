@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hs_sync import statestore
 from hs_sync.config import load_config
 from hs_sync.land import rawfile
 from hs_sync.land.state import ExtractState
@@ -62,7 +63,7 @@ class _Checker:
                 assert len(lines) == orjson.loads(meta_path.read_bytes())["rows"], path
                 assert all(isinstance(orjson.loads(line), dict) for line in lines), path
                 self.seen.add(path)
-        if not (root / "state" / "extract.sqlite").exists():
+        if not statestore.path(Warehouse(root)).exists():
             return
         with ExtractState(Warehouse(root)) as state:
             marks = state.watermarks()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 import time
 
@@ -14,6 +13,7 @@ from hs_sync.errors import WarehouseLocked
 from hs_sync.land import rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME, DATA_TYPES, Mode
+from hs_sync.statestore import StateReader
 from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
@@ -199,19 +199,11 @@ def test_a_second_concurrent_sync_waits_then_stops_with_a_clear_message(sim_fact
 
 
 def _wait_for_running_run(root, timeout: float = 30.0) -> bool:
-    path = root / "state" / "extract.sqlite"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists():
-            try:
-                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-                try:
-                    if db.execute("SELECT 1 FROM runs WHERE status = 'running'").fetchone():
-                        return True
-                finally:
-                    db.close()
-            except sqlite3.Error:
-                pass
+        with StateReader(Warehouse(root)) as state:
+            if state.running():
+                return True
         time.sleep(0.02)
     return False
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hs_sync.statestore import StateReader
+from hs_sync.warehouse import Warehouse
 from tests.hostile_server import HostileServer, Reply
 
 STOP_WITHIN = 5.0
@@ -29,11 +30,8 @@ def _start_sync(env: dict, root: Path, *args: str) -> subprocess.Popen:
 
 
 def _runs(root: Path) -> list[tuple[str, str | None]]:
-    db = sqlite3.connect(root / "state" / "extract.sqlite")
-    try:
-        return db.execute("SELECT status, finished_at FROM runs ORDER BY started_at").fetchall()
-    finally:
-        db.close()
+    with StateReader(Warehouse(root)) as state:
+        return [(r["status"], r["finished_at"]) for r in state.runs()]
 
 
 def _leftovers(root: Path) -> list[Path]:

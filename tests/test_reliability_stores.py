@@ -15,12 +15,7 @@ from hs_sync.warehouse import Warehouse
 from tests.warehouse_helpers import query
 
 TYPES = ["--type", "events", "--type", "rooms", "--type", "participants"]
-STORES = {
-    "extract": "state/extract.sqlite",
-    "normalize": "state/normalize.sqlite",
-    "media": "state/media.sqlite",
-    "database": "hyperstudy.duckdb",
-}
+STORES = {"state": "state/state.sqlite", "database": "hyperstudy.duckdb"}
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +50,14 @@ def _one_line(result) -> str:
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated"])
-@pytest.mark.parametrize("store", ["extract", "normalize", "database"])
+@pytest.mark.parametrize("store", ["state", "database"])
 def test_a_damaged_store_is_one_line_then_doctor_repairs_it(synced, tmp_path, store, how):
     sim, original, env = synced
     root = tmp_path / "wh"
     shutil.copytree(original, root)
     rows_before = query(Warehouse(root), "SELECT count(*) FROM events")[0][0]
     path = root / STORES[store]
-    if store == "extract" and how == "truncated":
+    if store == "state" and how == "truncated":
         # a small SQLite file cut in half may still open: cut into its first page
         path.write_bytes(path.read_bytes()[:1000])
     else:
@@ -70,9 +65,7 @@ def test_a_damaged_store_is_one_line_then_doctor_repairs_it(synced, tmp_path, st
     runner = CliRunner()
     wh = ["--warehouse", str(root)]
 
-    commands = [["status"], ["sync", "--no-media", *TYPES], ["check", "--no-api"]]
-    if store != "extract":
-        commands.append(["rebuild"])
+    commands = [["status"], ["sync", "--no-media", *TYPES], ["check", "--no-api"], ["rebuild"]]
     if store == "database":
         commands.append(["export", "--level", "experiment", "--id", "x", "--format", "csv"])
         commands[-1] += ["--out", str(tmp_path / "out.csv")]
@@ -102,14 +95,14 @@ def test_a_damaged_store_is_one_line_then_doctor_repairs_it(synced, tmp_path, st
     assert '"state_stores"' in result.output
 
 
-def test_a_damaged_media_manifest_is_found_and_started_afresh(synced, tmp_path):
+def test_a_damaged_state_file_stops_media_too_and_is_started_afresh(synced, tmp_path):
     sim, original, env = synced
     root = tmp_path / "wh"
     shutil.copytree(original, root)
-    _damage(root / STORES["media"], "garbage")
+    _damage(root / STORES["state"], "garbage")
     runner = CliRunner()
     result = runner.invoke(main, ["media", "--warehouse", str(root)], env=env)
-    assert result.exit_code == 2 and "state/media.sqlite" in _one_line(result)
+    assert result.exit_code == 2 and "state/state.sqlite" in _one_line(result)
     result = runner.invoke(main, ["doctor", "--repair", "--json", "--warehouse", str(root)])
     assert result.exit_code == 0, result.output
-    assert '"repaired": "started afresh"' in result.output
+    assert '"repaired": "started afresh; database rebuilt from raw/' in result.output

@@ -21,10 +21,11 @@ from hs_sync.checks.hints import with_warehouse
 from hs_sync.cli import main
 from hs_sync.cli.progress import waiting_line
 from hs_sync.cli.sync_cmd import transform_line
-from hs_sync.land.state import STATE_FILE
 from hs_sync.media import download_media
+from hs_sync.statestore import path as state_path
 from hs_sync.status import status
 from hs_sync.sync import sync
+from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.test_cli_errors import clean_env  # noqa: F401 (autouse: an empty folder, no settings)
 from tests.test_reliability_rate_limits import SpedUpClock
@@ -169,6 +170,10 @@ def test_a_read_only_warehouse_is_one_line_and_check_still_prints_its_results(si
         assert checked.exit_code in (0, 1), checked.output
         assert "missing_sessions" in checked.stdout  # the results are printed
         assert "results not stored in open_issues: cannot write" in one_line(checked)
+        # the sync state reads as it is (no WAL index can be made beside it)
+        shown = status(root)
+        assert [r["status"] for r in shown["runs"]] == ["ok"] and shown["watermarks"]
+        assert run_check(make_config(sim, root), "freshness", use_api=False).passed
     finally:
         _writable_again(root)
 
@@ -266,7 +271,7 @@ def test_status_and_the_freshness_check_agree_after_a_partial_run(sim, tmp_path)
     root = tmp_path / "wh"
     config = make_config(sim, root, media=False)
     sync(config)
-    with sqlite3.connect(root / "state" / STATE_FILE) as db:  # how such a run is recorded
+    with sqlite3.connect(state_path(Warehouse(root))) as db:  # how such a run is recorded
         db.execute("UPDATE runs SET status = 'partial'")
     fresh = status(root)["freshness"]
     assert fresh["last_run_status"] == "partial"

@@ -34,7 +34,7 @@ def test_queries_and_views_still_work(wh):
     "statement",
     [
         "COPY (SELECT 1) TO '{out}/copy.csv'",
-        "COPY events TO '{state}/extract.sqlite'",
+        "COPY events TO '{state}/state.sqlite'",
         "COPY events TO '{parquet}/events/extra.parquet'",
         "EXPORT DATABASE '{out}/dump'",
         "ATTACH '{out}/other.duckdb' AS other",

@@ -10,6 +10,7 @@ import pytest
 
 from hs_sync import registry
 from hs_sync.load import parquet as parquet_store
+from hs_sync.load.ledger import Ledger
 from hs_sync.load.transform import rebuild, transform
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
@@ -140,8 +141,9 @@ def test_applying_the_same_raw_again_changes_nothing(tmp_path):
     _land_history(wh, 5)
     transform(wh, registry.DATA_TYPES)
     before = {dt.name: snapshot(wh, dt) for dt in (EVENTS, ROOMS)}
-    for name in ("normalize.sqlite", "normalize.sqlite-wal", "normalize.sqlite-shm"):
-        (wh.state_dir / name).unlink(missing_ok=True)
+    ledger = Ledger(wh)
+    ledger.clear()
+    ledger.close()
     summary = transform(wh, registry.DATA_TYPES)
     assert summary["types"]["events"]["db_rows_written"] == 0
     assert summary["types"]["events"]["parquet_rows_written"] == 0
@@ -258,7 +260,7 @@ def test_a_crash_between_writing_the_new_date_and_the_old_one_is_repaired(tmp_pa
     old = wh.parquet_dir("events") / "experiment_id=exp_test" / "date=2024-05-02"
     kept = tmp_path / "kept"
     shutil.copytree(old, kept / "old")
-    for f in wh.state_dir.glob("normalize.sqlite*"):
+    for f in wh.state_dir.glob("state.sqlite*"):  # the transform's ledger
         shutil.copy2(f, kept / f.name)
     shutil.copy2(wh.db_path, kept / "db")
     land(
@@ -269,7 +271,7 @@ def test_a_crash_between_writing_the_new_date_and_the_old_one_is_repaired(tmp_pa
     # and the ledger are as before
     shutil.rmtree(old)
     shutil.copytree(kept / "old", old)
-    for f in kept.glob("normalize.sqlite*"):
+    for f in kept.glob("state.sqlite*"):
         shutil.copy2(f, wh.state_dir / f.name)
     shutil.copy2(kept / "db", wh.db_path)
     transform(wh, registry.DATA_TYPES)

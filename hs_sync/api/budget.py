@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hs_sync.errors import BudgetExhausted, ConfigError
+from hs_sync.statestore import open_wal
 
 if TYPE_CHECKING:
     from hs_sync.config import Config
@@ -198,30 +199,8 @@ def budget_for(
 
 
 def _open_ledger(path: Path) -> sqlite3.Connection:
-    """Open (creating if need be) the ledger in WAL mode.
-
-    Switching a new file to WAL takes a lock that SQLite's busy handler does not wait
-    for, so two runs creating the same ledger at once retry here instead of failing.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-    while True:
-        db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_LEDGER_SCHEMA)
-            os.chmod(path, 0o600)
-            return db
-        except sqlite3.OperationalError as exc:
-            db.close()
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-        except BaseException:
-            db.close()
-            raise
+    """Open (creating if need be) the ledger in WAL mode."""
+    return open_wal(path, _LEDGER_SCHEMA, synchronous="NORMAL", timeout=BUSY_TIMEOUT_SECONDS)
 
 
 class SharedBudget(RequestBudget):

@@ -103,8 +103,8 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "state_stores",
         ERROR,
-        "The extraction state, transform ledger and media manifest open and pass SQLite's "
-        "integrity check.",
+        "The state file (extraction state, transform ledger, media manifest) opens and "
+        "passes SQLite's integrity check.",
         state_checks.stores,
         hints.stores,
     ),

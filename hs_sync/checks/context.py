@@ -16,14 +16,14 @@ from typing import Any
 
 import orjson
 
-from hs_sync import registry, stores
+from hs_sync import registry, statestore, stores
 from hs_sync.checks.model import Issue
 from hs_sync.config import Config
 from hs_sync.errors import ConfigError
-from hs_sync.land.state import STATE_FILE
 from hs_sync.load import duck
 from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import Mode, listing
+from hs_sync.statestore import StateReader
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 
@@ -57,6 +57,8 @@ class CheckContext:
         if self._client is not None:
             self._client.close()
             self._save_budget()
+        if "state" in self.__dict__:
+            self.state.close()
         self.con.close()
 
     def __enter__(self) -> CheckContext:
@@ -110,40 +112,26 @@ class CheckContext:
 
     # -- the extraction state (read-only) ------------------------------------
 
-    def _state_rows(self, text: str, params: tuple = ()) -> list[tuple]:
-        path = self.warehouse.state_dir / STATE_FILE
-        if not path.exists():
-            return []
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return db.execute(text, params).fetchall()
-        except sqlite3.Error:
-            return []
-        finally:
-            db.close()
+    @cached_property
+    def state(self) -> StateReader:
+        """The sync state, read-only (empty when there is none)."""
+        return StateReader(self.warehouse)
 
     @cached_property
     def runs(self) -> list[dict[str, Any]]:
         """Finished sync runs, oldest first: finished_at, status and the run summary."""
         out = []
-        rows = self._state_rows(
-            "SELECT run_id, finished_at, status, summary FROM runs "
-            "WHERE finished_at IS NOT NULL ORDER BY finished_at"
-        )
-        for run_id, finished, status, summary in rows:
+        for run in self.state.finished_runs():
             try:
-                data = orjson.loads(summary) if summary else {}
+                data = orjson.loads(run["summary"]) if run["summary"] else {}
             except orjson.JSONDecodeError:
                 data = {}
-            out.append({"run_id": run_id, "finished_at": finished, "status": status, **data})
+            keep = {k: run[k] for k in ("run_id", "finished_at", "status")}
+            out.append({**keep, **data})
         return out
 
     def watermark(self, type_name: str, experiment_id: str) -> datetime | None:
-        rows = self._state_rows(
-            "SELECT watermark FROM watermarks WHERE data_type = ? AND experiment_id = ?",
-            (type_name, experiment_id),
-        )
-        return parse_time(rows[0][0]) if rows else None
+        return parse_time(self.state.watermark(type_name, experiment_id))
 
     def last_run_with(self, type_name: str, experiment_id: str) -> dict[str, Any] | None:
         """The newest finished run that synced this (type, experiment) and transformed it."""
@@ -165,14 +153,7 @@ class CheckContext:
 
     def last_success(self, type_name: str, experiment_id: str) -> datetime | None:
         """When this (type, experiment) last synced successfully (local clock)."""
-        times = []
-        rows = self._state_rows(
-            "SELECT max(completed_at) FROM ledger "
-            "WHERE data_type = ? AND experiment_id = ? AND scope = 'experiment'",
-            (type_name, experiment_id),
-        )
-        if rows and rows[0][0]:
-            times.append(parse_time(rows[0][0]))
+        times = [parse_time(self.state.last_completion(type_name, experiment_id))]
         if registry.BY_NAME[type_name].mode is Mode.ROOM:
             # an unchanged room is not pulled again, so the run itself is the proof
             run = self.last_run_with(type_name, experiment_id)
@@ -206,7 +187,7 @@ class CheckContext:
 
     def _save_budget(self) -> None:
         """Remember the requests this run spent, so the next sync counts them too."""
-        if self._budget is None or not (self.warehouse.state_dir / STATE_FILE).exists():
+        if self._budget is None or not statestore.exists(self.warehouse):
             return
         from hs_sync.land.state import ExtractState
 

@@ -38,7 +38,7 @@ def freshness(ctx: CheckContext) -> list[Issue]:
 
 
 def stores(ctx: CheckContext) -> list[Issue]:
-    """State stores (extraction state, ledger, media manifest) that do not open or read."""
+    """The state file (extraction state, ledger, media manifest) if it does not open or read."""
     return [
         Issue("file", r.path, detail=r.problem or "")
         for r in state_stores.check(ctx.warehouse, state_stores.STATE_STORES)

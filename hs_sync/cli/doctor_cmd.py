@@ -25,8 +25,8 @@ from hs_sync.config import load_config
 @json_option("the report")
 @config_option
 def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: str | None) -> None:
-    """Check the warehouse's state stores: extraction state, transform ledger, media
-    manifest and database. No API, no key.
+    """Check the warehouse's state stores: the state file (extraction state, transform
+    ledger, media manifest) and the database. No API, no key.
 
     \b
     Examples:

@@ -43,7 +43,7 @@ def command(
         sys.exit(2)
     from hs_sync import stores
 
-    stores.require_usable(wh, ("normalize", "database"))
+    stores.require_usable(wh, ("state", "database"))
     with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
         summary = rebuild(wh, config.data_types, config.memory_limit, config.parquet_grace_seconds)
     if as_json:

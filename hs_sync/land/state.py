@@ -1,14 +1,14 @@
 """Extraction state in SQLite: watermarks, the ledger of completed windows, run history.
 
-Lives at `<warehouse>/state/extract.sqlite`. Every checkpoint is one
-transaction written after the raw file behind it is durable, so the state
-never claims data that a crash could have lost (docs/design.md, invariant 2).
+Its tables live in the warehouse's state file (hs_sync/statestore.py). Every
+checkpoint is one transaction written after the raw file behind it is durable, so
+the state never claims data that a crash could have lost (docs/design.md,
+invariant 2).
 Thread-safe: one connection behind a lock.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -16,89 +16,29 @@ from typing import Any
 
 import orjson
 
+from hs_sync import statestore
+from hs_sync.statestore import StateReader
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
-
-STATE_FILE = "extract.sqlite"
 
 # Landed-row counts of time buckets: (first bucket, end bucket (exclusive), bucket -> rows);
 # None bounds are open. Buckets are epoch seconds at a multiple of the bucket width.
 Buckets = tuple[int | None, int | None, dict[int, int]]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS watermarks (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, watermark TEXT NOT NULL,
-    updated_at TEXT NOT NULL, PRIMARY KEY (data_type, experiment_id));
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, data_type TEXT NOT NULL,
-    experiment_id TEXT NOT NULL, scope TEXT NOT NULL, scope_id TEXT NOT NULL,
-    start_time TEXT, end_time TEXT, rows INTEGER NOT NULL, total INTEGER,
-    requests INTEGER NOT NULL, batch TEXT, completed_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS room_versions (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
-    version TEXT NOT NULL, synced_at TEXT NOT NULL,
-    PRIMARY KEY (data_type, experiment_id, room_id));
-CREATE TABLE IF NOT EXISTS snapshots (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, digest TEXT NOT NULL,
-    landed_at TEXT NOT NULL, PRIMARY KEY (data_type, experiment_id));
-CREATE TABLE IF NOT EXISTS room_digests (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
-    digest TEXT NOT NULL, landed_at TEXT NOT NULL,
-    PRIMARY KEY (data_type, experiment_id, room_id));
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT,
-    requests INTEGER, summary TEXT);
-CREATE TABLE IF NOT EXISTS budget_requests (at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS buckets (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, bucket INTEGER NOT NULL,
-    rows INTEGER NOT NULL, PRIMARY KEY (data_type, experiment_id, bucket));
-CREATE TABLE IF NOT EXISTS polls (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, unchanged INTEGER NOT NULL,
-    polled_at TEXT NOT NULL, due_at TEXT NOT NULL, verified_at TEXT,
-    PRIMARY KEY (data_type, experiment_id));
-CREATE TABLE IF NOT EXISTS room_offsets (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
-    rows INTEGER NOT NULL, last_row TEXT NOT NULL,
-    PRIMARY KEY (data_type, experiment_id, room_id));
-CREATE TABLE IF NOT EXISTS signals (
-    name TEXT PRIMARY KEY, value TEXT NOT NULL, seen_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tail_keys (
-    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, key TEXT NOT NULL,
-    cursor TEXT, PRIMARY KEY (data_type, experiment_id, key));
-"""
-
 
 def remembered_requests(warehouse: Warehouse) -> list[float]:
     """Request times an earlier run saved (read-only: creates nothing if there is no state)."""
-    path = warehouse.state_dir / STATE_FILE
-    if not path.exists():
-        return []
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return [r[0] for r in db.execute("SELECT at FROM budget_requests").fetchall()]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return []
+    with StateReader(warehouse) as reader:
+        return reader.budget_requests()
 
 
 def remembered_access(warehouse: Warehouse, hours: float) -> dict[str, str]:
     """Access checks an earlier run saw within `hours` (read-only, like remembered_requests)."""
-    path = warehouse.state_dir / STATE_FILE
-    if not path.exists() or hours <= 0:
+    if hours <= 0:
         return {}
     since = datetime.now(timezone.utc) - timedelta(hours=hours)
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = db.execute(
-                "SELECT name, value, seen_at FROM signals WHERE name LIKE 'access:%'"
-            ).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return {}
+    with StateReader(warehouse) as reader:
+        rows = reader.signals("access:")
     out = {}
     for name, value, seen_at in rows:
         seen = parse_time(seen_at)
@@ -115,15 +55,9 @@ class ExtractState:
     """Read and checkpoint the extraction state of one warehouse."""
 
     def __init__(self, warehouse: Warehouse):
-        path = warehouse.state_dir / STATE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = path
+        self.path = statestore.path(warehouse)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
+        self._db = statestore.connect(warehouse)
 
     def close(self) -> None:
         with self._lock:
@@ -348,7 +282,7 @@ class ExtractState:
         now = _now()
         rows = [(data_type, experiment_id, room, v, now) for room, v in versions.items()]
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "

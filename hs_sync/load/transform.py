@@ -1,7 +1,7 @@
 """Raw NDJSON to Parquet and DuckDB: the step a sync runs after landing.
 
 `transform` applies only the raw files not applied before (the ledger in
-`state/normalize.sqlite`), so its work grows with the new data. Per data type
+`state/state.sqlite`), so its work grows with the new data. Per data type
 it loads the new files' lines into DuckDB, types them with the type's SQL
 (`hs_sync/load/typing_sql.py`), reduces them to one row per key (the later file
 and line win; identical re-reads change nothing), upserts the DuckDB copy,

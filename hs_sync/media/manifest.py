@@ -1,6 +1,7 @@
 """The media manifest: one row per recording with its file, size, sha256 and status.
 
-Source of truth: `state/media.sqlite`, written one transaction per file as
+Source of truth: the `media_files` table of the warehouse's state file
+(`state/state.sqlite`, hs_sync/statestore.py), written one transaction per file as
 downloads finish, so a crash loses nothing and the next run resumes. DuckDB
 gets a copy, the `media_files` table, loaded the way every DuckDB change is
 made (`duck.Build`: a private copy, then an atomic rename), at the end of a
@@ -13,7 +14,6 @@ No URL is ever stored here: paths are relative to the warehouse root.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +21,10 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from hs_sync import statestore
 from hs_sync.load import duck
 from hs_sync.warehouse import Warehouse
 
-MANIFEST_FILE = "media.sqlite"
 TABLE = "media_files"
 STATUSES = ("downloaded", "pending", "failed", "skipped")
 
@@ -73,21 +73,11 @@ _ARROW_TYPES = {
 
 
 class Manifest:
-    """Thread-safe access to `state/media.sqlite`."""
+    """Thread-safe access to the manifest's tables in the state file."""
 
     def __init__(self, warehouse: Warehouse):
-        path = warehouse.state_dir / MANIFEST_FILE
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        cols = ", ".join(f"{n} {'TEXT' if n not in _DUCK_TYPES else 'INTEGER'}" for n in FIELDS)
-        self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS media_files ({cols}, PRIMARY KEY (recording_id))"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
-        path.chmod(0o600)
+        self._db = statestore.connect(warehouse)
 
     def close(self) -> None:
         with self._lock:
@@ -108,7 +98,7 @@ class Manifest:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(_UPSERT, values)
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('dirty', '1')")
+                self._db.execute("INSERT OR REPLACE INTO media_meta VALUES ('dirty', '1')")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -119,12 +109,12 @@ class Manifest:
     def dirty(self) -> bool:
         """Whether rows changed since the last publish to DuckDB."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE name = 'dirty'").fetchone()
+            row = self._db.execute("SELECT value FROM media_meta WHERE name = 'dirty'").fetchone()
         return bool(row and row[0] == "1")
 
     def mark_published(self) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('dirty', '0')")
+            self._db.execute("INSERT OR REPLACE INTO media_meta VALUES ('dirty', '0')")
 
 
 def arrow_table(entries: list[Entry]) -> pa.Table:

@@ -91,7 +91,7 @@ def download_media(
     started = time.monotonic()
     progress = progress or (lambda *a, **k: None)
     warehouse = Warehouse(config.warehouse)
-    stores.require_usable(warehouse, ("media", "database"))
+    stores.require_usable(warehouse, ("state", "database"))
     redact.install(config.base_url)
     summary = MediaSummary()
     held = (
@@ -104,7 +104,7 @@ def download_media(
         manifest = mf.Manifest(warehouse)
         try:
             _Run(config, warehouse, manifest, summary, progress, budget, listed).run()
-            # No database yet (nothing transformed): the manifest waits in state/media.sqlite;
+            # No database yet (nothing transformed): the manifest waits in the state file;
             # creating the database here would make the transform think it has applied raw.
             live = warehouse.db_path.exists()
             if live and (manifest.dirty or not mf.published(warehouse)):
