@@ -125,7 +125,11 @@ class _Job:
 
 class _Run:
     def _waiting(self, endpoint: str, seconds: float) -> None:
-        """A download waits for the per-minute request budget: say so, and for how long."""
+        """A download waits for the per-minute request budget: say so, and for how long.
+        A wait under a tenth of a second is the end of a wait already shown (a woken
+        download checking again), not a new one."""
+        if seconds < 0.1:
+            return
         self.progress(
             "media_wait", seconds=round(seconds, 1), per_minute=self.config.budget_per_minute
         )
