@@ -305,6 +305,10 @@ OVERRIDES: dict[str, dict[str, Doc]] = {
         "participants_synced": D("Participants of the deployment held in the warehouse"),
     },
     "dashboard_rooms": {"status": D("The room's status (e.g. active, completed)")},
+    "participant_rows": {
+        "data_type": D("The data type (its table's name)"),
+        "row_count": D("Rows of the data type held for the participant in the room"),
+    },
     "dashboard_participants": {
         "status": D("The participant's status (e.g. active, completed, timed_out)"),
         "events": D("Events held for the participant"),
@@ -398,6 +402,7 @@ TABLES: dict[str, str] = {
     "dashboard_deployments": "Deployments as the HyperStudy dashboard lists them",
     "dashboard_rooms": "Rooms (sessions) as the dashboard shows them, with duration",
     "dashboard_participants": "Participants with the data types held for each",
+    "participant_rows": "Rows held per data type, room and participant (from the registry)",
     "events_enriched": "Every event with its deployment, room status and participant role",
     "questionnaire_responses": "Questionnaire answers, one row per answered question",
     "comprehension_attempts": "Each comprehension-check attempt",

@@ -175,6 +175,15 @@ def test_a_type_added_to_the_registry_syncs_types_checks_and_is_described(
     assert held and all(person["heart_rate"] > 0 for person in held.values())
     assert "heartrate" not in counts["details"].get("unknown_count_names", [])
 
+    # the dashboard's per-participant data types include the added type
+    with duckdb.connect(str(Warehouse(root).db_path), read_only=True) as con:
+        listed = con.execute(
+            "SELECT data_types FROM dashboard_participants WHERE room_id = ? "
+            "AND list_contains(data_types, 'heart_rate')",
+            [room],
+        ).fetchall()
+    assert len(listed) == len(held)
+
 
 def _assert_typed(wh: Warehouse, served: list[dict]) -> None:
     with duckdb.connect(str(wh.db_path), read_only=True) as con:

@@ -121,15 +121,43 @@ def view_files() -> list[Path]:
     return sorted(sql_dir("views").glob("*.sql"))
 
 
+PARTICIPANT_ROWS = "participant_rows"
+
+
+def participant_rows_sql() -> str:
+    """The `participant_rows` view, built from the registry: rows held per (data type,
+    room, participant) for every data type whose rows name a room and a participant,
+    so a type added to the registry is counted without a view file of its own."""
+    parts = []
+    for dt in registry.DATA_TYPES:
+        room, participant = dt.column_for("room"), dt.column_for("participant")
+        if dt.lists is not None or room is None or participant is None:
+            continue
+        parts.append(
+            sql(
+                "SELECT {name} AS data_type, {room} AS room_id, {participant} AS participant_id, "
+                "count(*) AS row_count FROM {table} GROUP BY ALL",
+                name="'" + dt.name.replace("'", "''") + "'",
+                room=quote(room),
+                participant=quote(participant),
+                table=quote(dt.name),
+            )
+        )
+    return f"CREATE OR REPLACE VIEW {PARTICIPANT_ROWS} AS " + " UNION ALL ".join(parts)
+
+
 def views_digest() -> str:
     h = hashlib.blake2b(digest_size=16)
+    h.update(participant_rows_sql().encode() + b"\0")
     for path in view_files():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Run every `sql/views/*.sql` file; returns the file names run."""
+    """Create the registry's view, then run every `sql/views/*.sql` file (which may use
+    it); returns the file names run."""
+    con.execute(participant_rows_sql())
     done = []
     for path in view_files():
         con.execute(path.read_text(encoding="utf-8"))

@@ -1,5 +1,6 @@
--- Participants as the dashboard shows them (role, status, completion code), and which
--- data types the warehouse holds for each of them.
+-- Participants as the dashboard shows them (role, status, completion code), rows of the
+-- built-in data types, and which data types the warehouse holds for each of them
+-- (`data_types`, from the registry-built `participant_rows`: added types included).
 CREATE OR REPLACE VIEW dashboard_participants AS
 WITH
 ev AS (SELECT roomId, participantId, count(*) AS n FROM events GROUP BY ALL),
@@ -10,7 +11,11 @@ vc AS (SELECT roomId, participantId, count(*) AS n FROM videochat GROUP BY ALL),
 sy AS (SELECT roomId, participantId, count(*) AS n FROM sync GROUP BY ALL),
 co AS (SELECT roomId, participantId, count(*) AS n FROM components GROUP BY ALL),
 et AS (SELECT roomId, participantId, count(*) AS n FROM eyetracking GROUP BY ALL),
-re AS (SELECT roomId, participantId, count(*) AS n FROM recordings GROUP BY ALL)
+re AS (SELECT roomId, participantId, count(*) AS n FROM recordings GROUP BY ALL),
+held AS (
+    SELECT room_id, participant_id, list(data_type ORDER BY data_type) AS data_types
+    FROM participant_rows WHERE row_count > 0 GROUP BY ALL
+)
 SELECT
     p.experimentId AS experiment_id,
     p.deploymentId AS deployment_id,
@@ -30,17 +35,7 @@ SELECT
     coalesce(co.n, 0) AS components,
     coalesce(et.n, 0) AS eyetracking,
     coalesce(re.n, 0) AS recordings,
-    list_filter(
-        [CASE WHEN ev.n > 0 THEN 'events' END,
-         CASE WHEN rc.n > 0 THEN 'ratings_continuous' END,
-         CASE WHEN rs.n > 0 THEN 'ratings_sparse' END,
-         CASE WHEN ch.n > 0 THEN 'chat' END,
-         CASE WHEN vc.n > 0 THEN 'videochat' END,
-         CASE WHEN sy.n > 0 THEN 'sync' END,
-         CASE WHEN co.n > 0 THEN 'components' END,
-         CASE WHEN et.n > 0 THEN 'eyetracking' END,
-         CASE WHEN re.n > 0 THEN 'recordings' END],
-        lambda x: x IS NOT NULL) AS data_types
+    coalesce(held.data_types, []) AS data_types
 FROM participants p
 LEFT JOIN ev ON ev.roomId = p.roomId AND ev.participantId = p.id
 LEFT JOIN rc ON rc.roomId = p.roomId AND rc.participantId = p.id
@@ -50,4 +45,5 @@ LEFT JOIN vc ON vc.roomId = p.roomId AND vc.participantId = p.id
 LEFT JOIN sy ON sy.roomId = p.roomId AND sy.participantId = p.id
 LEFT JOIN co ON co.roomId = p.roomId AND co.participantId = p.id
 LEFT JOIN et ON et.roomId = p.roomId AND et.participantId = p.id
-LEFT JOIN re ON re.roomId = p.roomId AND re.participantId = p.id;
+LEFT JOIN re ON re.roomId = p.roomId AND re.participantId = p.id
+LEFT JOIN held ON held.room_id = p.roomId AND held.participant_id = p.id;
