@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/hs-sync demo
 
+# 2 workers (the CI machine's cores); whole files per worker, so a module's fixtures
+# (a synced warehouse, a wheel, an S3 server) are built once.
 test: $(STAMP)
 	$(BIN)/ruff check hs_sync hs_simulator dagster_project tests benchmarks
 	$(BIN)/ruff format --check hs_sync hs_simulator dagster_project tests benchmarks
-	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+	$(BIN)/pytest -q -n 2 --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The long chaos, soak and fuzz runs (tests marked slow), which `make test` leaves out.
 slow: $(STAMP)

@@ -65,12 +65,14 @@ def test_missing_scope_skips_that_type_and_syncs_the_rest(sim, tmp_path):
     key = "hst_test_" + "s" * 64
     sim.add_key(key, set(ALL_SCOPES) - {"read:chat"})
 
-    summary = sync(make_config(sim, tmp_path / "wh", api_key=key))
+    types = ("chat", "events", "videochat", "components", "rooms")  # chat and every mode
+    summary = sync(make_config(sim, tmp_path / "wh", api_key=key, types=types))
 
     assert summary.exit_code == 0, summary.errors
     assert set(summary.skipped_types) == {"chat"}
     assert "read:chat" in summary.skipped_types["chat"]
-    others = [dt for dt in DEFAULT_TYPES if dt.name != "chat"]
+    others = [dt for dt in DEFAULT_TYPES if dt.name in types and dt.name != "chat"]
+    assert len(others) == len(types) - 1
     assert_landed_equals_simulator(sim, tmp_path / "wh", others)
     assert not (tmp_path / "wh" / "raw" / "chat").exists()
 
@@ -159,7 +161,8 @@ def test_budget_waits_for_the_minute_and_raises_for_the_hour():
 
 def test_a_unit_that_keeps_failing_fails_alone_with_its_state_intact(sim, tmp_path):
     sim.faults.configure(http_5xx=0.5, html_5xx=0.5, only_paths="/data/chat/", seed=3)
-    config = make_config(sim, tmp_path / "wh", max_attempts=3)
+    types = ("chat", "events", "rooms")  # the failing type and others beside it
+    config = make_config(sim, tmp_path / "wh", max_attempts=3, types=types)
 
     summary = sync(config)
 
@@ -176,4 +179,5 @@ def test_a_unit_that_keeps_failing_fails_alone_with_its_state_intact(sim, tmp_pa
 
     sim.faults.configure()  # the outage is over: the next run completes the job
     assert sync(config).exit_code == 0
-    assert_landed_equals_simulator(sim, tmp_path / "wh")
+    landed_types = [dt for dt in DEFAULT_TYPES if dt.name in types]
+    assert_landed_equals_simulator(sim, tmp_path / "wh", landed_types)

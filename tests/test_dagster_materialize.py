@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetCheckSeverity, AssetKey, materialize
+from dagster import AssetCheckSeverity, AssetKey, ExecuteInProcessResult, materialize
 
 from dagster_project import factory, schedules
 from dagster_project.definitions import defs
 from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
 from hs_sync.checks import CHECKS, run_check
-from hs_sync.config import load_config
 from hs_sync.media import download_media
 from hs_sync.registry import DEFAULT_TYPES, Mode
-from hs_sync.sync import sync
 from hs_sync.warehouse import DB_FILE
 from tests.warehouse_helpers import content_rows
 
@@ -106,26 +107,41 @@ def _metadata(result, key: AssetKey) -> dict:
     return {k: v.value for k, v in events[0].materialization.metadata.items()}
 
 
-def test_job_builds_the_same_warehouse_as_hs_sync_sync(clean_sim, settings, tmp_path, monkeypatch):
-    sim = clean_sim
-    # The job exactly as deployed: resources from the environment, like `dagster dev`.
-    monkeypatch.setenv("HYPERSTUDY_API_KEY", sim.api_key)
-    monkeypatch.setenv("HYPERSTUDY_BASE_URL", sim.base_url)
-    monkeypatch.setenv("HS_SYNC_WAREHOUSE", str(tmp_path / "dagster"))
-    (tmp_path / "hs_sync.toml").write_text(TEST_SETTINGS)  # read from the working folder
+@dataclass(frozen=True)
+class JobRun:
+    result: ExecuteInProcessResult
+    root: Path  # the warehouse it built: read it, or copy it to change it
 
-    result = defs.resolve_job_def(schedules.JOB_NAME).execute_in_process()
+
+@pytest.fixture(scope="module")
+def first_run(_clean_sim, tmp_path_factory) -> Iterator[JobRun]:
+    """The deployed job's first run on the clean simulator, shared by the tests below."""
+    sim, folder = _clean_sim, tmp_path_factory.mktemp("job")
+    with pytest.MonkeyPatch.context() as mp:
+        # The job exactly as deployed: resources from the environment, like `dagster dev`.
+        for var in ("HYPERSTUDY_ORG_ID", "HS_SYNC_WAREHOUSE"):
+            mp.delenv(var, raising=False)
+        mp.setenv("HYPERSTUDY_API_KEY", sim.api_key)
+        mp.setenv("HYPERSTUDY_BASE_URL", sim.base_url)
+        mp.setenv("HS_SYNC_WAREHOUSE", str(folder / "dagster"))
+        mp.chdir(folder)
+        (folder / "hs_sync.toml").write_text(TEST_SETTINGS)  # read from the working folder
+        yield JobRun(
+            defs.resolve_job_def(schedules.JOB_NAME).execute_in_process(), folder / "dagster"
+        )
+
+
+def test_job_builds_the_same_warehouse_as_hs_sync_sync(first_run, clean_synced_copy):
+    result = first_run.result
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} >= {c.name for c in CHECKS}
     assert all(e.passed for e in evaluations if e.severity is AssetCheckSeverity.ERROR)
 
-    # The reference: what `hs-sync sync` and `hs-sync media` build from the same settings.
-    config = load_config(warehouse=tmp_path / "cli")
-    reference = sync(config)
-    assert reference.exit_code == 0, reference.errors
+    # The reference: what `hs-sync sync` and `hs-sync media` build from the same simulator.
+    config = clean_synced_copy
     assert download_media(config).exit_code == 0
-    a, b = tmp_path / "dagster", tmp_path / "cli"
+    a, b = first_run.root, Path(config.warehouse)
     for dt in DEFAULT_TYPES:
         rows = content_rows(a, dt.name)
         assert rows == content_rows(b, dt.name), dt.name
@@ -136,11 +152,12 @@ def test_job_builds_the_same_warehouse_as_hs_sync_sync(clean_sim, settings, tmp_
     assert sum(len(content_rows(a, dt.name)) for dt in DEFAULT_TYPES) > 1000
 
 
-def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, settings, tmp_path):
-    sim = clean_sim
-    root = tmp_path / "wh"
-    result = materialize(_everything(), resources=_resources(sim, root, settings))
+def test_runs_report_rows_requests_windows_and_skips_as_metadata(
+    first_run, clean_sim, settings, tmp_path
+):
+    sim, result = clean_sim, first_run.result
     assert result.success
+    root = first_run.root
 
     total = 0
     for dt in DEFAULT_TYPES:
@@ -165,6 +182,8 @@ def test_runs_report_rows_requests_windows_and_skips_as_metadata(clean_sim, sett
     assert media["downloaded"] == len(_media(root))
 
     # A second run is incremental: nothing new is landed or written, and the tables stay.
+    root = tmp_path / "wh"
+    shutil.copytree(first_run.root, root, symlinks=True)  # the published Parquet links
     before = {dt.name: content_rows(root, dt.name) for dt in DEFAULT_TYPES}
     again = materialize(_everything(), resources=_resources(sim, root, settings))
     assert again.success

@@ -9,26 +9,21 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hs_simulator import Simulator
 from hs_sync.checks import record_results, run_checks
 from hs_sync.load import duck
+from hs_sync.media import download_media
 from hs_sync.registry import DATA_TYPES
-from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
-from tests.conftest import SMALL_SCALE
-from tests.extract_helpers import make_config
 
 COMPAT_SCRIPT = Path(__file__).parent / "compat" / "check_old_duckdb.py"
 
 
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory):
-    """A warehouse synced from the simulator with media and checks: every table present."""
-    root = tmp_path_factory.mktemp("dbfiles") / "wh"
-    with Simulator(seed=1, scale=SMALL_SCALE) as sim:
-        config = make_config(sim, root, media=True)
-        sync(config)
-        record_results(config, run_checks(config))
+def synced(_synced_once, tmp_path_factory):
+    """A copy of the session's synced warehouse with media and checks: every table present."""
+    config = _synced_once.copy(tmp_path_factory.mktemp("dbfiles"), media=True)
+    download_media(config)  # some planted recordings cannot be downloaded: not tested here
+    record_results(config, run_checks(config))
     return config
 
 

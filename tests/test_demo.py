@@ -13,6 +13,7 @@ HS_SYNC = [sys.executable, "-m", "hs_sync"]
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HYPERSTUDY_", "HS_SYNC_"))}
+    env["HS_SYNC_STATE_DIR"] = os.environ["HS_SYNC_STATE_DIR"]  # the test's, not the user's
     return subprocess.run(
         HS_SYNC + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )

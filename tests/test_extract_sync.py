@@ -181,7 +181,8 @@ def test_room_repair_re_pulls_a_room_at_room_scope(sim, synced_copy):
 def test_a_second_concurrent_sync_waits_then_stops_with_a_clear_message(sim_factory, tmp_path):
     sim = sim_factory()
     root = tmp_path / "wh"
-    config = make_config(sim, root, lock_timeout_seconds=0.5)
+    # two types are enough: every request of the first run is slowed below
+    config = make_config(sim, root, lock_timeout_seconds=0.5, types=("rooms", "participants"))
     sim.faults.configure(slow=1.0, slow_seconds=0.2, seed=1)  # the first run holds the lock a while
     first_done: list = []
     first = threading.Thread(target=lambda: first_done.append(sync(config)))
@@ -223,8 +224,9 @@ def test_rows_arriving_mid_scan_make_the_window_be_read_again(sim_factory, tmp_p
         ):
             late.extend(sim.add_late_rows("events", 40, experiment_id=exp))
 
+    events = BY_NAME["events"]
     sim.on_request(arrive_during_the_scan)
-    summary = sync(make_config(sim, tmp_path / "wh"))
+    summary = sync(make_config(sim, tmp_path / "wh", types=(events.name,)))
     sim.on_request(None)
 
     assert summary.exit_code == 0, summary.errors
@@ -235,9 +237,9 @@ def test_rows_arriving_mid_scan_make_the_window_be_read_again(sim_factory, tmp_p
     # the first pass saw pagination.total change between its pages; the second agreed
     assert len(passes) == 2
     assert passes[1]["fetched"] == passes[1]["total"]
-    got = landed(tmp_path / "wh", BY_NAME["events"])[exp]
-    assert {BY_NAME["events"].key_of(r) for r in late} <= set(got)
-    assert_landed_equals_simulator(sim, tmp_path / "wh")
+    got = landed(tmp_path / "wh", events)[exp]
+    assert {events.key_of(r) for r in late} <= set(got)
+    assert_landed_equals_simulator(sim, tmp_path / "wh", types=(events,))
 
 
 def test_an_unchanged_whole_table_spanning_several_files_is_not_landed_again(sim, tmp_path):

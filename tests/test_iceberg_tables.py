@@ -57,8 +57,11 @@ def test_a_reader_polling_during_syncs_sees_whole_syncs_only(tmp_path):
     stop = threading.Event()
 
     def poll() -> None:
+        # 50 reads a second; a reader that never pauses holds the GIL enough to slow the
+        # syncs it watches several-fold
         while not stop.is_set():
             seen.append(snapshot_view(wh))
+            stop.wait(0.02)
 
     reader = threading.Thread(target=poll)
     reader.start()

@@ -72,8 +72,9 @@ def test_a_malformed_settings_file_is_named_once():
 
 
 def test_the_human_summary_ends_without_a_json_blob(sim, tmp_path):
+    types = ["--type", "experiments", "--type", "rooms"]  # the line is the same for all
     result = CliRunner().invoke(
-        main, ["sync", "--no-media", "--warehouse", str(tmp_path / "wh")], env=api_env(sim)
+        main, ["sync", "--no-media", "--warehouse", str(tmp_path / "wh"), *types], env=api_env(sim)
     )
     assert result.exit_code == 0, result.output
     last = result.stdout.strip().splitlines()[-1]
@@ -155,9 +156,8 @@ def _writable_again(root: Path) -> None:
         os.chmod(folder, 0o700)
 
 
-def test_a_read_only_warehouse_is_one_line_and_check_still_prints_its_results(sim, tmp_path):
-    root = tmp_path / "wh"
-    sync(make_config(sim, root, media=False))
+def test_a_read_only_warehouse_is_one_line_and_check_still_prints_its_results(sim, synced_copy):
+    root = Path(synced_copy.warehouse)
     _read_only(root)
     try:
         env = {**api_env(sim), "HS_SYNC_WAREHOUSE": str(root)}
@@ -210,7 +210,9 @@ def test_a_warehouse_is_owner_only_by_default(sim, tmp_path):
 def test_group_shares_the_warehouse_read_only_and_every_writer_keeps_it_so(sim, tmp_path):
     group = _a_group()
     root = tmp_path / "wh"
-    args = ["sync", "--warehouse", str(root), "--group", group.gr_name, "--no-media"]
+    # recordings (for the media below) and a type landed by time window
+    types = ["--type", "recordings", "--type", "chat"]
+    args = ["sync", "--warehouse", str(root), "--group", group.gr_name, "--no-media", *types]
     result = CliRunner().invoke(main, args, env=api_env(sim))
     assert result.exit_code == 0, result.output
     assert _modes(root) == {("dir", 0o2750, group.gr_gid), ("file", 0o640, group.gr_gid)}
@@ -233,9 +235,8 @@ def test_an_unknown_group_is_one_line_before_any_api_call(sim, tmp_path):
     assert sim.requests == []
 
 
-def test_hints_name_the_warehouse_that_was_given(sim, tmp_path):
-    root = tmp_path / "my wh"
-    sync(make_config(sim, root, media=False))
+def test_hints_name_the_warehouse_that_was_given(synced_world, tmp_path):
+    root = Path(synced_world.copy(tmp_path / "my wh").warehouse)  # a space in the path
     result = CliRunner().invoke(main, ["check", "--no-api", "--warehouse", str(root), "--json"])
     checks = {c["name"]: c for c in orjson.loads(result.stdout)["checks"]}
     hint = checks["missing_sessions"]["hint"]
@@ -250,10 +251,9 @@ def test_hints_name_the_warehouse_that_was_given(sim, tmp_path):
     )
 
 
-def test_check_says_when_the_hourly_budget_stopped_reconciliation(sim, tmp_path):
-    root = tmp_path / "wh"
-    sync(make_config(sim, root, media=False))  # spends more requests than the budget below
-    Path("hs_sync.toml").write_text("budget_per_hour = 5\n")
+def test_check_says_when_the_hourly_budget_stopped_reconciliation(sim, synced_copy):
+    root = Path(synced_copy.warehouse)
+    Path("hs_sync.toml").write_text("budget_per_hour = 5\n")  # fewer than reconciliation needs
     result = CliRunner().invoke(main, ["check", "--warehouse", str(root)], env=api_env(sim))
     assert result.exit_code == 1
     out = " ".join(result.stdout.split())
@@ -265,12 +265,11 @@ def test_check_says_when_the_hourly_budget_stopped_reconciliation(sim, tmp_path)
     )
 
 
-def test_status_and_the_freshness_check_agree_after_a_partial_run(sim, tmp_path):
+def test_status_and_the_freshness_check_agree_after_a_partial_run(synced_copy):
     """A run that ended partial after every pull completed (the budget ran out during the
     media downloads) leaves the data fresh: status says so, as the freshness check does."""
-    root = tmp_path / "wh"
-    config = make_config(sim, root, media=False)
-    sync(config)
+    config = synced_copy
+    root = Path(config.warehouse)
     with sqlite3.connect(state_path(Warehouse(root))) as db:  # how such a run is recorded
         db.execute("UPDATE runs SET status = 'partial'")
     fresh = status(root)["freshness"]
@@ -283,8 +282,10 @@ def test_status_and_the_freshness_check_agree_after_a_partial_run(sim, tmp_path)
 
 def test_request_counts_agree_between_summary_run_table_and_status(sim, tmp_path):
     root = tmp_path / "wh"
+    # one type of each mode: time windows, rooms, merge (with media), snapshot
+    types = ["--type", "chat", "--type", "components", "--type", "recordings", "--type", "rooms"]
     result = CliRunner().invoke(
-        main, ["sync", "--warehouse", str(root), "--json"], env=api_env(sim)
+        main, ["sync", "--warehouse", str(root), "--json", *types], env=api_env(sim)
     )
     summary = orjson.loads(result.stdout)
     assert summary["media"]["api_requests"] > 0  # link mints are part of the run's requests
@@ -298,12 +299,10 @@ def _media_bytes_requests(sim) -> int:
     return sum(1 for r in sim.requests if "/api/v3/" not in str(r.get("path", "")))
 
 
-def test_media_downloads_waiting_for_the_budget_say_so(sim, tmp_path):
+def test_media_downloads_waiting_for_the_budget_say_so(synced_copy):
     """With 2 link mints a minute (on a clock 600x faster), the downloads wait: the
     progress says how long, and the media bar's line shows it."""
-    root = tmp_path / "wh"
-    config = make_config(sim, root, media=False, budget_per_minute=2)
-    sync(config.replace(budget_per_minute=100_000))
+    config = synced_copy.replace(budget_per_minute=2)
     clock = SpedUpClock(600.0)
     budget = RequestBudget(100_000, 2, clock=clock.time, sleep=clock.sleep)
     events = []
@@ -312,8 +311,10 @@ def test_media_downloads_waiting_for_the_budget_say_so(sim, tmp_path):
     )
     assert summary.downloaded > 2
     waits = [info for event, info in events if event == "media_wait"]
-    # at most a minute, give or take the sped-up clock's granularity
-    assert waits and all(0 < w["seconds"] <= 61 and w["per_minute"] == 2 for w in waits)
+    # at most a minute, give or take the sped-up clock's granularity; a wait shorter than
+    # 0.05 s is shown (rounded) as 0.0
+    assert waits and all(0 <= w["seconds"] <= 61 and w["per_minute"] == 2 for w in waits)
+    assert any(w["seconds"] > 1 for w in waits)
     assert budget.on_wait is None  # handed back after the run
     line = waiting_line("media: 40 file(s)", waits[0], files_left=30)
     assert line.startswith("media: 40 file(s) · waiting ")
@@ -339,12 +340,11 @@ def test_a_closed_port_names_the_url_and_fails_fast(tmp_path):
     assert time.monotonic() - started < 5  # no rounds of retries
 
 
-def test_check_with_the_server_down_still_shows_the_offline_checks(sim_factory, tmp_path):
-    sim = sim_factory()  # stopped below
-    root = tmp_path / "wh"
-    sync(make_config(sim, root, media=False))
-    url = sim.base_url
-    sim.stop()
+def test_check_with_the_server_down_still_shows_the_offline_checks(sim, synced_copy):
+    root = Path(synced_copy.warehouse)
+    with socket.socket() as s:  # the server's address once it is down: nothing listens
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/api/v3"
     env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": url}
     result = CliRunner().invoke(main, ["check", "--warehouse", str(root), "--json"], env=env)
     assert result.exit_code == 1
