@@ -10,6 +10,7 @@ zstd stream without an error, and give no line numbers. Typing happens in SQL
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,10 +19,16 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hs_sync.land import rawfile
 
 _BATCH_STAMP = re.compile(r"^(\d{8}T\d{12})Z")
+# a line that is empty or only ASCII whitespace (what bytes.strip() removes)
+_BLANK = r"^[ \t\n\r\x0b\x0c]*$"
+# decompressed bytes gathered before they go to DuckDB: a few inserts per type,
+# and a bounded amount held at once
+CHUNK_BYTES = 4 * 1024 * 1024
 _FILES_SCHEMA = pa.schema(
     [
         ("__fid", pa.int64()),
@@ -49,18 +56,60 @@ def synced_at_of(raw_file: Path) -> datetime:
     return datetime.fromtimestamp(raw_file.stat().st_mtime, tz=timezone.utc)
 
 
-def read_lines(path: Path) -> tuple[list[int], list[bytes]]:
-    """(1-based line numbers, bytes) of a data file's non-blank lines.
+class _Chunk:
+    """Files read whole, waiting to go to DuckDB together: one insert per chunk, and
+    their lines split by Arrow, never as a Python object per line."""
 
-    Raises rawfile.RawFileError when the file does not read to its end.
-    """
-    data = b"".join(rawfile.blocks(path))
-    numbers, lines = [], []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        if line.strip():
-            numbers.append(number)
-            lines.append(line)
-    return numbers, lines
+    def __init__(self) -> None:
+        self.fids: list[int] = []
+        self.blocks: list[bytes] = []
+        self.sizes: list[int] = []
+        self.files: list[dict] = []
+        self.nbytes = 0
+
+    def add(self, fid: int, raw: RawFile, blocks: list[bytes]) -> None:
+        size = sum(len(b) for b in blocks)
+        self.fids.append(fid)
+        self.blocks.extend(blocks)
+        self.sizes.append(size)
+        self.nbytes += size
+        self.files.append(
+            {
+                "__fid": fid,
+                "__raw_file": raw.name,
+                "__exp": raw.experiment,
+                "__synced_at": synced_at_of(raw.path),
+            }
+        )
+
+    def lines(self) -> pa.Table:
+        """(__fid, __line, __bytes, __blank) of the chunk's lines."""
+        # Arrow's system pool hands each chunk's buffers back at once instead of
+        # keeping them for reuse
+        pool = pa.system_memory_pool()
+        offsets = pa.array([0, *itertools.accumulate(self.sizes)], pa.int64(), memory_pool=pool)
+        data = pa.py_buffer(b"".join(self.blocks))
+        self.blocks = []
+        contents = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), len(self.sizes), [None, offsets.buffers()[1], data]
+        )
+        split = pc.split_pattern(contents, b"\n", memory_pool=pool)
+        del contents, data
+        lines = pc.list_flatten(split, memory_pool=pool)
+        owner = pc.list_parent_indices(split, memory_pool=pool)
+        first = pc.take(
+            split.offsets.slice(0, len(split)).cast(pa.int64()), owner, memory_pool=pool
+        )
+        ones = pa.repeat(pa.scalar(1, pa.int64()), len(lines), memory_pool=pool)
+        numbers = pc.subtract(pc.cumulative_sum(ones, memory_pool=pool), first, memory_pool=pool)
+        return pa.table(
+            {
+                "__fid": pc.take(pa.array(self.fids, pa.int64()), owner, memory_pool=pool),
+                "__line": numbers,
+                "__bytes": lines,
+                "__blank": pc.match_substring_regex(lines, _BLANK, memory_pool=pool),
+            }
+        )
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -85,38 +134,33 @@ def load(
     do not read, which add no lines).
     """
     create_tables(con)
-    # Lines go to DuckDB a file at a time; Arrow's system pool hands each file's
-    # buffers back at once instead of keeping them for reuse.
-    pool = pa.system_memory_pool()
     loaded: dict[int, RawFile] = {}
     damaged: list[tuple[RawFile, str]] = []
+    chunk = _Chunk()
     for fid, raw in enumerate(files):
         try:
-            numbers, lines = read_lines(raw.path)
+            blocks = list(rawfile.blocks(raw.path))
         except rawfile.RawFileError as exc:
             damaged.append((raw, str(exc)))
             continue
         loaded[fid] = raw
-        meta = pa.Table.from_pylist(
-            [
-                {
-                    "__fid": fid,
-                    "__raw_file": raw.name,
-                    "__exp": raw.experiment,
-                    "__synced_at": synced_at_of(raw.path),
-                }
-            ],
-            schema=_FILES_SCHEMA,
-        )
-        con.from_arrow(meta).insert_into("__files")
-        if lines:
-            table = pa.table(
-                {
-                    "__fid": pa.repeat(pa.scalar(fid, pa.int64()), len(lines)),
-                    "__line": pa.array(numbers, pa.int64()),
-                    "__bytes": pa.array(lines, pa.binary(), memory_pool=pool),
-                }
-            )
-            con.from_arrow(table).insert_into("__lines")
-        del lines, numbers
+        chunk.add(fid, raw, blocks)
+        del blocks
+        if chunk.nbytes >= CHUNK_BYTES:
+            _insert(con, chunk)
+            chunk = _Chunk()
+    if chunk.files:
+        _insert(con, chunk)
     return loaded, damaged
+
+
+def _insert(con: duckdb.DuckDBPyConnection, chunk: _Chunk) -> None:
+    con.from_arrow(pa.Table.from_pylist(chunk.files, schema=_FILES_SCHEMA)).insert_into("__files")
+    # blank lines are left out by DuckDB as it copies: no filtered copy in Arrow
+    con.register("__chunk", chunk.lines())
+    try:
+        con.execute(
+            "INSERT INTO __lines SELECT __fid, __line, __bytes FROM __chunk WHERE NOT __blank"
+        ).fetchall()
+    finally:
+        con.unregister("__chunk")
