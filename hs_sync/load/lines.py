@@ -1,5 +1,6 @@
 """Raw data files into DuckDB as lines: `__files` (one row per file) and `__lines`
-(one row per non-blank line, its bytes as landed).
+(one row per line, its bytes as landed, `__blank` when it holds nothing but
+whitespace), a chunk of files at a time.
 
 A file is decompressed whole before any of its lines go in, so a file that does
 not read (a truncated or garbled compressed stream) adds nothing and is reported
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,23 +118,24 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE OR REPLACE TEMP TABLE __files "
         "(__fid BIGINT, __raw_file VARCHAR, __exp VARCHAR, __synced_at TIMESTAMPTZ)"
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE __lines (__fid BIGINT, __line BIGINT, __bytes BLOB)")
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DROP TABLE IF EXISTS __lines")
     con.execute("DROP TABLE IF EXISTS __files")
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, files: Sequence[RawFile]
+    con: duckdb.DuckDBPyConnection, files: Sequence[RawFile], apply: Callable[[], object]
 ) -> tuple[dict[int, RawFile], list[tuple[RawFile, str]]]:
-    """Fill `__files` and `__lines` with `files` (in order: file id = position).
+    """Read `files` (in order: file id = position) a chunk at a time: each chunk's
+    files go into `__files`, its lines are `__lines` while `apply()` runs, once
+    per chunk and once first with no lines. The lines are never stored in DuckDB.
 
     Returns (file id -> file, for the files loaded; [(file, reason)] for those that
     do not read, which add no lines).
     """
     create_tables(con)
+    _apply(con, _Chunk(), apply)
     loaded: dict[int, RawFile] = {}
     damaged: list[tuple[RawFile, str]] = []
     chunk = _Chunk()
@@ -147,20 +149,19 @@ def load(
         chunk.add(fid, raw, blocks)
         del blocks
         if chunk.nbytes >= CHUNK_BYTES:
-            _insert(con, chunk)
+            _apply(con, chunk, apply)
             chunk = _Chunk()
     if chunk.files:
-        _insert(con, chunk)
+        _apply(con, chunk, apply)
     return loaded, damaged
 
 
-def _insert(con: duckdb.DuckDBPyConnection, chunk: _Chunk) -> None:
-    con.from_arrow(pa.Table.from_pylist(chunk.files, schema=_FILES_SCHEMA)).insert_into("__files")
-    # blank lines are left out by DuckDB as it copies: no filtered copy in Arrow
-    con.register("__chunk", chunk.lines())
+def _apply(con: duckdb.DuckDBPyConnection, chunk: _Chunk, apply: Callable[[], object]) -> None:
+    if chunk.files:
+        files = pa.Table.from_pylist(chunk.files, schema=_FILES_SCHEMA)
+        con.from_arrow(files).insert_into("__files")
+    con.register("__lines", chunk.lines())
     try:
-        con.execute(
-            "INSERT INTO __lines SELECT __fid, __line, __bytes FROM __chunk WHERE NOT __blank"
-        ).fetchall()
+        apply()
     finally:
-        con.unregister("__chunk")
+        con.unregister("__lines")
