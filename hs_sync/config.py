@@ -86,7 +86,7 @@ class Config:
     access_cache_hours: float = 24.0
     # DuckDB's working memory in the transform (e.g. "1GB", "512MB", "25%"); beyond it
     # DuckDB spills to state/duckdb-tmp, so a transform of any size fits
-    memory_limit: str = "1GB"
+    memory_limit: str = "256MB"
     # how long a replaced Parquet version stays for readers still scanning it
     parquet_grace_seconds: float = 3600.0
 

@@ -13,7 +13,6 @@ import pytest
 
 from hs_sync import jsontext, registry
 from hs_sync.land import rawfile
-from hs_sync.load import lines as raw_lines
 from hs_sync.load import typing_sql
 from hs_sync.load.lines import RawFile, synced_at_of
 from hs_sync.warehouse import Warehouse
@@ -42,9 +41,9 @@ def type_file(wh: Warehouse, dt: registry.DataType, path) -> Typed:
         con.execute("SET TimeZone = 'UTC'")
         exp = path.parent.parent.name.split("=", 1)[1]
         name = path.relative_to(wh.root).as_posix()
-        loaded, damaged = raw_lines.load(con, [RawFile(path, name, exp, path.stat().st_size)])
+        files = [RawFile(path, name, exp, path.stat().st_size)]
+        loaded, damaged = typing_sql.type_files(con, dt, files)
         assert not damaged
-        typing_sql.type_lines(con, dt)
         table = con.sql("SELECT * EXCLUDE (__exp, __seq) FROM __stage ORDER BY __seq")
         arrow = table.to_arrow_table()
         files = typing_sql.per_file(con)

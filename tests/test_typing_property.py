@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hs_sync import jsontext, registry
-from hs_sync.load import lines as raw_lines
 from hs_sync.load import typing_sql
 from hs_sync.load.lines import RawFile
 from hs_sync.warehouse import Warehouse
@@ -113,8 +112,7 @@ def test_every_line_is_a_row_or_an_unkeyable_quarantined_line(tmp_path_factory, 
     try:
         con.execute("SET TimeZone = 'UTC'")
         name = path.relative_to(wh.root).as_posix()
-        raw_lines.load(con, [RawFile(path, name, EXP, path.stat().st_size)])
-        typing_sql.type_lines(con, dt)
+        typing_sql.type_files(con, dt, [RawFile(path, name, EXP, path.stat().st_size)])
         rows = con.sql("SELECT * FROM __stage ORDER BY __seq").fetchall()
         columns = [d[0] for d in con.sql("SELECT * FROM __stage LIMIT 0").description]
         typed = typing_sql.per_file(con).get(0, typing_sql.TypedFile())

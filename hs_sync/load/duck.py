@@ -76,7 +76,7 @@ def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, s
     ]
 
 
-MEMORY_LIMIT = "1GB"  # DuckDB's default working memory; beyond it, it spills to disk
+MEMORY_LIMIT = "256MB"  # DuckDB's default working memory; beyond it, it spills to disk
 TEMP_DIR = "duckdb-tmp"  # under state/: where DuckDB spills
 
 

@@ -1,5 +1,6 @@
 """Raw data files into DuckDB as lines: `__files` (one row per file) and `__lines`
-(one row per non-blank line, its bytes as landed).
+(one row per line, its bytes as landed, `__blank` when it holds nothing but
+whitespace), a chunk of files at a time.
 
 A file is decompressed whole before any of its lines go in, so a file that does
 not read (a truncated or garbled compressed stream) adds nothing and is reported
@@ -10,18 +11,25 @@ zstd stream without an error, and give no line numbers. Typing happens in SQL
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hs_sync.land import rawfile
 
 _BATCH_STAMP = re.compile(r"^(\d{8}T\d{12})Z")
+# a line that is empty or only ASCII whitespace (what bytes.strip() removes)
+_BLANK = r"^[ \t\n\r\x0b\x0c]*$"
+# decompressed bytes gathered before they go to DuckDB: a few inserts per type,
+# and a bounded amount held at once
+CHUNK_BYTES = 4 * 1024 * 1024
 _FILES_SCHEMA = pa.schema(
     [
         ("__fid", pa.int64()),
@@ -49,18 +57,60 @@ def synced_at_of(raw_file: Path) -> datetime:
     return datetime.fromtimestamp(raw_file.stat().st_mtime, tz=timezone.utc)
 
 
-def read_lines(path: Path) -> tuple[list[int], list[bytes]]:
-    """(1-based line numbers, bytes) of a data file's non-blank lines.
+class _Chunk:
+    """Files read whole, waiting to go to DuckDB together: one insert per chunk, and
+    their lines split by Arrow, never as a Python object per line."""
 
-    Raises rawfile.RawFileError when the file does not read to its end.
-    """
-    data = b"".join(rawfile.blocks(path))
-    numbers, lines = [], []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        if line.strip():
-            numbers.append(number)
-            lines.append(line)
-    return numbers, lines
+    def __init__(self) -> None:
+        self.fids: list[int] = []
+        self.blocks: list[bytes] = []
+        self.sizes: list[int] = []
+        self.files: list[dict] = []
+        self.nbytes = 0
+
+    def add(self, fid: int, raw: RawFile, blocks: list[bytes]) -> None:
+        size = sum(len(b) for b in blocks)
+        self.fids.append(fid)
+        self.blocks.extend(blocks)
+        self.sizes.append(size)
+        self.nbytes += size
+        self.files.append(
+            {
+                "__fid": fid,
+                "__raw_file": raw.name,
+                "__exp": raw.experiment,
+                "__synced_at": synced_at_of(raw.path),
+            }
+        )
+
+    def lines(self) -> pa.Table:
+        """(__fid, __line, __bytes, __blank) of the chunk's lines."""
+        # Arrow's system pool hands each chunk's buffers back at once instead of
+        # keeping them for reuse
+        pool = pa.system_memory_pool()
+        offsets = pa.array([0, *itertools.accumulate(self.sizes)], pa.int64(), memory_pool=pool)
+        data = pa.py_buffer(b"".join(self.blocks))
+        self.blocks = []
+        contents = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), len(self.sizes), [None, offsets.buffers()[1], data]
+        )
+        split = pc.split_pattern(contents, b"\n", memory_pool=pool)
+        del contents, data
+        lines = pc.list_flatten(split, memory_pool=pool)
+        owner = pc.list_parent_indices(split, memory_pool=pool)
+        first = pc.take(
+            split.offsets.slice(0, len(split)).cast(pa.int64()), owner, memory_pool=pool
+        )
+        ones = pa.repeat(pa.scalar(1, pa.int64()), len(lines), memory_pool=pool)
+        numbers = pc.subtract(pc.cumulative_sum(ones, memory_pool=pool), first, memory_pool=pool)
+        return pa.table(
+            {
+                "__fid": pc.take(pa.array(self.fids, pa.int64()), owner, memory_pool=pool),
+                "__line": numbers,
+                "__bytes": lines,
+                "__blank": pc.match_substring_regex(lines, _BLANK, memory_pool=pool),
+            }
+        )
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -68,55 +118,50 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE OR REPLACE TEMP TABLE __files "
         "(__fid BIGINT, __raw_file VARCHAR, __exp VARCHAR, __synced_at TIMESTAMPTZ)"
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE __lines (__fid BIGINT, __line BIGINT, __bytes BLOB)")
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DROP TABLE IF EXISTS __lines")
     con.execute("DROP TABLE IF EXISTS __files")
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, files: Sequence[RawFile]
+    con: duckdb.DuckDBPyConnection, files: Sequence[RawFile], apply: Callable[[], object]
 ) -> tuple[dict[int, RawFile], list[tuple[RawFile, str]]]:
-    """Fill `__files` and `__lines` with `files` (in order: file id = position).
+    """Read `files` (in order: file id = position) a chunk at a time: each chunk's
+    files go into `__files`, its lines are `__lines` while `apply()` runs, once
+    per chunk and once first with no lines. The lines are never stored in DuckDB.
 
     Returns (file id -> file, for the files loaded; [(file, reason)] for those that
     do not read, which add no lines).
     """
     create_tables(con)
-    # Lines go to DuckDB a file at a time; Arrow's system pool hands each file's
-    # buffers back at once instead of keeping them for reuse.
-    pool = pa.system_memory_pool()
+    _apply(con, _Chunk(), apply)
     loaded: dict[int, RawFile] = {}
     damaged: list[tuple[RawFile, str]] = []
+    chunk = _Chunk()
     for fid, raw in enumerate(files):
         try:
-            numbers, lines = read_lines(raw.path)
+            blocks = list(rawfile.blocks(raw.path))
         except rawfile.RawFileError as exc:
             damaged.append((raw, str(exc)))
             continue
         loaded[fid] = raw
-        meta = pa.Table.from_pylist(
-            [
-                {
-                    "__fid": fid,
-                    "__raw_file": raw.name,
-                    "__exp": raw.experiment,
-                    "__synced_at": synced_at_of(raw.path),
-                }
-            ],
-            schema=_FILES_SCHEMA,
-        )
-        con.from_arrow(meta).insert_into("__files")
-        if lines:
-            table = pa.table(
-                {
-                    "__fid": pa.repeat(pa.scalar(fid, pa.int64()), len(lines)),
-                    "__line": pa.array(numbers, pa.int64()),
-                    "__bytes": pa.array(lines, pa.binary(), memory_pool=pool),
-                }
-            )
-            con.from_arrow(table).insert_into("__lines")
-        del lines, numbers
+        chunk.add(fid, raw, blocks)
+        del blocks
+        if chunk.nbytes >= CHUNK_BYTES:
+            _apply(con, chunk, apply)
+            chunk = _Chunk()
+    if chunk.files:
+        _apply(con, chunk, apply)
     return loaded, damaged
+
+
+def _apply(con: duckdb.DuckDBPyConnection, chunk: _Chunk, apply: Callable[[], object]) -> None:
+    if chunk.files:
+        files = pa.Table.from_pylist(chunk.files, schema=_FILES_SCHEMA)
+        con.from_arrow(files).insert_into("__files")
+    con.register("__lines", chunk.lines())
+    try:
+        apply()
+    finally:
+        con.unregister("__lines")

@@ -238,14 +238,12 @@ def _load_type(
     """Type one type's new raw files and apply them to DuckDB and Parquet (`version`:
     the type's unpublished hive version folder, None for Iceberg tables)."""
     con = build.con
-    loaded, damaged = lines.load(con, files)
-    for raw, reason in damaged:
-        result.damaged.append(raw.name)
-        set_aside(warehouse, dt, raw, reason)
     try:
-        typing_sql.type_lines(con, dt)
+        loaded, damaged = typing_sql.type_files(con, dt, files)
+        for raw, reason in damaged:
+            result.damaged.append(raw.name)
+            set_aside(warehouse, dt, raw, reason)
         per_file = typing_sql.per_file(con)
-        lines.drop_tables(con)  # the raw lines are typed: free them before the upsert
         result.drift.update(typing_sql.drift(con))
         _quarantine(warehouse, dt, loaded, per_file, result)
         context.fill_pulled(con, dt, loaded)

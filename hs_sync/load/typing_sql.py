@@ -1,9 +1,10 @@
 """The one typing path: a SQL statement per data type, generated from the registry.
 
-It reads the raw lines (`__lines`, `__files`: `hs_sync/load/lines.py`) and, in
-one query, parses each line as JSON, types every declared column, builds `_key`,
-`_extra` and the lineage columns, and gives each line that cannot become a row
-its reason. The result is `__typed`: one row per line, `__reason` NULL for rows.
+It reads the raw lines (`__lines`, `__files`: `hs_sync/load/lines.py`) a chunk
+of files at a time and, in one query per chunk, parses each line as JSON, types
+every declared column, builds `_key`, `_extra` and the lineage columns, and
+gives each line that cannot become a row its reason. The result is `__typed`: one row per line, `__reason` NULL for rows
+(a quarantined line keeps its bytes in `__raw`).
 
 The typing policy (docs/typing.md):
 - a record is never dropped because a declared field has another JSON type;
@@ -22,13 +23,16 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from hs_sync.load import lines
 from hs_sync.load.duck import quote, sql
+from hs_sync.load.lines import RawFile
 from hs_sync.registry import Column, DataType
 
 # Signed media URLs are credentials: below raw they are kept without their query.
@@ -172,7 +176,7 @@ def _key_part(v: str, t: str) -> str:
 
 @functools.cache
 def typing_sql(dt: DataType) -> str:
-    """The statement that fills `__typed` from `__lines` and `__files` for one type."""
+    """The query typing `__lines` (with `__files`) for one type: a row per line."""
     cols = dt.columns
     names = [c.name for c in cols]
     # one parse per line: every declared path (then the key fields) extracted at once
@@ -222,11 +226,11 @@ def typing_sql(dt: DataType) -> str:
     out_cols = ",\n  ".join(f"__c{i} AS {quote(n)}" for i, n in enumerate(names))
     return sql(
         """
-CREATE OR REPLACE TEMP TABLE __typed AS
 WITH src AS (
-  SELECT l.__fid, l.__line, f.__raw_file, f.__exp, f.__synced_at,
+  SELECT l.__fid, l.__line, l.__bytes, f.__raw_file, f.__exp, f.__synced_at,
          TRY(decode(l.__bytes)) AS __text
   FROM __lines l JOIN __files f USING (__fid)
+  WHERE NOT l.__blank
 ), parsed AS (
   SELECT *, TRY_CAST(__text AS JSON) AS __j FROM src
 ), objects AS (
@@ -250,7 +254,7 @@ WITH src AS (
 ), checked AS (
   SELECT *, {bad_list} AS __bad FROM ranged
 ), rows AS (
-  SELECT __fid, __line,
+  SELECT __fid, __line, __bytes,
   CASE WHEN __text IS NULL THEN 'not UTF-8 text'
        WHEN __j IS NULL THEN 'not JSON'
        WHEN __jt <> 'OBJECT' THEN 'not a JSON object: ' || lower(__jt)
@@ -274,7 +278,7 @@ WITH src AS (
   CASE WHEN __unknown::VARCHAR <> '{{}}' THEN json_keys(__unknown) END AS __new
   FROM checked
 )
-SELECT * FROM rows
+SELECT * EXCLUDE (__bytes), CASE WHEN __reason IS NOT NULL THEN __bytes END AS __raw FROM rows
 """,
         values=values,
         paths=", ".join(paths),
@@ -301,9 +305,23 @@ class TypedFile:
     quarantined: list[Quarantined] = field(default_factory=list)
 
 
-def type_lines(con: duckdb.DuckDBPyConnection, dt: DataType) -> None:
-    """Fill `__typed` (every line) and `__stage` (the rows) from `__lines`/`__files`."""
-    con.execute(typing_sql(dt))
+def type_files(
+    con: duckdb.DuckDBPyConnection, dt: DataType, files: Sequence[RawFile]
+) -> tuple[dict[int, RawFile], list[tuple[RawFile, str]]]:
+    """Fill `__typed` (every line, quarantined ones with their bytes) and `__stage` (the
+    rows) from the raw files, a chunk at a time (`lines.load`); returns what it does."""
+    query = typing_sql(dt)
+    created = False
+
+    def apply() -> None:
+        nonlocal created
+        if created:
+            con.execute("INSERT INTO __typed " + query)
+        else:  # the first call, with no lines: the table's columns
+            con.execute("CREATE OR REPLACE TEMP TABLE __typed AS " + query)
+            created = True
+
+    loaded, damaged = lines.load(con, files, apply)
     # JSON columns as text, as Parquet stores them
     columns = ", ".join(
         quote(c.name) + ("::VARCHAR AS " + quote(c.name) if c.json else "") for c in dt.columns
@@ -316,6 +334,7 @@ def type_lines(con: duckdb.DuckDBPyConnection, dt: DataType) -> None:
             c=columns,
         )
     )
+    return loaded, damaged
 
 
 def per_file(con: duckdb.DuckDBPyConnection) -> dict[int, TypedFile]:
@@ -326,9 +345,8 @@ def per_file(con: duckdb.DuckDBPyConnection) -> dict[int, TypedFile]:
     ).fetchall():
         out.setdefault(fid, TypedFile()).rows = rows
     found = con.execute(
-        "SELECT t.__fid, t.__line, t.__reason, l.__bytes FROM __typed t "
-        "JOIN __lines l USING (__fid, __line) WHERE t.__reason IS NOT NULL "
-        "ORDER BY t.__fid, t.__line"
+        "SELECT __fid, __line, __reason, __raw FROM __typed WHERE __reason IS NOT NULL "
+        "ORDER BY __fid, __line"
     ).fetchall()
     for fid, line, reason, text in found:
         text = bytes(text).decode("utf-8", "replace")
