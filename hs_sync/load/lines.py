@@ -1,12 +1,13 @@
-"""Raw data files into DuckDB as lines: `__files` (one row per file) and `__lines`
-(one row per line, its bytes as landed, `__blank` when it holds nothing but
-whitespace), a chunk of files at a time.
+"""Raw data files into DuckDB as lines, a chunk of files at a time: `__files` (a
+table, one row per file) and `__lines` (the chunk's lines, an Arrow table DuckDB
+reads in place: one row per line, its bytes as landed, `__blank` when it holds
+nothing but whitespace).
 
 A file is decompressed whole before any of its lines go in, so a file that does
 not read (a truncated or garbled compressed stream) adds nothing and is reported
 instead. DuckDB's own readers cannot be used for this step: they read a truncated
 zstd stream without an error, and give no line numbers. Typing happens in SQL
-(`hs_sync/load/typing_sql.py`) over these two tables.
+(`hs_sync/load/typing_sql.py`) over these two, chunk by chunk.
 """
 
 from __future__ import annotations
