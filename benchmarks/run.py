@@ -235,7 +235,7 @@ def _arrow_table(rows: list[dict]):
 
     try:
         return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         names = list(dict.fromkeys(k for r in rows for k in r))
         cols = {}
         for name in names:
@@ -244,7 +244,7 @@ def _arrow_table(rows: list[dict]):
                 values = [None if v is None else orjson.dumps(v).decode() for v in values]
             try:
                 cols[name] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 cols[name] = pa.array([None if v is None else str(v) for v in values])
         return pa.table(cols)
 
