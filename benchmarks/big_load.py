@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -41,6 +42,7 @@ from hs_sync.sync import sync  # noqa: E402
 
 BEGIN, END = "<!-- big-load:begin -->", "<!-- big-load:end -->"
 EVENTS = BY_NAME["events"]
+FIRST_BATCH = datetime(2026, 12, 1)  # the copies' batch stamps, one second apart
 
 
 def land_seed(root: Path, scale: float) -> None:
@@ -83,7 +85,8 @@ def multiply(root: Path, target: int, repeat: float, seed: int) -> tuple[int, in
     while landed < target:
         copy += 1
         for folder, records in seeds:
-            batch = folder / f"20261201T{copy:06d}000000Z-copy"
+            stamp = (FIRST_BATCH + timedelta(seconds=copy)).strftime("%Y%m%dT%H%M%S%f")
+            batch = folder / f"{stamp}Z-copy"
             batch.mkdir()
             out = []
             for record in records:
