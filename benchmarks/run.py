@@ -601,7 +601,8 @@ def write_results(text: str, begin: str = BEGIN, end: str = END) -> None:
         head, rest = old.split(begin, 1)
         new = head + block + rest.split(end, 1)[1]
     else:
-        new = "# Benchmark results\n\n" + block + "\n" + old
+        title, _, body = old.partition("\n") if old.startswith("# ") else ("", "", old)
+        new = (title or "# Benchmark results") + "\n\n" + block + "\n" + body
     RESULTS.write_text(new)
 
 
