@@ -3,10 +3,13 @@ listing is read again only once it has expired (or when no listing was read this
 
 from __future__ import annotations
 
+import httpx
+
 from hs_sync.api.budget import budget_for
 from hs_sync.api.client import ApiClient
 from hs_sync.media import download_media
-from hs_sync.media.links import ListedLinks
+from hs_sync.media.links import Links, ListedLinks
+from hs_sync.media.plan import Recording
 from hs_sync.sync import sync
 from tests.media_helpers import manifest, media_config, served, synced
 
@@ -81,3 +84,37 @@ def test_an_expired_listed_url_is_replaced_by_a_fresh_one(sim, tmp_path):
     rows = manifest(config)
     assert rows[rid]["status"] == "downloaded"
     assert (config.warehouse / rows[rid]["path"]).read_bytes() == sim.dataset.media_bytes(rid)
+
+
+def test_a_recording_refused_its_listed_url_gets_the_rooms_fresh_one_after_a_neighbour_read_it(
+    sim, tmp_path
+):
+    """Two downloads of one room: the first to be refused reads the room; the second,
+    refused its listed link afterwards, must get the fresh link, not an "expired" error."""
+    by_room: dict[str, list[dict]] = {}
+    for rec in _legacy_complete(sim).values():
+        by_room.setdefault(rec["roomId"], []).append(rec)
+    room, (first, second) = next((r, recs[:2]) for r, recs in by_room.items() if len(recs) > 1)
+    config = media_config(sim, tmp_path)
+    sim.legacy_url_ttl = -60
+    listed = ListedLinks()
+    with ApiClient(config, budget_for(config)) as client:
+        page = client.get(
+            f"data/recordings/experiment/{first['experimentId']}",
+            {"limit": 1000, "offset": 0},
+            signed_urls=True,
+        )
+        listed.note(page.records)
+        sim.legacy_url_ttl = 3600
+        links = Links(client, listed)
+
+        def rec(r: dict) -> Recording:
+            return Recording(r["recordingId"], r["experimentId"], room, r["participantId"],
+                             "complete", r["fileSize"], r["format"], None, None)  # fmt: skip
+
+        a, b = rec(first), rec(second)
+        assert links.mint(a) == listed.get(a.id) and links.mint(b) == listed.get(b.id)
+        fresh_a = links.mint(a, fresh=True)  # storage refused a's: the room is read
+        fresh_b = links.mint(b, fresh=True)  # then b's was refused too
+    assert fresh_a != listed.get(a.id) and fresh_b != listed.get(b.id)
+    assert httpx.get(fresh_b.reveal()).status_code == 200

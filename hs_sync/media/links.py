@@ -92,6 +92,9 @@ class Links:
         self._listed = listed or ListedLinks()
         self._lock = threading.Lock()
         self._rooms: dict[str, dict[str, SignedUrl]] = {}  # legacy links by room
+        # the legacy link each recording was last given: the one storage refused when
+        # it asks again (another download may have read the room since)
+        self._given: dict[str, SignedUrl] = {}
         self.minted = 0
         self.listed_used = 0  # legacy links taken from the listing, no request
 
@@ -130,8 +133,10 @@ class Links:
         listed = self._listed.get(rec.id)
         with self._lock:
             known = self._rooms.get(rec.room_id)
+            refused = self._given.get(rec.id) if fresh else None
             if not fresh and known is None and listed is not None:
                 self.listed_used += 1
+                self._given[rec.id] = listed
                 return listed
         links = None if fresh else known
         if links is None:
@@ -141,14 +146,15 @@ class Links:
                 self.minted += 1
         if rec.id not in links:
             raise LinkUnavailable("skipped", "no downloadPath and no legacy downloadUrl/url")
-        refused = (known or {}).get(rec.id, listed)
-        if fresh and refused is not None and refused == links[rec.id]:
+        if refused is not None and refused == links[rec.id]:
             # A legacy link cannot be minted anew: the API serves the one storage refused.
             raise LinkUnavailable(
                 "failed",
                 "the legacy downloadUrl has expired (storage refuses it) and the API "
                 "serves no newer one; a legacy recording has no downloadPath to mint a link",
             )
+        with self._lock:
+            self._given[rec.id] = links[rec.id]
         return links[rec.id]
 
     def _read_room(self, room_id: str) -> dict[str, SignedUrl]:
