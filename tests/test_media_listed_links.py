@@ -24,6 +24,21 @@ def _legacy_complete(sim) -> dict[str, dict]:
     }
 
 
+def _expired_listing(sim, config, experiment: str) -> ListedLinks:
+    """The experiment's recordings listing as a sync would have read it, with legacy
+    links that storage then refuses; the room listings carry fresh ones afterwards."""
+    sim.legacy_url_ttl = -60
+    listed = ListedLinks()
+    with ApiClient(config, budget_for(config)) as client:
+        page = client.get(
+            f"data/recordings/experiment/{experiment}", {"limit": 1000, "offset": 0},
+            signed_urls=True,
+        )  # fmt: skip
+    listed.note(page.records)
+    sim.legacy_url_ttl = 3600
+    return listed
+
+
 def _room_reads(sim) -> list[dict]:
     return [r for r in sim.requests if r["path"].startswith(ROOM_LISTING)]
 
@@ -63,18 +78,8 @@ def test_an_expired_listed_url_is_replaced_by_a_fresh_one(sim, tmp_path):
     legacy = _legacy_complete(sim)
     rid, rec = next(iter(legacy.items()))
     config = synced(sim, tmp_path, experiments=(rec["experimentId"],))
-    # The listing as a sync would have read it, with links that storage then refuses.
-    sim.legacy_url_ttl = -60
-    listed = ListedLinks()
-    with ApiClient(config, budget_for(config)) as client:
-        page = client.get(
-            f"data/recordings/experiment/{rec['experimentId']}",
-            {"limit": 1000, "offset": 0},
-            signed_urls=True,
-        )
-    listed.note(page.records)
+    listed = _expired_listing(sim, config, rec["experimentId"])
     assert listed.get(rid) is not None
-    sim.legacy_url_ttl = 3600  # the room's listing now carries fresh links
     sim.reset_requests()
     summary = download_media(config, listed=listed)
     assert summary.errors == {}
@@ -96,16 +101,8 @@ def test_a_recording_refused_its_listed_url_gets_the_rooms_fresh_one_after_a_nei
         by_room.setdefault(rec["roomId"], []).append(rec)
     room, (first, second) = next((r, recs[:2]) for r, recs in by_room.items() if len(recs) > 1)
     config = media_config(sim, tmp_path)
-    sim.legacy_url_ttl = -60
-    listed = ListedLinks()
+    listed = _expired_listing(sim, config, first["experimentId"])
     with ApiClient(config, budget_for(config)) as client:
-        page = client.get(
-            f"data/recordings/experiment/{first['experimentId']}",
-            {"limit": 1000, "offset": 0},
-            signed_urls=True,
-        )
-        listed.note(page.records)
-        sim.legacy_url_ttl = 3600
         links = Links(client, listed)
 
         def rec(r: dict) -> Recording:
