@@ -198,11 +198,6 @@ def budget_for(
     )
 
 
-def _open_ledger(path: Path) -> sqlite3.Connection:
-    """Open (creating if need be) the ledger in WAL mode."""
-    return open_wal(path, _LEDGER_SCHEMA, synchronous="NORMAL", timeout=BUSY_TIMEOUT_SECONDS)
-
-
 class SharedBudget(RequestBudget):
     """`RequestBudget` whose windows live in the key's ledger file, not in memory.
 
@@ -223,7 +218,9 @@ class SharedBudget(RequestBudget):
         self.path = path
         self.owner = uuid.uuid4().hex
         try:
-            self._db = _open_ledger(path)
+            self._db = open_wal(
+                path, _LEDGER_SCHEMA, synchronous="NORMAL", timeout=BUSY_TIMEOUT_SECONDS
+            )
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(
                 "state_dir", f"cannot open the request ledger {path}: {exc}"

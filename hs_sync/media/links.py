@@ -78,10 +78,6 @@ class ListedLinks:
         with self._lock:
             return self._urls.get(recording_id)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._urls)
-
 
 class Links:
     """Mints signed URLs for recordings (thread-safe); a legacy recording's listed URL
