@@ -31,12 +31,8 @@ def variable_rows(ds, room_id: str) -> list[dict[str, Any]]:
     row alone, so a late row adds writes and never changes those already served."""
     exp = ds.room_experiment[room_id]
     _, page, n = ds.query("components", exp, {"roomId": room_id}, limit=1 << 40)
-    return _writes(orjson.loads(b"[" + page + b"]") if n else [])
-
-
-def _writes(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for row in components:
+    for row in orjson.loads(b"[" + page + b"]") if n else []:
         if not isinstance(row.get("variables"), dict):
             continue
         for name, value in row["variables"].items():
@@ -158,12 +154,9 @@ def records(
         if experiment_id not in (None, exp):
             continue
         if path == "variables":
-            by_room: dict[str, list] = {}  # one pass over the components, not one per room
-            for row in ds.records("components", exp):
-                by_room.setdefault(row.get("roomId"), []).append(row)
             for room in ds.records("rooms", exp):
                 if room_id in (None, room["id"]):
-                    out += _writes(by_room.get(room["id"], []))
+                    out += variable_rows(ds, room["id"])
         elif path == "agent-decisions":
             out += agent_decision_rows(ds, exp)
         elif path == "agent-runs":

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from hs_simulator import Simulator
+from hs_simulator.dataset import LEGACY_URL_TTL
 from hs_sync.config import Config
 from hs_sync.sync import RunSummary, sync
 from tests.checks_helpers import copy_of
@@ -31,7 +32,6 @@ from tests.objstore_helpers import s3  # noqa: F401  (a local S3 server, module 
 SMALL_SCALE = 0.3  # about 3,000 events: every type present, fast to generate
 SHARED_SEED = 1
 _MEDIA_URL_TTL = 300.0  # the simulator's own, read when the session's one starts
-_LEGACY_URL_TTL = 3600.0  # seconds a legacy recording's listed downloadUrl stays valid
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ def _reset_controls(sim: Simulator) -> None:
     sim.on_request(None)
     sim._app.media_faults.clear()
     sim.media_url_ttl = _MEDIA_URL_TTL
-    if sim.legacy_url_ttl < _LEGACY_URL_TTL / 2:  # a test shortened the legacy links' life
-        sim.legacy_url_ttl = _LEGACY_URL_TTL
+    if sim.legacy_url_ttl < LEGACY_URL_TTL / 2:  # a test shortened the legacy links' life
+        sim.legacy_url_ttl = LEGACY_URL_TTL
     sim.reset_requests()
 
 
