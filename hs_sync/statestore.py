@@ -196,7 +196,8 @@ def _migrate(warehouse: Warehouse) -> None:
     for old in legacy_paths(warehouse).values():
         # journal files first: the database file is what says the move is unfinished
         for part in reversed(with_journal(old)):
-            if part.exists():
+            # another writer finishing the same upgrade may have moved it a moment ago
+            with suppress(FileNotFoundError):
                 part.replace(
                     part.with_name(old.name + MIGRATED_SUFFIX + part.name[len(old.name) :])
                 )
