@@ -50,7 +50,7 @@ def main() -> None:
     pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     from hs_sync.load.transform import transform
     from hs_sync.registry import DATA_TYPES
-    from hs_sync.sync import sync
+    from hs_sync.run import sync
     from hs_sync.warehouse import Warehouse
 
     sim = SimProcess(1, scale)

@@ -75,7 +75,7 @@ def work_rebuild(spec: dict, key: str) -> dict:
 
 
 def work_land(spec: dict, key: str) -> dict:
-    from hs_sync.sync import sync
+    from hs_sync.run import sync
 
     summary = sync(sync_config(spec["base_url"], key, spec["warehouse"]), transform=False)
     if summary.errors:

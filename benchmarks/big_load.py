@@ -38,7 +38,7 @@ from hs_simulator import Simulator  # noqa: E402
 from hs_sync.config import Config  # noqa: E402
 from hs_sync.land import rawfile  # noqa: E402
 from hs_sync.registry import BY_NAME  # noqa: E402
-from hs_sync.sync import sync  # noqa: E402
+from hs_sync.run import sync  # noqa: E402
 
 BEGIN, END = "<!-- big-load:begin -->", "<!-- big-load:end -->"
 EVENTS = BY_NAME["events"]

@@ -139,7 +139,7 @@ def work_baseline(spec: dict, key: str) -> dict:
     import duckdb
     import pyarrow as pa
 
-    import hs_sync.sync  # noqa: F401  (the modules a sync runs)
+    import hs_sync.run  # noqa: F401  (the modules a sync runs)
     from hs_sync.load import duck
 
     pa.array(["first conversion"])

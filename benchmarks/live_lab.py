@@ -34,7 +34,7 @@ from hs_simulator import Simulator  # noqa: E402
 from hs_sync.config import Config  # noqa: E402
 from hs_sync.land import rawfile  # noqa: E402
 from hs_sync.registry import DATA_TYPES, DEFAULT_TYPES, Mode  # noqa: E402
-from hs_sync.sync import sync  # noqa: E402
+from hs_sync.run import sync  # noqa: E402
 from hs_sync.warehouse import Warehouse  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"

@@ -191,7 +191,7 @@ def sync_config(base_url: str, api_key: str, warehouse, **changes):
 
 
 def work_hs_sync(spec: dict, key: str) -> dict:
-    from hs_sync.sync import sync
+    from hs_sync.run import sync
 
     config = sync_config(spec["base_url"], key, spec["warehouse"])
     summary = sync(config)

@@ -31,7 +31,7 @@ from dagster import (
 from dagster_project.factory import API_POOL, DUCKDB_POOL
 from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
 from hs_sync import pipeline
-from hs_sync.sync import discover
+from hs_sync.run import discover
 
 EXPERIMENTS = DynamicPartitionsDefinition(name="experiments")
 GROUP = "by_experiment"

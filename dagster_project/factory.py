@@ -45,7 +45,7 @@ from hs_sync import pipeline, registry
 from hs_sync.load.duck import duck_type
 from hs_sync.media import download_media
 from hs_sync.registry import LINEAGE_COLUMNS, DataType, media_type
-from hs_sync.sync import RunSummary
+from hs_sync.run import RunSummary
 from hs_sync.warehouse import Warehouse
 
 API_POOL = "hyperstudy_api"

@@ -4,10 +4,22 @@
 config with `hs_sync.config.load_config`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
-
-# Bound eagerly: a lazy attribute would be shadowed by the `hs_sync.sync` submodule
-# as soon as anything imports it.
-from hs_sync.sync import RunSummary, sync  # noqa: E402
-
 __all__ = ["RunSummary", "__version__", "sync"]
+
+if TYPE_CHECKING:
+    from hs_sync.run import RunSummary, sync
+
+
+def __getattr__(name: str) -> Any:
+    # Resolved on first use so that `import hs_sync` (and `hs-sync --help`) does not
+    # load duckdb, pyarrow or httpx.
+    if name in ("RunSummary", "sync"):
+        from hs_sync import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'hs_sync' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from hs_sync.config import load_config
-from hs_sync.sync import RunSummary
+from hs_sync.run import RunSummary
 from hs_sync.warehouse import Warehouse, atomic_write
 
 SEED = 7
@@ -70,7 +70,7 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
     """Serve the simulator on a free loopback port, sync everything, stop it again."""
     from hs_simulator import Simulator
     from hs_sync.checks import run_checks
-    from hs_sync.sync import sync
+    from hs_sync.run import sync
 
     wh = Warehouse(warehouse).create()
     marker = wh.state_dir / "demo.json"

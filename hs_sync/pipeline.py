@@ -17,7 +17,7 @@ from hs_sync.load import duck
 from hs_sync.load.transform import transform
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import DataType
-from hs_sync.sync import Progress, RunSummary, sync
+from hs_sync.run import Progress, RunSummary, sync
 from hs_sync.warehouse import Warehouse
 
 

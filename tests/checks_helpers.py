@@ -10,7 +10,7 @@ import duckdb
 
 from hs_sync.checks import CheckResult
 from hs_sync.config import Config
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.extract_helpers import make_config
 
 

@@ -24,7 +24,7 @@ import pytest
 from hs_simulator import Simulator
 from hs_simulator.dataset import LEGACY_URL_TTL
 from hs_sync.config import Config
-from hs_sync.sync import RunSummary, sync
+from hs_sync.run import RunSummary, sync
 from tests.checks_helpers import copy_of
 from tests.extract_helpers import make_config
 from tests.objstore_helpers import s3  # noqa: F401  (a local S3 server, module scope)

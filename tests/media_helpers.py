@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from hs_sync.config import Config, load_config
-from hs_sync.sync import sync
+from hs_sync.run import sync
 
 TYPES = ("recordings", "rooms", "participants")
 

@@ -8,7 +8,7 @@ import pytest
 
 from hs_sync.api.budget import budget_for, ledger_path, state_dir
 from hs_sync.errors import BudgetExhausted
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.extract_helpers import make_config
 
 PER_HOUR = 40  # small, so that two syncs of the small dataset spend it quickly

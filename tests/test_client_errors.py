@@ -14,7 +14,7 @@ from hs_sync.cli import main
 from hs_sync.errors import AuthError, BadRequestError, BudgetExhausted, NotFoundError
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME, DEFAULT_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
     assert_landed_equals_simulator,

@@ -57,4 +57,4 @@ def test_the_library_entry_point_is_the_function_whatever_was_imported_first():
     import hs_sync.cli.sync_cmd  # noqa: F401
 
     assert callable(hs_sync.sync)
-    assert hs_sync.sync is sys.modules["hs_sync.sync"].sync
+    assert hs_sync.sync is sys.modules["hs_sync.run"].sync

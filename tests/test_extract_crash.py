@@ -19,7 +19,7 @@ from hs_sync.config import load_config
 from hs_sync.land import rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import DATA_TYPES, Mode
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import assert_landed_equals_simulator, data_files, landed, make_config
@@ -30,7 +30,7 @@ SEED = 20240501
 
 # The extraction alone (the normalizer has its own crash tests), as `hs-sync sync` runs it.
 RUNNER = (
-    "import sys; from hs_sync.config import load_config; from hs_sync.sync import sync; "
+    "import sys; from hs_sync.config import load_config; from hs_sync.run import sync; "
     "sys.exit(sync(load_config(sys.argv[1]), transform=False).exit_code)"
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
     assert_landed_equals_simulator,

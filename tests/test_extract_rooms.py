@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from hs_sync.registry import DATA_TYPES, Mode
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.extract_helpers import (
     assert_landed_equals_simulator,
     assert_only_collecting_rooms_read,

@@ -13,8 +13,8 @@ from hs_sync.errors import WarehouseLocked
 from hs_sync.land import rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME, DATA_TYPES, Mode
+from hs_sync.run import sync
 from hs_sync.statestore import StateReader
-from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
     assert_landed_equals_simulator,

@@ -20,7 +20,7 @@ from hs_simulator.planted import ABSENT
 from hs_simulator.timeutil import iso
 from hs_sync.checks import run_check, run_checks
 from hs_sync.media import download_media
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse, safe_part
 from tests.conftest import SMALL_SCALE
 from tests.extract_helpers import make_config

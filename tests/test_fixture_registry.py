@@ -23,7 +23,7 @@ from hs_sync.cli import main
 from hs_sync.dictionary import Doc
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import FLOAT, STR, TS, DataType, Mode, col
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import assert_landed_equals_simulator, landed, make_config
 from tests.warehouse_helpers import parquet_table

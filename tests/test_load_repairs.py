@@ -11,7 +11,7 @@ from hs_sync import registry
 from hs_sync.cli import main
 from hs_sync.land import quarantine
 from hs_sync.load.transform import raw_files, rebuild, transform
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse, safe_part
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import db_rows, event, land, parquet_table

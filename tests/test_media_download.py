@@ -5,7 +5,7 @@ from __future__ import annotations
 from hs_sync.land.state import remembered_requests
 from hs_sync.load.transform import rebuild
 from hs_sync.media import download_media
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.media_helpers import (
     manifest,

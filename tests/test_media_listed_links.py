@@ -10,7 +10,7 @@ from hs_sync.api.client import ApiClient
 from hs_sync.media import download_media
 from hs_sync.media.links import Links, ListedLinks
 from hs_sync.media.plan import Recording
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.media_helpers import manifest, media_config, served, synced
 
 ROOM_LISTING = "/api/v3/data/recordings/room/"

@@ -13,7 +13,7 @@ from hs_sync.cli import main
 from hs_sync.config import load_config
 from hs_sync.land import rawfile
 from hs_sync.load import iceberg
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.objstore_helpers import BUCKET, iceberg_rows, objects
 from tests.test_warehouse_sim import comparable, truth

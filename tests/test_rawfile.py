@@ -8,7 +8,7 @@ import pytest
 
 from hs_sync.land import rawfile
 from hs_sync.registry import BY_NAME, DEFAULT_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.extract_helpers import data_files, landed_lines, make_config
 from tests.warehouse_helpers import content_rows
 

@@ -38,7 +38,7 @@ from hs_sync.load.lines import synced_at_of
 from hs_sync.load.parquet import dataset_files
 from hs_sync.media.run import download_media
 from hs_sync.registry import DATA_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import content_columns
@@ -55,7 +55,7 @@ import sys
 from hs_sync.config import load_config
 from hs_sync.land import rawfile
 from hs_sync.media.run import download_media
-from hs_sync.sync import sync
+from hs_sync.run import sync
 
 config = load_config(sys.argv[1])
 def progress(event, **info):

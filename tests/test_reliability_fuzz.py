@@ -34,7 +34,7 @@ from hs_sync.land import quarantine
 from hs_sync.land.batch import BatchWriter
 from hs_sync.load.transform import transform
 from hs_sync.registry import BY_NAME, DATA_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import data_files, file_bytes, make_config
 from tests.warehouse_helpers import land, query

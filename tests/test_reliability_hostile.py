@@ -19,7 +19,7 @@ from hs_sync.api.client import ApiClient
 from hs_sync.cli import main
 from hs_sync.config import Config
 from hs_sync.errors import ApiError, BudgetExhausted, RetryableError
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.extract_helpers import file_bytes, make_config
 from tests.hostile_server import HostileServer, Reply, gzip_bomb
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hs_sync.cli import main
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import BY_NAME
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import assert_landed_equals_simulator, make_config

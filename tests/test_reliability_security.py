@@ -22,7 +22,7 @@ from hs_simulator.generate import HOSTILE_EXPERIMENT, HOSTILE_PARTICIPANT, HOSTI
 from hs_sync.cli import main
 from hs_sync.media.run import download_media
 from hs_sync.registry import DEFAULT_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import file_bytes, make_config, served_by_key
 from tests.warehouse_helpers import query

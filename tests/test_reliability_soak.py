@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from hs_sync.registry import DATA_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import assert_landed_equals_simulator, make_config
 from tests.test_warehouse_sim import comparable, truth

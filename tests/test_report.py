@@ -14,7 +14,7 @@ from plotly.io.json import to_json_plotly
 from hs_simulator import Simulator
 from hs_sync.cli import main
 from hs_sync.report import write_report
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from tests.browser_helpers import charts, pixels, render, share_near
 from tests.checks_helpers import copy_of, execute
 from tests.extract_helpers import make_config

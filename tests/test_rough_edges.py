@@ -22,9 +22,9 @@ from hs_sync.cli import main
 from hs_sync.cli.progress import waiting_line
 from hs_sync.cli.sync_cmd import transform_line
 from hs_sync.media import download_media
+from hs_sync.run import sync
 from hs_sync.statestore import path as state_path
 from hs_sync.status import status
-from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.test_cli_errors import clean_env  # noqa: F401 (autouse: an empty folder, no settings)

@@ -10,7 +10,7 @@ from hs_simulator import Simulator, extras
 from hs_sync.checks import run_checks
 from hs_sync.cli import main
 from hs_sync.registry import DATA_TYPES
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.checks_helpers import copy_of, execute
 from tests.conftest import SMALL_SCALE

@@ -18,9 +18,9 @@ from hs_sync.land.state import ExtractState, remembered_requests
 from hs_sync.load.ledger import Ledger
 from hs_sync.media import download_media
 from hs_sync.media.manifest import FIELDS, Entry, Manifest
+from hs_sync.run import sync
 from hs_sync.statestore import StateReader
 from hs_sync.status import status
-from hs_sync.sync import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
 from tests.warehouse_helpers import db_rows

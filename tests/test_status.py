@@ -15,8 +15,8 @@ from hs_sync.cli import main
 from hs_sync.errors import ConfigError
 from hs_sync.export import time_column
 from hs_sync.load.transform import transform
+from hs_sync.run import sync
 from hs_sync.status import status
-from hs_sync.sync import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import served_rows

@@ -12,7 +12,7 @@ from hs_sync import registry
 from hs_sync.load.duck import duck_type
 from hs_sync.load.transform import rebuild
 from hs_sync.registry import DataType
-from hs_sync.sync import sync
+from hs_sync.run import sync
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config, served_by_key

@@ -71,7 +71,7 @@ def command(
     import sqlite3
 
     from hs_sync.interrupt import Interrupted
-    from hs_sync.sync import disk_full, sync
+    from hs_sync.run import disk_full, sync
 
     config = load_config(
         config_file,
