@@ -159,6 +159,8 @@ class SimApp:
             await asyncio.sleep(draw.slow)
         if draw.kind is None:
             return None
+        if draw.kind == "trickle":  # the real answer, slowly: logged when it is made
+            return _TrickledResponse(self.faults.trickle_seconds, self.transport_for)
         self._log(request, draw.status if "5xx" in draw.kind else None, draw.kind)
         if draw.kind == "http_5xx":
             err = ApiError(draw.status, "INTERNAL_SERVER_ERROR", "Internal server error")
@@ -189,7 +191,7 @@ class SimApp:
             self._log(request, response.status_code)
             return response
         faulty = await self._fault(request)
-        if faulty is not None:
+        if faulty is not None and not isinstance(faulty, _TrickledResponse):
             return faulty
         try:
             response = self._dispatch(request, _segments(request))
@@ -199,7 +201,7 @@ class SimApp:
                 headers = {"Retry-After": str(err.details.get("retryAfter", 0))}
             response = error_response(err, headers)
         self._log(request, response.status_code)
-        return response
+        return _trickled(faulty, response, self.requests[-1])
 
     def _admin(self, what: str) -> Response:
         if what == "defects":
@@ -344,6 +346,7 @@ class SimApp:
         spec = self.ds.series.get(data_type)
         max_limit = shapes.MAX_LIMIT[data_type] if spec is None else spec.max_limit
         paging = _paging(q, self.ds.sorts(data_type), max_limit)
+        served = self._broken_promises(paging)
         fmt = q.get("format", "json")
         if fmt not in ("json", "csv", "ndjson"):
             raise _bad("format", "format must be json, csv or ndjson", value=fmt)
@@ -356,11 +359,11 @@ class SimApp:
             exp,
             filters,
             paging["start"],
-            paging["end"],
+            served["end"],
             paging["sort"],
             paging["desc"],
             paging["offset"],
-            paging["limit"],
+            served["limit"],
             sep,
         )
         warnings = []
@@ -385,6 +388,20 @@ class SimApp:
         return self._page(data_type, scope, scope_id, exp, paging, total, page, n, fmt,
                           extra, warnings)  # fmt: skip
 
+    def _broken_promises(self, paging: dict[str, Any]) -> dict[str, Any]:
+        """Apply the promises this server is set to break (see faults.py): `paging` is
+        changed where the answer echoes the change (order); the returned bounds and
+        limit are what is served without saying so."""
+        faults = self.faults
+        if faults.ignore_order:
+            paging["desc"] = False
+        end, limit = paging["end"], paging["limit"]
+        if faults.exclusive_end and end is not None:
+            end -= 1  # times are whole milliseconds
+        if faults.limit_cap is not None:
+            limit = min(limit, faults.limit_cap)
+        return {"end": end, "limit": limit}
+
     def _plain_warning(self, scope: str, exp: str, q) -> bool:
         """A plain query (no filter, default sort) on the experiment whose index is missing."""
         if scope != "experiment" or self.ds.experiment_ids.index(exp) != WARN_EXPERIMENT_INDEX:
@@ -396,6 +413,7 @@ class SimApp:
               warnings) -> Response:  # fmt: skip
         offset, limit = paging["offset"], paging["limit"]
         has_more = offset + n < total
+        total = max(0, total + self.faults.total_skew)  # hasMore stays true to the rows
         pagination = {
             "total": total,
             "returned": n,
@@ -577,11 +595,13 @@ class SimApp:
             if response.status_code in (200, 206):
                 return _DroppedResponse(response, self.transport_for, 0.0)
             return response
-        if faulty is not None:
+        if faulty is not None and not isinstance(faulty, _TrickledResponse):
             return faulty
         response = self._media(request)
         self._log(request, response.status_code)
         self.requests[-1]["range"] = request.headers.get("range")
+        if faulty is not None:
+            return _trickled(faulty, response, self.requests[-1])
         fault = self._media_fault(request, response, "drop")
         if fault is not None:
             self.requests[-1]["fault"] = "drop"
@@ -813,6 +833,40 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return orjson.dumps(value).decode()
     return str(value)
+
+
+def _trickled(fault: Response | None, response: Response, entry: dict) -> Response:
+    """`response`, sent through the trickle fault when it was drawn (and logged as such)."""
+    if not isinstance(fault, _TrickledResponse):
+        return response
+    entry["fault"] = "trickle"
+    fault.inner = response
+    return fault
+
+
+class _TrickledResponse(Response):
+    """Sends a response's headers at once, then its body one byte every `seconds`,
+    until the body is sent or the client has gone."""
+
+    def __init__(self, seconds: float, transport_for) -> None:
+        super().__init__(b"")
+        self.seconds = seconds
+        self.inner: Response | None = None
+        self._transport_for = transport_for
+
+    async def __call__(self, scope, receive, send) -> None:
+        inner = self.inner
+        assert inner is not None
+        start = {"type": "http.response.start", "status": inner.status_code}
+        await send({**start, "headers": inner.raw_headers})
+        body = inner.body
+        for i in range(len(body)):
+            transport = self._transport_for(scope.get("client"))
+            if transport is None or transport.is_closing():
+                return  # the client gave up: stop sending into a closed connection
+            await send({"type": "http.response.body", "body": body[i : i + 1], "more_body": True})
+            await asyncio.sleep(self.seconds)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class _ResetResponse(Response):

@@ -5,9 +5,18 @@ Kinds (rates 0..1, checked in this order, at most one per request):
 with an HTML body; `reset` the TCP connection is reset before any response;
 `truncate` headers announce the full Content-Length, half the body is sent,
 then the connection closes; `rate_429` a 429 RATE_LIMIT_EXCEEDED with
-`Retry-After: retry_after`. `slow` (independent) delays the response by
-`slow_seconds`. Only API and media requests are subject to faults, never the
-`/_sim/` admin endpoints. `only_paths` confines faults to request paths containing it.
+`Retry-After: retry_after`; `trickle` the real answer, its body sent one byte
+every `trickle_seconds` (default one a second). `slow` (independent) delays the
+response by `slow_seconds`. Only API and media requests are subject to faults, never
+the `/_sim/` admin endpoints. `only_paths` confines faults to request paths containing it.
+
+Broken promises (not drawn: every data-endpoint read, while set), for clients that
+check what the API honours before relying on it:
+`ignore_order` serves ascending whatever `order` asks and echoes
+`metadata.query.order: "asc"`; `exclusive_end` treats `endTime` as exclusive;
+`total_skew` reports `pagination.total` (and `X-Total-Count`) that many rows off
+the rows served (never below 0; `hasMore` and `nextOffset` stay true to the rows);
+`limit_cap` serves at most that many rows a page while echoing the `limit` asked.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-KINDS = ("http_5xx", "html_5xx", "reset", "truncate", "rate_429")
+KINDS = ("http_5xx", "html_5xx", "reset", "truncate", "rate_429", "trickle")
 
 
 @dataclass
@@ -43,6 +52,12 @@ class Faults:
         retry_after: int = 0,
         seed: int = 0,
         only_paths: str | None = None,
+        trickle: float = 0.0,
+        trickle_seconds: float = 1.0,
+        ignore_order: bool = False,
+        exclusive_end: bool = False,
+        total_skew: int = 0,
+        limit_cap: int | None = None,
     ) -> None:
         rates = {
             "http_5xx": http_5xx,
@@ -50,16 +65,24 @@ class Faults:
             "reset": reset,
             "truncate": truncate,
             "rate_429": rate_429,
+            "trickle": trickle,
             "slow": slow,
         }
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate {name}={rate} is not within 0..1")
+        if limit_cap is not None and limit_cap < 1:
+            raise ValueError(f"limit_cap={limit_cap} must be at least 1")
         with self._lock:
             self.rates = rates
             self.slow_seconds = slow_seconds
             self.retry_after = retry_after
             self.only_paths = only_paths  # faults only on request paths containing this
+            self.trickle_seconds = trickle_seconds
+            self.ignore_order = ignore_order
+            self.exclusive_end = exclusive_end
+            self.total_skew = total_skew
+            self.limit_cap = limit_cap
             self._rng = random.Random(seed)
             self.counts = dict.fromkeys((*KINDS, "slow"), 0)
 

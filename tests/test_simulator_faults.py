@@ -95,3 +95,79 @@ def test_fault_rates_apply_per_request_and_are_seeded(sim):
     assert 5 < sum(first) < 35
     assert pattern() == first
     assert not any(r.get("fault") for r in sim.requests if "_sim" in r["path"])
+
+
+# -- broken promises: a server that does not do what the docs say ---------------
+
+
+def _times(r) -> list[str]:
+    return [row["timestamp"] for row in r.json()["data"]]
+
+
+def test_ignore_order_serves_ascending_and_echoes_asc(sim):
+    honest = _get(sim, limit=5, order="desc")
+    assert honest.json()["metadata"]["query"]["order"] == "desc"
+    assert _times(honest) == sorted(_times(honest), reverse=True)
+    sim.faults.configure(ignore_order=True)
+    r = _get(sim, limit=5, order="desc")
+    assert r.json()["metadata"]["query"]["order"] == "asc"
+    assert _times(r) == sorted(_times(r)) and _times(r) == _times(_get(sim, limit=5))
+    assert _times(r)[0] < _times(honest)[0]
+
+
+def test_exclusive_end_drops_rows_at_end_time(sim):
+    first = _get(sim, limit=1).json()["data"][0]["timestamp"]
+    window = {"startTime": first, "endTime": first, "limit": 100}
+    at_first = _get(sim, **window).json()
+    assert at_first["metadata"]["pagination"]["total"] >= 1
+    sim.faults.configure(exclusive_end=True)
+    r = _get(sim, **window).json()
+    assert r["data"] == [] and r["metadata"]["pagination"]["total"] == 0
+    assert len(_get(sim, startTime=first, limit=100).json()["data"]) >= 1  # start inclusive
+
+
+def test_total_skew_reports_a_total_the_rows_do_not_match(sim):
+    honest = _get(sim, limit=1).json()["metadata"]["pagination"]["total"]
+    sim.faults.configure(total_skew=7)
+    page = _get(sim, limit=1).json()["metadata"]["pagination"]
+    assert page["total"] == honest + 7 and page["hasMore"] and page["nextOffset"] == 1
+    last = _get(sim, limit=1, offset=honest - 1).json()["metadata"]["pagination"]
+    assert last["hasMore"] is False and last["total"] == honest + 7
+    ndjson = _get(sim, limit=1, format="ndjson")
+    assert ndjson.headers["X-Total-Count"] == str(honest + 7)
+    sim.faults.configure(total_skew=-(10**9))
+    assert _get(sim, limit=1).json()["metadata"]["pagination"]["total"] == 0
+
+
+def test_limit_cap_serves_fewer_rows_than_asked_and_echoes_the_limit(sim):
+    sim.faults.configure(limit_cap=3)
+    body = _get(sim, limit=20).json()
+    meta = body["metadata"]
+    assert len(body["data"]) == 3
+    assert meta["query"]["limit"] == 20 and meta["pagination"]["limit"] == 20
+    assert meta["pagination"]["returned"] == 3 and meta["pagination"]["nextOffset"] == 3
+    assert len(_get(sim, limit=2).json()["data"]) == 2
+    with pytest.raises(ValueError):
+        sim.faults.configure(limit_cap=0)
+
+
+def test_trickle_sends_the_body_one_byte_at_a_time(sim):
+    sim.faults.configure(trickle=1.0, trickle_seconds=0.2)
+    headers = {"X-API-Key": sim.api_key}
+    started = time.monotonic()
+    with httpx.stream(
+        "GET", _events_url(sim), params={"limit": 1}, headers=headers, timeout=30
+    ) as r:
+        assert r.status_code == 200
+        chunks = []
+        for chunk in r.iter_raw():
+            chunks.append(chunk)
+            if len(chunks) == 5:
+                break
+    assert [len(c) for c in chunks] == [1] * 5
+    assert b"".join(chunks) == b'{"sta'
+    assert time.monotonic() - started >= 0.8
+    assert sim.requests[-1]["fault"] == "trickle" and sim.requests[-1]["status"] == 200
+    sim.faults.configure(trickle=1.0, trickle_seconds=0.0)
+    whole = _get(sim, limit=2)  # every byte arrives, in order
+    assert whole.status_code == 200 and len(whole.json()["data"]) == 2
