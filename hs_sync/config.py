@@ -50,7 +50,10 @@ class Config:
     page_size: int = 1000
     concurrency: int = 4
     timeout_seconds: float = 60.0  # per read (connect, each chunk of the body)
-    request_deadline_seconds: float = 300.0  # a whole response, however it trickles
+    # A whole response, however it trickles: a page arrives in seconds, so a response
+    # still arriving after this means the server is failing, and the run stops.
+    request_deadline_seconds: float = 45.0
+    max_run_seconds: float | None = None  # a run stops cleanly after this long (None: never)
     max_body_bytes: int = 64 * 1024 * 1024  # a response body, decompressed
     max_attempts: int = 6
     retry_floor_seconds: float = 0.5  # minimum wait on 429 even when Retry-After says 0
@@ -167,12 +170,17 @@ def _validate(cfg: Config) -> None:
             grp.getgrnam(cfg.group)
         except KeyError:
             raise ConfigError("group", f"no group {cfg.group!r} on this machine") from None
+    if cfg.max_run_seconds is not None and not 0 < cfg.max_run_seconds < float("inf"):
+        raise ConfigError(
+            "max_run_seconds", f"must be greater than 0 (or unset), got {cfg.max_run_seconds!r}"
+        )
     if cfg.lookback_seconds < 0:
         raise ConfigError("lookback_seconds", f"must be 0 or more, got {cfg.lookback_seconds!r}")
 
 
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", re.IGNORECASE)
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_OPTIONAL_FLOATS = ("max_run_seconds",)  # numbers whose default is None (off)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -183,6 +191,8 @@ def _coerce(name: str, value: Any) -> Any:
             return str(value)
         if name in ("warehouse", "local_dir", "state_dir"):
             return Path(value).expanduser()
+        if name in _OPTIONAL_FLOATS:
+            return None if value is None or value == "" else float(value)
         if name in ("experiments", "types", "rooms"):
             if isinstance(value, str):
                 value = [v for v in value.split(",") if v.strip()]

@@ -79,13 +79,33 @@ class RetryableError(ApiError):
 
 
 class BudgetExhausted(HsSyncError):
-    """The hourly request budget is spent: stop cleanly, progress saved."""
+    """A budget the run may spend is spent: stop cleanly, progress saved.
 
-    def __init__(self, resume_at: str):
+    This class is the hourly request budget; its subclasses are the run's time
+    (`RunOutOfTime`) and its patience with a server that answers too slowly
+    (`ServerTooSlow`). `kind` names which, `resume_at` when to run again.
+    """
+
+    kind = "budget"
+
+    def __init__(self, resume_at: str, message: str | None = None):
         super().__init__(
-            f"hourly request budget spent; progress is saved, resume after {resume_at}"
+            message or f"hourly request budget spent; progress is saved, resume after {resume_at}"
         )
         self.resume_at = resume_at
+
+
+class RunOutOfTime(BudgetExhausted):
+    """The run reached `max_run_seconds`, or the API asks it to wait beyond them."""
+
+    kind = "deadline"
+
+
+class ServerTooSlow(BudgetExhausted):
+    """A response took longer than `request_deadline_seconds` to arrive whole: the
+    server is failing, and waiting as long again for each retry would stall the run."""
+
+    kind = "server"
 
 
 class WarehouseLocked(HsSyncError):

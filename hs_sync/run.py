@@ -164,9 +164,10 @@ class _Run:
         except BudgetExhausted as exc:
             self.stop.set()
             with self.lock:
-                self.summary.budget["exhausted"] = True
+                if exc.kind == "budget":  # not the run's time up, nor a server too slow
+                    self.summary.budget["exhausted"] = True
                 self.summary.budget["resume_at"] = exc.resume_at
-                self.summary.errors.setdefault("budget", str(exc))
+                self.summary.errors.setdefault(exc.kind, str(exc))
             return None
         except AuthError as exc:
             self.stop.set()

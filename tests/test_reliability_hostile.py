@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hs_sync.api.client import ApiClient
 from hs_sync.cli import main
 from hs_sync.config import Config
-from hs_sync.errors import ApiError, BudgetExhausted, RetryableError
+from hs_sync.errors import ApiError, BudgetExhausted, ServerTooSlow
 from hs_sync.run import sync
 from tests.extract_helpers import file_bytes, make_config
 from tests.hostile_server import HostileServer, Reply, gzip_bomb
@@ -210,7 +210,7 @@ def test_a_trickled_body_hits_the_overall_deadline(hostile, tmp_path):
     with _client(
         hostile, tmp_path, timeout_seconds=5, request_deadline_seconds=1, max_attempts=1
     ) as c:
-        with pytest.raises(RetryableError, match="request_deadline_seconds"):
+        with pytest.raises(ServerTooSlow, match="request_deadline_seconds"):
             c.get("items")
     took = time.monotonic() - started
     assert took < 3

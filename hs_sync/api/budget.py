@@ -5,6 +5,10 @@ hour, and requests per endpoint per minute. The minute budget is waited for;
 the hour budget is not (a sync would sit idle for up to an hour), so spending
 it raises BudgetExhausted with the time to resume.
 
+The budget also holds the run's time (`max_run_seconds`, on the monotonic
+clock): a request, or a wait, that would start or last past it raises
+RunOutOfTime instead, so the run stops cleanly with its progress saved.
+
 A request is counted from the moment it is sent until a window's length after
 its answer arrived (`settle`): the server counts it when it arrives, somewhere
 in between, and starts its window then; a budget that dated requests by their
@@ -32,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hs_sync.errors import BudgetExhausted, ConfigError
+from hs_sync.errors import BudgetExhausted, ConfigError, RunOutOfTime
 from hs_sync.statestore import open_wal
 
 if TYPE_CHECKING:
@@ -53,8 +57,11 @@ class RequestBudget:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         spent: Iterable[float] = (),
+        max_seconds: float | None = None,
     ):
         self.per_hour = per_hour
+        self.max_seconds = max_seconds
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self.per_minute = per_minute
         self._clock = clock
         self._sleep = sleep
@@ -92,10 +99,31 @@ class RequestBudget:
                     self.used += 1
                     return token
                 wait = window[0][0] + MINUTE - now
+            self.check_time(wait, "the per-minute request budget")
             if self.on_wait is not None:
                 self.on_wait(endpoint, max(wait, 0.0))
             self.waited_seconds += max(wait, 0.0)
             self._sleep(max(wait, 0.01))
+
+    def seconds_left(self) -> float | None:
+        """Seconds the run has left (`max_run_seconds`); None when it has no limit."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check_time(self, wait: float = 0.0, waiting_for: str = "") -> None:
+        """Raise RunOutOfTime when the run's time is up, or would be before a wait of
+        `wait` seconds (for `waiting_for`, named in the message) ends."""
+        left = self.seconds_left()
+        if left is None or (left > 0 and wait <= left):
+            return
+        resume = _iso(time.time() + max(wait, 0.0))
+        if wait > 0 and left > 0:
+            why = (
+                f"{waiting_for} asks to wait {wait:.0f} s, more than the {left:.0f} s "
+                f"the run has left (max_run_seconds {self.max_seconds:g} s)"
+            )
+        else:
+            why = f"the run reached max_run_seconds ({self.max_seconds:g} s)"
+        raise RunOutOfTime(resume, f"{why}; progress is saved, resume after {resume}")
 
     def settle(self, token: list[float]) -> None:
         """The request of `token` has its answer (or failed): date it now."""
@@ -194,7 +222,12 @@ def budget_for(
         raise ConfigError("state_dir", f"cannot create the state folder {folder}: {exc}") from None
     path = ledger_path(folder, config.base_url, config.api_key)
     return SharedBudget(
-        config.budget_per_hour, config.budget_per_minute, path, clock=clock, sleep=sleep
+        config.budget_per_hour,
+        config.budget_per_minute,
+        path,
+        clock=clock,
+        sleep=sleep,
+        max_seconds=config.max_run_seconds,
     )
 
 
@@ -213,8 +246,9 @@ class SharedBudget(RequestBudget):
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        max_seconds: float | None = None,
     ):
-        super().__init__(per_hour, per_minute, clock=clock, sleep=sleep)
+        super().__init__(per_hour, per_minute, clock=clock, sleep=sleep, max_seconds=max_seconds)
         self.path = path
         self.owner = uuid.uuid4().hex
         try:
@@ -256,6 +290,7 @@ class SharedBudget(RequestBudget):
                 finally:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
+            self.check_time(wait, "the per-minute request budget")
             self.waited_seconds += max(wait, 0.0)
             self._sleep(max(wait, 0.01))
 

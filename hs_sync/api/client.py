@@ -8,6 +8,12 @@ The API key lives only in a request header. Everything the server sends is
 scrubbed (`hs_sync/scrub.py`) before anything else sees it: no key, no signed
 URL's query. A body is read against an overall deadline and a size cap, and
 the numbers that steer the run (Retry-After, pagination) are clamped.
+
+Every wait is bounded. A body still arriving after `request_deadline_seconds`
+stops the run (ServerTooSlow): retrying it would wait as long again. With
+`max_run_seconds`, no request starts, no body is read and no retry waits past
+the run's end, and a Retry-After beyond it stops the run with the time to
+resume (RunOutOfTime); both keep what the run landed.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from hs_sync.errors import (
     ForbiddenError,
     NotFoundError,
     RetryableError,
+    ServerTooSlow,
     ServerUnreachable,
 )
 from hs_sync.scrub import Scrubber
@@ -48,6 +55,7 @@ MAX_RETRY_AFTER = 86_400.0  # a Retry-After beyond a day is read as a day
 MAX_COUNT = 2**53 - 1  # a pagination number beyond this (or below 0) is ignored
 _COUNTS = ("total", "offset", "limit", "nextOffset", "returned")
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")  # maybe an integer beyond 64 bits
+_RATE_HEADERS = ("x-ratelimit-", "ratelimit-", "x-rate-limit-", "retry-after")
 
 
 @dataclass
@@ -105,15 +113,19 @@ class ApiClient:
         self._config = config
         self.scrubber = Scrubber(config.api_key)
         self._key_scrubber = Scrubber(config.api_key, urls=False)
-        self.budget = budget or RequestBudget(config.budget_per_hour, config.budget_per_minute)
+        self.budget = budget or RequestBudget(
+            config.budget_per_hour, config.budget_per_minute, max_seconds=config.max_run_seconds
+        )
         headers = {"X-API-Key": config.api_key, "User-Agent": f"hs-sync/{__version__}"}
         if config.org_id:
             headers["X-Organization-Id"] = config.org_id
         limits = httpx.Limits(max_connections=config.concurrency * 2 + 2)
+        # no single read may outlast the whole response's deadline
+        read = min(config.timeout_seconds, config.request_deadline_seconds)
         self._http = httpx.Client(
             base_url=config.base_url.rstrip("/") + "/",
             headers=headers,
-            timeout=httpx.Timeout(config.timeout_seconds, connect=min(config.timeout_seconds, 10)),
+            timeout=httpx.Timeout(read, connect=min(read, 10)),
             limits=limits,
             transport=transport,
             follow_redirects=False,
@@ -124,6 +136,7 @@ class ApiClient:
         self.bytes_received = 0
         self.server_time: str | None = None  # newest server clock reading seen in a body
         self.http_date: str | None = None  # the newest Date header (second resolution)
+        self.rate_limit_headers: dict[str, str] = {}  # the last answer's rate-limit headers
 
     def __enter__(self) -> ApiClient:
         return self
@@ -133,6 +146,10 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
 
     def get(
         self,
@@ -190,6 +207,7 @@ class ApiClient:
                 path=path,
             ) from None
         interrupt.check()
+        self.budget.check_time()
         token = self.budget.acquire(endpoint)
         with self._lock:
             self.attempts += 1
@@ -216,6 +234,9 @@ class ApiClient:
             self.budget.settle(token)
         with self._lock:
             self.bytes_received += len(body)
+            self.rate_limit_headers = {
+                k: v for k, v in response.headers.items() if k.lower().startswith(_RATE_HEADERS)
+            }
         status = response.status_code
         scrub = self.scrubber.needs_scrub(body)
         payload = _loads(body)
@@ -235,8 +256,11 @@ class ApiClient:
 
     def _read(self, request: httpx.Request, path: str) -> tuple[httpx.Response, bytes]:
         """Send and read the body, decompressed chunk by chunk, within the overall
-        deadline (httpx's timeout is per read) and the body size cap."""
-        deadline = time.monotonic() + self._config.request_deadline_seconds
+        deadline (httpx's timeout is per read), the run's time and the body size cap."""
+        allowed = self._config.request_deadline_seconds
+        run_left = self.budget.seconds_left()
+        limit = allowed if run_left is None else min(allowed, max(run_left, 0.0))
+        deadline = time.monotonic() + limit
         cap = self._config.max_body_bytes
         response = self._http.send(request, stream=True)
         try:
@@ -252,10 +276,13 @@ class ApiClient:
                         path=path,
                     )
                 if time.monotonic() > deadline:
-                    raise RetryableError(
-                        f"GET {path}: no whole response within "
-                        f"{self._config.request_deadline_seconds:g} s (request_deadline_seconds)",
-                        path=path,
+                    self.budget.check_time()  # the run's time ran out first
+                    now = _now_iso()
+                    raise ServerTooSlow(
+                        now,
+                        f"GET {path}: the response was still arriving after {allowed:g} s "
+                        "(request_deadline_seconds): the server answers too slowly; progress "
+                        "is saved, run again later",
                     )
                 chunks.append(chunk)
         finally:
@@ -306,6 +333,8 @@ class ApiClient:
                 # The server's hourly limit: waiting would stall the run; stop cleanly.
                 resume = datetime.now(timezone.utc) + timedelta(seconds=retry_after)
                 raise BudgetExhausted(resume.replace(microsecond=0).isoformat())
+            if retry_after is not None:
+                self.budget.check_time(retry_after, "the API (Retry-After)")
             return RetryableError(text, retry_after=retry_after, **kw)
         if status >= 500 or status == 408:
             return RetryableError(text, **kw)
@@ -324,9 +353,11 @@ class ApiClient:
         retry_after = getattr(exc, "retry_after", None)
         jitter = random.uniform(0, floor)
         if retry_after is not None:
-            return min(max(retry_after, floor) + jitter, cap)
-        backoff = floor * 2 ** (retry_state.attempt_number - 1)
-        return min(backoff + jitter, cap)
+            wait = min(max(retry_after, floor) + jitter, cap)
+        else:
+            wait = min(floor * 2 ** (retry_state.attempt_number - 1) + jitter, cap)
+        self.budget.check_time(wait, "a retry")
+        return wait
 
     def _count_retry(self, retry_state: Any) -> None:
         with self._lock:
@@ -400,6 +431,10 @@ def _unwrap(payload: Any) -> tuple[Any, Any, Any]:
     if isinstance(payload, dict) and ("data" in payload or "metadata" in payload):
         return payload.get("data"), payload.get("metadata"), bare_time
     return payload, {}, bare_time  # a bare list or object: tolerate an envelope-less body
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _http_date(value: str | None) -> str | None:
