@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS room_offsets (
     PRIMARY KEY (data_type, experiment_id, room_id));
 CREATE TABLE IF NOT EXISTS signals (
     name TEXT PRIMARY KEY, value TEXT NOT NULL, seen_at TEXT NOT NULL);
+-- what the API at each base URL honours (hs_sync/api/capabilities.py)
+CREATE TABLE IF NOT EXISTS api_capabilities (
+    base_url TEXT NOT NULL, behavior TEXT NOT NULL, status TEXT NOT NULL,
+    evidence TEXT NOT NULL, checked_at TEXT NOT NULL, PRIMARY KEY (base_url, behavior));
 CREATE TABLE IF NOT EXISTS tail_keys (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, key TEXT NOT NULL,
     cursor TEXT, PRIMARY KEY (data_type, experiment_id, key));

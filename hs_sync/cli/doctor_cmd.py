@@ -1,7 +1,9 @@
-"""`hs-sync doctor`: check every state store opens and reads; `--repair` recovers the damaged.
+"""`hs-sync doctor`: check every state store opens and reads; `--repair` recovers the damaged;
+`--api` reports what the API at the base URL honours.
 
 Exit codes: 0 every store is usable (or was repaired), 1 a store is damaged (run
-with --repair), 2 configuration or lock errors.
+with --repair), 2 configuration or lock errors. With --api: 0 the API honours
+every promise checked, 1 it breaks one, 2 configuration or key errors.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from hs_sync.config import load_config
 @click.option(
     "--repair", is_flag=True, help="Set damaged stores aside (state/damaged/) and rebuild them."
 )
+@click.option(
+    "--api",
+    "api",
+    is_flag=True,
+    help="Report what the API at the base URL honours (a few requests; needs the key).",
+)
 @json_option("the report")
 @config_option
-def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: str | None) -> None:
+def command(
+    warehouse: Path | None, repair: bool, api: bool, as_json: bool, config_file: str | None
+) -> None:
     """Check the warehouse's state stores: the state file (extraction state, transform
     ledger, media manifest) and the database. No API, no key.
 
@@ -32,12 +42,15 @@ def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: st
     Examples:
       hs-sync doctor
       hs-sync doctor --repair
+      hs-sync doctor --api
     """
     from hs_sync import stores
     from hs_sync.lock import warehouse_lock
     from hs_sync.warehouse import Warehouse
 
     config = load_config(config_file, warehouse=warehouse)
+    if api:
+        _api(config, as_json)
     wh = Warehouse(config.warehouse)
     if repair:
         with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
@@ -60,4 +73,20 @@ def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: st
         else:
             state = f"DAMAGED ({r.problem}); `hs-sync doctor --repair` {stores.RECOVERY[r.store]}"
         printing.echo(f"{r.store:<10} {r.path:<26} {state}")
+    sys.exit(code)
+
+
+def _api(config, as_json: bool) -> None:
+    from hs_sync.api.budget import budget_for
+    from hs_sync.api.capabilities import api_report, report_lines
+    from hs_sync.api.client import ApiClient
+
+    with ApiClient(config, budget_for(config)) as client:
+        report = api_report(client, config.experiments, config.page_size)
+    code = 1 if report.missing else 0
+    if as_json:
+        print_json({**report.to_dict(), "exit_code": code})
+    else:
+        for line in report_lines(report):
+            printing.echo(line)
     sys.exit(code)
