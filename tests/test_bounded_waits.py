@@ -64,6 +64,21 @@ def test_a_trickling_data_endpoint_stops_the_run_with_progress_saved(sim, tmp_pa
     assert _status(config) == "partial"
 
 
+def test_after_a_server_too_slow_no_request_of_the_run_is_sent(sim, tmp_path):
+    sim.faults.configure(trickle=1.0, trickle_seconds=0.05, only_paths="/data/events/")
+    config = make_config(sim, tmp_path / "wh", request_deadline_seconds=0.5)
+    with ApiClient(config) as client:
+        with pytest.raises(ServerTooSlow):
+            client.get(_events(sim), {"limit": 5})
+        sent = len(sim.requests)
+        with pytest.raises(ServerTooSlow, match="request_deadline_seconds"):
+            client.get("experiments")  # answers at once, but the run is over
+        with ApiClient(config, client.budget) as media:  # the media step shares the budget
+            with pytest.raises(ServerTooSlow):
+                media.get("health")
+    assert len(sim.requests) == sent
+
+
 def test_the_run_deadline_also_bounds_a_body_being_read(sim, tmp_path):
     sim.faults.configure(trickle=1.0, trickle_seconds=0.05, only_paths="/data/events/")
     config = make_config(sim, tmp_path / "wh", request_deadline_seconds=60, max_run_seconds=1)

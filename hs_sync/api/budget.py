@@ -7,7 +7,9 @@ it raises BudgetExhausted with the time to resume.
 
 The budget also holds the run's time (`max_run_seconds`, on the monotonic
 clock): a request, or a wait, that would start or last past it raises
-RunOutOfTime instead, so the run stops cleanly with its progress saved.
+RunOutOfTime instead, so the run stops cleanly with its progress saved. A stop
+the client decides (`stop`, e.g. a server too slow) holds for every later
+request on the budget, the media step's included.
 
 A request is counted from the moment it is sent until a window's length after
 its answer arrived (`settle`): the server counts it when it arrives, somewhere
@@ -62,6 +64,7 @@ class RequestBudget:
         self.per_hour = per_hour
         self.max_seconds = max_seconds
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.stopped: BudgetExhausted | None = None  # set by `stop`: no more requests
         self.per_minute = per_minute
         self._clock = clock
         self._sleep = sleep
@@ -112,6 +115,9 @@ class RequestBudget:
     def check_time(self, wait: float = 0.0, waiting_for: str = "") -> None:
         """Raise RunOutOfTime when the run's time is up, or would be before a wait of
         `wait` seconds (for `waiting_for`, named in the message) ends."""
+        stopped = self.stopped
+        if stopped is not None:
+            raise type(stopped)(stopped.resume_at, str(stopped))
         left = self.seconds_left()
         if left is None or (left > 0 and wait <= left):
             return
@@ -124,6 +130,10 @@ class RequestBudget:
         else:
             why = f"the run reached max_run_seconds ({self.max_seconds:g} s)"
         raise RunOutOfTime(resume, f"{why}; progress is saved, resume after {resume}")
+
+    def stop(self, reason: BudgetExhausted) -> None:
+        """No request on this budget may start from now on: each raises `reason` again."""
+        self.stopped = reason
 
     def settle(self, token: list[float]) -> None:
         """The request of `token` has its answer (or failed): date it now."""

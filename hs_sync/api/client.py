@@ -277,13 +277,14 @@ class ApiClient:
                     )
                 if time.monotonic() > deadline:
                     self.budget.check_time()  # the run's time ran out first
-                    now = _now_iso()
-                    raise ServerTooSlow(
-                        now,
+                    slow = ServerTooSlow(
+                        _now_iso(),
                         f"GET {path}: the response was still arriving after {allowed:g} s "
                         "(request_deadline_seconds): the server answers too slowly; progress "
                         "is saved, run again later",
                     )
+                    self.budget.stop(slow)  # the run's later requests would wait as long
+                    raise slow
                 chunks.append(chunk)
         finally:
             response.close()
