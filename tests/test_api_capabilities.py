@@ -81,6 +81,24 @@ def test_answers_are_kept_per_base_url_and_due_daily(sim, tmp_path):
     assert capabilities.load(warehouse, sim.base_url).honored(BOUNDS) is True
 
 
+def test_ensure_checked_checks_when_due_and_reuses_the_answers_otherwise(sim, tmp_path):
+    warehouse = Warehouse(tmp_path / "wh")
+    exp = sim.dataset.experiment_ids[0]
+    sim.faults.configure(limit_cap=100)
+    with ApiClient(make_config(sim, tmp_path / "wh")) as client:
+        first = capabilities.ensure_checked(client, warehouse, exp)
+        assert first.requests > 0 and first.honored(LIMIT) is False
+        sent = len(sim.requests)
+        again = capabilities.ensure_checked(client, warehouse, exp, now=first.checked_at)
+        assert len(sim.requests) == sent  # kept answers, no request
+        assert again.findings == first.findings and again.requests == 0
+        sim.faults.configure()
+        a_day = to_iso(parse_time(first.checked_at) + timedelta(days=1))
+        fresh = capabilities.ensure_checked(client, warehouse, exp, now=a_day)
+    assert fresh.honored(LIMIT) is True
+    assert capabilities.load(warehouse, sim.base_url).honored(LIMIT) is True
+
+
 # -- hs-sync doctor --api ---------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ of them. `check` tests each on one experiment's rows of the registry's first
 time-windowed type and answers, per behaviour, honored / missing / unknown with
 the evidence. The answers are kept per base URL in the state file (table
 `api_capabilities`); `needs_check` says when they are due again (daily, or never
-checked). `api_report` adds the server's time source and rate-limit headers for
+checked) and `ensure_checked` checks only then. `api_report` adds the server's time source and rate-limit headers for
 `hs-sync doctor --api`.
 """
 
@@ -260,6 +260,25 @@ def needs_check(warehouse: Warehouse, base_url: str, now: str | None = None) -> 
     checked = parse_time(kept.checked_at)
     moment = parse_time(now) if now else datetime.now(timezone.utc)
     return checked is None or moment is None or moment - checked >= CHECK_EVERY
+
+
+def ensure_checked(
+    client: ApiClient,
+    warehouse: Warehouse,
+    experiment_id: str,
+    *,
+    now: str | None = None,
+    page_size: int = 1000,
+) -> Capabilities:
+    """The answers for the client's base URL: those kept, or, when `needs_check` says
+    they are due, checked now on `experiment_id` and kept."""
+    if not needs_check(warehouse, client.base_url, now):
+        kept = load(warehouse, client.base_url)
+        if kept is not None:
+            return kept
+    found = check(client, experiment_id, page_size=page_size)
+    save(warehouse, found)
+    return found
 
 
 # -- hs-sync doctor --api -------------------------------------------------------
