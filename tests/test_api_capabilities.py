@@ -17,6 +17,7 @@ from hs_sync.statestore import path as state_path
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import make_config
+from tests.hostile_server import HostileServer, Reply
 
 # simulator setting -> (the behaviour it breaks, words of the evidence)
 BROKEN = {
@@ -161,3 +162,16 @@ def test_doctor_api_without_a_key_is_one_line(doctor, monkeypatch):
     monkeypatch.delenv("HYPERSTUDY_API_KEY")
     result = doctor()
     assert result.exit_code == 2 and "HYPERSTUDY_API_KEY" in result.stderr
+
+
+def test_doctor_api_shows_the_rate_limit_headers_a_server_sends(sim, doctor, monkeypatch):
+    def rewrite(reply: Reply) -> Reply:
+        reply.headers.update({"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "994"})
+        return reply
+
+    with HostileServer(sim.base_url, rewrite) as proxy:
+        monkeypatch.setenv("HYPERSTUDY_BASE_URL", proxy.base_url)
+        result = doctor()
+    assert result.exit_code == 0, result.output
+    row = _row(result.stdout, "rate-limit headers")
+    assert "x-ratelimit-limit: 1000" in row.lower() and "x-ratelimit-remaining: 994" in row.lower()
