@@ -117,7 +117,9 @@ def _limit(page: Envelope, asked: int) -> Finding:
     served = page.count
     pagination = page.pagination or {}
     total, more = pagination.get("total"), pagination.get("hasMore")
-    if served >= asked:
+    if served > asked:
+        return Finding("missing", f"limit={asked} served {served} rows, more than asked")
+    if served == asked:
         return Finding("honored", f"limit={asked} served {served} rows")
     if more is True or (more is None and total is not None and total > served):
         of = f" of {total}" if total is not None else ""
@@ -146,7 +148,9 @@ class _Probe:
 
     def order(self, rows: list[tuple[datetime, str]]) -> Finding:
         page = self.get(limit=ORDER_ROWS, order="desc")
-        echoed = (page.metadata.get("query") or {}).get("order")
+        query = page.metadata.get("query")
+        echoed = query.get("order") if isinstance(query, dict) else None
+        echoed = echoed.lower() if isinstance(echoed, str) else echoed
         times = [t for t, _ in self.timed(page)]
         oldest = min(t for t, _ in rows)
         if echoed not in (None, "desc"):
