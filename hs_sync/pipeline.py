@@ -41,7 +41,7 @@ def transform_all(config: Config) -> dict[str, Any]:
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
         return transform(
-            warehouse, list(config.data_types), grace_seconds=config.parquet_grace_seconds
+            warehouse, list(config.data_types), config.memory_limit, config.parquet_grace_seconds
         )
 
 

@@ -41,7 +41,7 @@ def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: st
     wh = Warehouse(config.warehouse)
     if repair:
         with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
-            reports = stores.repair(wh)
+            reports = stores.repair(wh, config)
             after = {r.store: r for r in stores.check(wh)}
     else:
         reports = stores.check(wh)
