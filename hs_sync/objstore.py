@@ -166,7 +166,7 @@ def push(root: Path, storage: Storage) -> dict[str, int]:
     return {"objects": uploaded, "bytes": bytes_sent}
 
 
-def open_warehouse(config: Any):
+def open_warehouse(config: Any) -> Warehouse:
     """The config's local warehouse folder, bound to its storage (created for a bucket)."""
     storage = from_config(config)
     local = Warehouse(config.warehouse)
