@@ -13,7 +13,18 @@ import duckdb
 
 from hs_sync import registry
 from hs_sync.db import quote
-from hs_sync.descriptions import TABLES, Doc, named
+from hs_sync.descriptions import COLUMNS, OVERRIDES, TABLES, Doc, named
+
+# The text's names are this module's too: `from hs_sync.dictionary import Doc` describes a column.
+__all__ = [
+    "COLUMNS",
+    "OVERRIDES",
+    "TABLES",
+    "Doc",
+    "describe",
+    "table_description",
+    "write_comments",
+]
 
 
 def describe(table: str, column: str) -> Doc | None:
