@@ -21,6 +21,8 @@ from hs_sync.land import rawfile
 
 DEFAULT_BASE_URL = "https://api.hyperstudy.io/api/v3"
 CONFIG_FILE = "hs_sync.toml"
+# DuckDB's working memory in a transform unless `memory_limit` says otherwise
+DEFAULT_MEMORY_LIMIT = "256MB"
 
 # Environment variables, named as the official SDK names them where it has them.
 ENV = {
@@ -75,8 +77,8 @@ class Config:
     s3_endpoint: str | None = None  # else AWS_ENDPOINT_URL
     s3_region: str | None = None  # else AWS_REGION / AWS_DEFAULT_REGION
     group: str | None = None  # share the warehouse read-only with this group (lab server)
-    # Per-user state shared by every warehouse (the request ledger of each key); None:
-    # $HS_SYNC_STATE_DIR, else $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync.
+    # Per-user state shared by every warehouse (the request ledger of each key, a bucket
+    # warehouse's default local_dir); None: warehouse.user_state_dir's default.
     state_dir: Path | None = None
     # Request economy (docs/requests.md): time buckets whose landed rows are counted,
     # how much history each sync verifies against the API's totals, and polling backoff.
@@ -89,14 +91,14 @@ class Config:
     access_cache_hours: float = 24.0
     # DuckDB's working memory in the transform (e.g. "1GB", "512MB", "25%"); beyond it
     # DuckDB spills to state/duckdb-tmp, so a transform of any size fits
-    memory_limit: str = "256MB"
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
     # how long a replaced Parquet version stays for readers still scanning it
     parquet_grace_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         if objstore.is_uri(self.warehouse):
             uri = str(self.warehouse).rstrip("/")
-            local = self.local_dir or objstore.default_local_dir(uri)
+            local = self.local_dir or objstore.default_local_dir(uri, self.state_dir)
             object.__setattr__(self, "warehouse_uri", uri)
             object.__setattr__(self, "warehouse", Path(local))
         _validate(self)

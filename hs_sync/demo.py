@@ -98,7 +98,7 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
 
 def run_queries(wh: Warehouse) -> list[dict[str, Any]]:
     """The README's example queries, with their results."""
-    from hs_sync.load.duck import connect_readonly
+    from hs_sync.db import connect_readonly
 
     out = []
     con = connect_readonly(wh)

@@ -30,8 +30,8 @@ import orjson
 import pyarrow as pa
 
 from hs_sync import registry, stores
+from hs_sync.db import connect_readonly, quote, sql
 from hs_sync.errors import HsSyncError
-from hs_sync.load.duck import connect_readonly, quote, sql
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, safe_part

@@ -15,17 +15,23 @@ AWS_ENDPOINT_URL, the region from `s3_region`, AWS_REGION or AWS_DEFAULT_REGION.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from hs_sync.errors import ConfigError
+from hs_sync.warehouse import (
+    BINDING,
+    Storage,
+    Warehouse,
+    atomic_write,
+    bound,
+    safe_part,
+    user_state_dir,
+)
 
 SCHEMES = ("s3://",)
-BINDING = "storage.json"  # under state/
 TABLE_FORMATS = ("parquet", "iceberg")
 PUSHED = ("raw", "media")  # the local folders mirrored to the object store
 
@@ -34,39 +40,12 @@ def is_uri(value: object) -> bool:
     return isinstance(value, str) and value.startswith(SCHEMES)
 
 
-def default_local_dir(uri: str, env: dict[str, str] | None = None) -> Path:
-    """Where a bucket warehouse keeps its local part unless `local_dir` names a folder."""
-    from hs_sync.warehouse import safe_part
-
-    env = os.environ if env is None else env
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hs-sync" / "warehouses" / safe_part(uri.split("://", 1)[1])
-
-
-@dataclass(frozen=True)
-class Storage:
-    """Where a warehouse's shared layers live; `uri` None means the local folder itself."""
-
-    uri: str | None = None
-    table_format: str = "parquet"
-    catalog_uri: str | None = None  # SQL catalog; default a SQLite file in state/
-    endpoint: str | None = None
-    region: str | None = None
-
-    @property
-    def bucket(self) -> str:
-        return urlsplit(self.uri or "").netloc
-
-    @property
-    def prefix(self) -> str:
-        return urlsplit(self.uri or "").path.strip("/")
-
-    def key(self, relative: str) -> str:
-        """The object path (bucket/prefix/relative) pyarrow's S3 filesystem takes."""
-        return "/".join(p for p in (self.bucket, self.prefix, relative) if p)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+def default_local_dir(
+    uri: str, state_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Path:
+    """Where a bucket warehouse keeps its local part unless `local_dir` names a folder:
+    under the per-user state folder (`state_dir` setting, see `user_state_dir`)."""
+    return user_state_dir(state_dir, env) / "warehouses" / safe_part(uri.split("://", 1)[1])
 
 
 def from_config(config: Any) -> Storage:
@@ -91,8 +70,6 @@ def from_config(config: Any) -> Storage:
 def bind(state_dir: Path, storage: Storage) -> None:
     """Record where this local folder's shared layers live; a folder already bound to
     another bucket is refused (its state describes that bucket's data)."""
-    from hs_sync.warehouse import atomic_write
-
     current = bound(state_dir)
     if current is not None and current.uri != storage.uri:
         raise ConfigError(
@@ -105,15 +82,6 @@ def bind(state_dir: Path, storage: Storage) -> None:
     if current is None and storage == Storage() and not (state_dir / BINDING).exists():
         return  # the plain local default needs no record
     atomic_write(state_dir / BINDING, storage.to_json())
-
-
-def bound(state_dir: Path) -> Storage | None:
-    path = state_dir / BINDING
-    try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    return Storage(**{k: v for k, v in data.items() if k in Storage.__dataclass_fields__})
 
 
 def filesystem(storage: Storage):
@@ -198,10 +166,8 @@ def push(root: Path, storage: Storage) -> dict[str, int]:
     return {"objects": uploaded, "bytes": bytes_sent}
 
 
-def open_warehouse(config: Any):
+def open_warehouse(config: Any) -> Warehouse:
     """The config's local warehouse folder, bound to its storage (created for a bucket)."""
-    from hs_sync.warehouse import Warehouse
-
     storage = from_config(config)
     local = Warehouse(config.warehouse)
     if storage == Storage() and not (local.state_dir / BINDING).exists():

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hs_sync import db
 from hs_sync.config import Config
-from hs_sync.load import duck
 from hs_sync.load.transform import transform
 from hs_sync.lock import warehouse_lock
 from hs_sync.registry import DataType
@@ -41,7 +41,7 @@ def transform_all(config: Config) -> dict[str, Any]:
     warehouse = Warehouse(config.warehouse)
     with warehouse_lock(warehouse, config.lock_timeout_seconds):
         return transform(
-            warehouse, list(config.data_types), grace_seconds=config.parquet_grace_seconds
+            warehouse, list(config.data_types), config.memory_limit, config.parquet_grace_seconds
         )
 
 
@@ -52,7 +52,7 @@ def refresh_views(config: Config) -> dict[str, Any]:
         summary = transform(
             warehouse, [], config.memory_limit, config.parquet_grace_seconds
         )  # no types: publishes only when views are stale
-    con = duck.connect_readonly(warehouse)
+    con = db.connect_readonly(warehouse)
     try:
         views = [
             r[0]
@@ -70,7 +70,7 @@ def table_rows(config: Config, data_type: DataType) -> int:
     warehouse = Warehouse(config.warehouse)
     if not warehouse.db_path.exists():
         return 0
-    con = duck.connect_readonly(warehouse)
+    con = db.connect_readonly(warehouse)
     try:
         found = con.execute(
             "SELECT count(*) FROM information_schema.tables "
@@ -79,7 +79,7 @@ def table_rows(config: Config, data_type: DataType) -> int:
         ).fetchone()[0]
         if not found:
             return 0
-        query = duck.sql("SELECT count(*) FROM {t}", t=duck.quote(data_type.name))
+        query = db.sql("SELECT count(*) FROM {t}", t=db.quote(data_type.name))
         return con.execute(query).fetchone()[0]
     finally:
         con.close()

@@ -19,8 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from hs_sync import dictionary, jsontext
-from hs_sync.dictionary import Doc
+from hs_sync import descriptions, jsontext
+from hs_sync.descriptions import Doc
 
 
 class Mode(str, Enum):
@@ -53,7 +53,7 @@ class Column:
     type: pa.DataType
     source: str | None = None
     json: bool = False  # value is nested JSON, stored as JSON text
-    # Its description (wins over hs_sync/dictionary.py's; a name described there needs none).
+    # Its description (wins over hs_sync/descriptions.py's; a name described there needs none).
     doc: Doc | None = None
 
     @property
@@ -127,7 +127,7 @@ class DataType:
     triggers_media: bool = False  # its rows are recordings whose files `media` downloads
     row_cap: int | None = None  # the API lists at most this many rows
     marks_sessions: bool = False  # a room with none of its rows is a missing session
-    # One line on what its table holds (wins over hs_sync/dictionary.py's TABLES).
+    # One line on what its table holds (wins over hs_sync/descriptions.py's TABLES).
     doc: str | None = None
 
     def column_for(self, entity: str) -> str | None:
@@ -153,18 +153,18 @@ class DataType:
         """The description of one of this type's columns (or lineage): its own, else the
         data dictionary's."""
         own = next((c.doc for c in self.columns if c.name == column and c.doc), None)
-        doc = own or dictionary.describe(self.name, column)
+        doc = own or descriptions.named(self.name, column)
         if doc is None:
             raise KeyError(
                 f"no description of {self.name}.{column}: give the column a doc, "
-                "or describe the name in hs_sync/dictionary.py"
+                "or describe the name in hs_sync/descriptions.py"
             )
         return doc
 
     @property
     def description(self) -> str:
         """One line on what the type's table holds (its own, else the data dictionary's)."""
-        return self.doc or dictionary.table_description(self.name) or ""
+        return self.doc or descriptions.TABLES.get(self.name) or ""
 
     def url_path(self, scope: str, scope_id: str, parent_id: str | None = None) -> str:
         if self.data_endpoint:
@@ -651,8 +651,6 @@ COUNTS = DataType(
         json_col("hasData"),
     ),
 )
-# Every field that carries a credential, in any data type.
-SECRET_FIELDS: frozenset[str] = frozenset(f for dt in DATA_TYPES for f in dt.secret_fields)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a table and a folder name
 
@@ -685,7 +683,7 @@ def extended(*types: DataType) -> Iterator[tuple[DataType, ...]]:
 def _check(dt: DataType, known: dict[str, DataType]) -> None:
     if not _NAME.fullmatch(dt.name):
         raise ValueError(f"data type name {dt.name!r}: lower-case letters, digits and _ only")
-    if dt.name in known or dt.name == COUNTS.name or dictionary.table_description(dt.name):
+    if dt.name in known or dt.name == COUNTS.name or dt.name in descriptions.TABLES:
         raise ValueError(f"data type name {dt.name!r} is taken by a table or view")
     if dt.parent is not None and dt.parent not in known:
         raise ValueError(f"{dt.name}: its parent {dt.parent!r} is no registered type")
@@ -709,11 +707,10 @@ def validate(dt: DataType) -> None:
 
 
 def _publish(types: tuple[DataType, ...]) -> None:
-    global DATA_TYPES, BY_NAME, DEFAULT_TYPES, SECRET_FIELDS
+    global DATA_TYPES, BY_NAME, DEFAULT_TYPES
     DATA_TYPES = types
     BY_NAME = {dt.name: dt for dt in types}
     DEFAULT_TYPES = tuple(dt for dt in types if dt.default)
-    SECRET_FIELDS = frozenset(f for dt in types for f in dt.secret_fields)
 
 
 def media_type() -> DataType:

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from hs_sync import registry, stores
+from hs_sync.db import connect_readonly, quote, sql
 from hs_sync.errors import ConfigError
 from hs_sync.export import time_column
 from hs_sync.land import quarantine
-from hs_sync.load.duck import connect_readonly, quote, sql
 from hs_sync.statestore import StateReader
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse

@@ -10,7 +10,7 @@ system of record, so each can be recovered:
   `--full-refresh`; rows are keyed, so nothing is duplicated), the database is
   rebuilt from raw/ and the next media run checks every file again.
 
-`check(warehouse)` reports; `repair(warehouse)` moves each damaged file (and its
+`check(warehouse)` reports; `repair(warehouse, config)` moves each damaged file (and its
 `-wal`/`-shm`) to `state/damaged/`, then rebuilds or reinitialises it.
 `require_usable` is what commands call first: a damaged store is one line
 naming the repair, never a traceback.
@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 
 from hs_sync import statestore
+from hs_sync.config import Config
 from hs_sync.errors import HsSyncError, WarehouseNotWritable
 from hs_sync.statestore import StateReader, first_line
 from hs_sync.warehouse import Warehouse
@@ -152,8 +153,9 @@ def damaged(exc: BaseException, store: str, warehouse: Warehouse) -> StoreDamage
     return StoreDamaged(store, str(path.relative_to(warehouse.root)), first_line(exc))
 
 
-def repair(warehouse: Warehouse) -> list[StoreReport]:
-    """Set every damaged store aside and recover it; returns the reports.
+def repair(warehouse: Warehouse, config: Config) -> list[StoreReport]:
+    """Set every damaged store aside and recover it; returns the reports. The database
+    is rebuilt as `hs-sync rebuild` would: `config`'s types, memory limit and grace.
 
     Hold the warehouse lock while calling this (the CLI does).
     """
@@ -174,7 +176,9 @@ def repair(warehouse: Warehouse) -> list[StoreReport]:
         ledger.clear()
     finally:
         ledger.close()
-    summary = rebuild(warehouse)
+    summary = rebuild(
+        warehouse, config.data_types, config.memory_limit, config.parquet_grace_seconds
+    )
     rows = sum(summary.get("rows", {}).values())
     if "state" in broken:
         broken["state"].repaired = f"started afresh; database rebuilt from raw/ ({rows:,} rows)"

@@ -13,13 +13,18 @@ import re
 import stat
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
 
 DB_FILE = "hyperstudy.duckdb"
+BINDING = "storage.json"  # in state/: where the shared layers live (hs_sync/objstore.py)
+STATE_DIR_ENV = "HS_SYNC_STATE_DIR"  # overrides the per-user state folder
 GROUP_FILE = "group"  # in state/: the group the warehouse is shared with (absent: owner only)
 SHARED_DIR_MODE = 0o2750  # group may list and enter; new entries inherit the group (setgid)
 SHARED_FILE_MODE = 0o640  # group may read
@@ -111,6 +116,55 @@ def fsync_path(path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class Storage:
+    """Where a warehouse's shared layers live; `uri` None means the local folder itself."""
+
+    uri: str | None = None
+    table_format: str = "parquet"
+    catalog_uri: str | None = None  # SQL catalog; default a SQLite file in state/
+    endpoint: str | None = None
+    region: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return urlsplit(self.uri or "").netloc
+
+    @property
+    def prefix(self) -> str:
+        return urlsplit(self.uri or "").path.strip("/")
+
+    def key(self, relative: str) -> str:
+        """The object path (bucket/prefix/relative) pyarrow's S3 filesystem takes."""
+        return "/".join(p for p in (self.bucket, self.prefix, relative) if p)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+
+def bound(state_dir: Path) -> Storage | None:
+    """The storage this state folder was bound to (None: never bound, a local warehouse)."""
+    path = state_dir / BINDING
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    return Storage(**{k: v for k, v in data.items() if k in Storage.__dataclass_fields__})
+
+
+def user_state_dir(setting: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The per-user state folder (request ledgers, a bucket warehouse's local part): the
+    `state_dir` setting, else $HS_SYNC_STATE_DIR, else $XDG_STATE_HOME/hs-sync, else
+    ~/.local/state/hs-sync."""
+    env = os.environ if env is None else env
+    if setting is not None:
+        return Path(setting)
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV]).expanduser()
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser() / "hs-sync"
+
+
+@dataclass(frozen=True)
 class Warehouse:
     """The folders of one warehouse root (see docs/warehouse.md)."""
 
@@ -151,12 +205,10 @@ class Warehouse:
         )
 
     @cached_property
-    def storage(self):
+    def storage(self) -> Storage:
         """Where the shared layers live (hs_sync/objstore.py): this folder unless bound
         to an object store or to Iceberg tables."""
-        from hs_sync import objstore
-
-        return objstore.bound(self.state_dir) or objstore.Storage()
+        return bound(self.state_dir) or Storage()
 
     def shared_group(self) -> str | None:
         """The group this warehouse is shared with read-only, or None (owner only)."""

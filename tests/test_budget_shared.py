@@ -6,9 +6,11 @@ import threading
 
 import pytest
 
-from hs_sync.api.budget import budget_for, ledger_path, state_dir
+from hs_sync.api.budget import budget_for, ledger_path
+from hs_sync.config import load_config
 from hs_sync.errors import BudgetExhausted
 from hs_sync.run import sync
+from hs_sync.warehouse import user_state_dir
 from tests.extract_helpers import make_config
 
 PER_HOUR = 40  # small, so that two syncs of the small dataset spend it quickly
@@ -58,7 +60,7 @@ def test_the_ledger_is_named_by_a_hash_and_kept_per_api_and_key(sim, tmp_path):
     config = make_config(sim, tmp_path / "wh", state_dir=tmp_path / "state")
     budget = budget_for(config)
     budget.settle(budget.acquire("experiments"))
-    path = ledger_path(state_dir(config), config.base_url, config.api_key)
+    path = ledger_path(user_state_dir(config.state_dir), config.base_url, config.api_key)
     assert budget.path == path and path.parent == tmp_path / "state"
     assert config.api_key not in path.name and path.stat().st_mode & 0o077 == 0
     assert config.api_key.encode() not in path.read_bytes()
@@ -71,6 +73,15 @@ def test_the_ledger_is_named_by_a_hash_and_kept_per_api_and_key(sim, tmp_path):
 
 def test_state_dir_follows_the_setting_then_the_environment(tmp_path):
     env = {"XDG_STATE_HOME": str(tmp_path / "xdg")}
-    assert state_dir(None, env) == tmp_path / "xdg" / "hs-sync"
+    assert user_state_dir(None, env) == tmp_path / "xdg" / "hs-sync"
     env["HS_SYNC_STATE_DIR"] = str(tmp_path / "override")
-    assert state_dir(None, env) == tmp_path / "override"
+    assert user_state_dir(None, env) == tmp_path / "override"
+    assert user_state_dir(tmp_path / "setting", env) == tmp_path / "setting"
+
+
+def test_a_bucket_warehouse_keeps_its_local_part_in_the_state_dir(tmp_path):
+    """The ledgers and a bucket warehouse's default local folder share one state folder."""
+    config = load_config(env={}, warehouse="s3://lab-data/study", state_dir=str(tmp_path / "state"))
+    assert config.warehouse_uri == "s3://lab-data/study"
+    assert config.warehouse.parent == tmp_path / "state" / "warehouses"
+    assert config.warehouse.name.startswith("lab-data_study")

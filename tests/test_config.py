@@ -58,3 +58,22 @@ def test_the_library_entry_point_is_the_function_whatever_was_imported_first():
 
     assert callable(hs_sync.sync)
     assert hs_sync.sync is sys.modules["hs_sync.run"].sync
+
+
+def test_the_memory_limit_reaches_the_transform_of_every_type(synced_copy):
+    """`pipeline.transform_all` (Dagster's by-experiment job) uses the `memory_limit`
+    setting: a limit nothing fits in stops it, the default one publishes."""
+    import duckdb
+
+    from hs_sync import pipeline
+    from hs_sync.load.ledger import Ledger
+    from hs_sync.warehouse import Warehouse
+
+    ledger = Ledger(Warehouse(synced_copy.warehouse))
+    try:
+        ledger.set_meta("views", "older")  # views to republish: the transform opens the database
+    finally:
+        ledger.close()
+    with pytest.raises(duckdb.OutOfMemoryException):
+        pipeline.transform_all(synced_copy.replace(memory_limit="1KB"))
+    assert pipeline.transform_all(synced_copy)["published"]

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from hs_sync.checks import record_results, run_checks
-from hs_sync.load import duck
+from hs_sync.db import quote, sql
 from hs_sync.media import download_media
 from hs_sync.registry import DATA_TYPES
 from hs_sync.warehouse import Warehouse
@@ -71,8 +71,7 @@ def _counts(db: Path) -> dict[str, int]:
     try:
         names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
         return {
-            n: con.execute(duck.sql("SELECT count(*) FROM {t}", t=duck.quote(n))).fetchone()[0]
-            for n in names
+            n: con.execute(sql("SELECT count(*) FROM {t}", t=quote(n))).fetchone()[0] for n in names
         }
     finally:
         con.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from hs_sync import dictionary
+from hs_sync import dictionary, schema
 from hs_sync.registry import DATA_TYPES, LINEAGE_COLUMNS
 
 DOC = Path(__file__).parent.parent / "docs" / "data-dictionary.md"
@@ -30,7 +30,7 @@ def test_every_registry_column_is_described():
 
 
 def test_every_table_and_view_column_is_described():
-    relations = dictionary.catalog()
+    relations = schema.catalog()
     names = {r.name for r in relations}
     assert {dt.name for dt in DATA_TYPES} | {
         "media_files",
@@ -49,7 +49,7 @@ def test_a_shared_name_is_described_once_and_overridden_per_type():
 
 
 def test_docs_data_dictionary_is_up_to_date():
-    assert DOC.read_text(encoding="utf-8") == dictionary.markdown(dictionary.catalog()), (
+    assert DOC.read_text(encoding="utf-8") == schema.markdown(schema.catalog()), (
         "regenerate: hs-sync schema --markdown > docs/data-dictionary.md"
     )
 

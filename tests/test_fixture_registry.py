@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from hs_simulator import Series, Simulator
 from hs_sync import registry
 from hs_sync.cli import main
-from hs_sync.dictionary import Doc
+from hs_sync.descriptions import Doc
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import FLOAT, STR, TS, DataType, Mode, col
 from hs_sync.run import sync

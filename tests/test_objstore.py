@@ -139,6 +139,7 @@ def test_settings_of_a_bucket_warehouse(tmp_path, monkeypatch):
     from hs_sync import objstore
     from hs_sync.errors import ConfigError
 
+    monkeypatch.delenv("HS_SYNC_STATE_DIR")  # the default state folder, under XDG_STATE_HOME
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "hs_sync.toml").write_text(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hs_sync import dictionary, registry
-from hs_sync.dictionary import Doc
+from hs_sync import descriptions, dictionary, registry
+from hs_sync.descriptions import Doc
 
 
 def test_every_type_has_a_unique_name_and_a_schema():
@@ -94,7 +94,7 @@ def test_extended_adds_a_type_for_the_block_and_restores_the_registry_after_an_e
         assert registry.DATA_TYPES == (*before, samples)
         assert registry.get("samples") is samples and samples in registry.DEFAULT_TYPES
         assert dictionary.describe("samples", "level") == Doc("Sensor level", "dB")
-        assert dictionary.describe("samples", "roomId") == dictionary.COLUMNS["roomId"]
+        assert dictionary.describe("samples", "roomId") == descriptions.COLUMNS["roomId"]
         assert dictionary.table_description("samples") == "Samples of a lab's own sensor"
         raise RuntimeError
     assert registry.DATA_TYPES is before and "samples" not in registry.BY_NAME

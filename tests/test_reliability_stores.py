@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
 from hs_simulator import Simulator
+from hs_sync import stores
 from hs_sync.cli import main
+from hs_sync.config import load_config
+from hs_sync.lock import warehouse_lock
 from hs_sync.warehouse import Warehouse
 from tests.warehouse_helpers import query
 
@@ -106,3 +110,25 @@ def test_a_damaged_state_file_stops_media_too_and_is_started_afresh(synced, tmp_
     result = runner.invoke(main, ["doctor", "--repair", "--json", "--warehouse", str(root)])
     assert result.exit_code == 0, result.output
     assert '"repaired": "started afresh; database rebuilt from raw/' in result.output
+
+
+def test_repair_rebuilds_the_configured_types_within_the_memory_limit(synced, tmp_path):
+    """The database is rebuilt as `hs-sync rebuild` would: the configured types, under
+    the configured memory limit."""
+    sim, original, env = synced
+    root = tmp_path / "wh"
+    shutil.copytree(original, root)
+    wh = Warehouse(root)
+    events = query(wh, "SELECT count(*) FROM events")[0][0]
+    _damage(wh.db_path, "garbage")
+    # a limit no rebuild fits in stops it: the setting reached DuckDB
+    with warehouse_lock(wh, 1.0), pytest.raises(duckdb.OutOfMemoryException):
+        stores.repair(wh, load_config(env={}, warehouse=root, memory_limit="1KB"))
+
+    _damage(wh.db_path, "garbage")
+    config = tmp_path / "hs_sync.toml"
+    config.write_text(f'warehouse = "{root}"\ntypes = ["events"]\n')
+    result = CliRunner().invoke(main, ["doctor", "--repair", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    held = "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rooms)"
+    assert query(wh, held)[0] == (events, 0)

@@ -27,19 +27,19 @@ on one key never spend more than the budget together.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hs_sync.errors import BudgetExhausted, ConfigError, RunOutOfTime
 from hs_sync.statestore import open_wal
+from hs_sync.warehouse import user_state_dir
 
 if TYPE_CHECKING:
     from hs_sync.config import Config
@@ -140,13 +140,6 @@ class RequestBudget:
         with self._lock:
             token[0] = max(token[0], self._clock())
 
-    def remember(self, times: Iterable[float]) -> None:
-        """Count requests made before this budget existed (e.g. by an earlier run)."""
-        with self._lock:
-            cutoff = self._clock() - HOUR
-            known = [*self._hour, *([t] for t in times if t > cutoff)]
-            self._hour = deque(sorted(known, key=lambda token: token[0]))
-
     def remaining_this_hour(self) -> int:
         with self._lock:
             _expire(self._hour, self._clock() - HOUR)
@@ -184,7 +177,6 @@ def _iso(ts: float) -> str:
 
 # -- one budget per key, shared on this machine -------------------------------
 
-STATE_DIR_ENV = "HS_SYNC_STATE_DIR"  # overrides the per-user state folder
 BUSY_TIMEOUT_SECONDS = 30.0
 
 _LEDGER_SCHEMA = """
@@ -197,18 +189,6 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
 CREATE INDEX IF NOT EXISTS requests_endpoint ON requests (endpoint, at);
 """
-
-
-def state_dir(config: Config | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """The per-user state folder: the `state_dir` setting, else $HS_SYNC_STATE_DIR, else
-    $XDG_STATE_HOME/hs-sync, else ~/.local/state/hs-sync."""
-    env = os.environ if env is None else env
-    if config is not None and config.state_dir is not None:
-        return Path(config.state_dir)
-    if env.get(STATE_DIR_ENV):
-        return Path(env[STATE_DIR_ENV]).expanduser()
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base).expanduser() / "hs-sync"
 
 
 def ledger_path(folder: Path, base_url: str, api_key: str) -> Path:
@@ -225,7 +205,7 @@ def budget_for(
     sleep: Callable[[float], None] = time.sleep,
 ) -> SharedBudget:
     """The request budget of `config`'s key, shared with every other run on this machine."""
-    folder = state_dir(config)
+    folder = user_state_dir(config.state_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -310,14 +290,6 @@ class SharedBudget(RequestBudget):
             token[0] = max(token[0], now)
             self._db.execute(
                 "UPDATE requests SET at = max(at, ?) WHERE id = ?", [now, int(token[1])]
-            )
-
-    def remember(self, times: Iterable[float]) -> None:
-        cutoff = self._clock() - HOUR
-        rows = [(t, "", "remembered") for t in times if t > cutoff]
-        with self._lock:
-            self._db.executemany(
-                "INSERT INTO requests (at, endpoint, owner) VALUES (?, ?, ?)", rows
             )
 
     def _counts(self) -> tuple[int, int]:

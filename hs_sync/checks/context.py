@@ -4,23 +4,21 @@ One `CheckContext` per run. It opens the live DuckDB file read-only (a sync
 running meanwhile is never blocked), reads the extraction state without
 creating or changing it, and opens an API client only if a check needs one.
 SQL comes from `sql/checks/<name>.sql`; identifiers from the registry are
-filled in with `duck.sql`, values always travel as parameters.
+filled in with `db.sql`, values always travel as parameters.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
 import orjson
 
-from hs_sync import registry, statestore, stores
+from hs_sync import db, registry, stores
 from hs_sync.checks.model import Issue
 from hs_sync.config import Config
 from hs_sync.errors import ConfigError
-from hs_sync.load import duck
 from hs_sync.load.sqlfiles import sql_dir
 from hs_sync.registry import Mode, listing
 from hs_sync.statestore import StateReader
@@ -33,7 +31,7 @@ ISSUE_COLUMNS = ("entity", "id", "experiment_id", "room_id", "participant_id", "
 def check_sql(query: str, **identifiers: str) -> str:
     """The text of `sql/checks/<name>.sql`, registry identifiers filled in."""
     text = (sql_dir("checks") / f"{query}.sql").read_text(encoding="utf-8")
-    return duck.sql(text, **identifiers) if identifiers else text
+    return db.sql(text, **identifiers) if identifiers else text
 
 
 class CheckContext:
@@ -49,14 +47,14 @@ class CheckContext:
                 f"no warehouse database at {self.warehouse.db_path}; run `hs-sync sync` first",
             )
         stores.require_usable(self.warehouse, ("database",))
-        self.con = duck.connect_readonly(self.warehouse)
+        self.con = db.connect_readonly(self.warehouse)
         self._client = None
         self._budget = None
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
-            self._save_budget()
+            self._budget.close()
         if "state" in self.__dict__:
             self.state.close()
         self.con.close()
@@ -184,15 +182,3 @@ class CheckContext:
             self._budget = budget_for(self.config)
             self._client = ApiClient(self.config, self._budget)
         return self._client
-
-    def _save_budget(self) -> None:
-        """Remember the requests this run spent, so the next sync counts them too."""
-        if self._budget is None or not statestore.exists(self.warehouse):
-            return
-        from hs_sync.land.state import ExtractState
-
-        try:
-            with ExtractState(self.warehouse) as state:
-                state.save_budget_requests(self._budget.recent())
-        except (sqlite3.Error, OSError):
-            pass  # a busy state file only costs the budget's memory of these requests

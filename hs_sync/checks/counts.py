@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hs_sync import registry
+from hs_sync import db, registry
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
 from hs_sync.extract.pulls import quote_id
-from hs_sync.load import duck
 from hs_sync.registry import COUNTS, DataType
 
 
@@ -88,10 +87,10 @@ def _api_counts(ctx: CheckContext, participant: str, room: str) -> dict[str, Any
 def _warehouse_count(ctx: CheckContext, dt: DataType, room: str, participant: str) -> int:
     """Rows of `dt` the warehouse holds for the participant in the room."""
     return ctx.scalar(
-        duck.sql(
+        db.sql(
             "SELECT count(*) FROM {t} WHERE roomId = ? AND {p} = ?",
-            t=duck.quote(dt.name),
-            p=duck.quote(dt.column_for("participant") or "participantId"),
+            t=db.quote(dt.name),
+            p=db.quote(dt.column_for("participant") or "participantId"),
         ),
         [room, participant],
     )

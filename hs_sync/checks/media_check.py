@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from hs_sync import db
 from hs_sync.checks.context import CheckContext, check_sql
 from hs_sync.checks.model import Issue
-from hs_sync.load import duck
 
 MEDIA_TABLE = "media_files"
 # manifest column -> names accepted for it (first match wins)
@@ -48,10 +48,10 @@ def manifest_columns(ctx: CheckContext) -> dict[str, str | None]:
 
 def recordings_on_disk(ctx: CheckContext) -> list[Issue]:
     cols = manifest_columns(ctx)
-    ids = {role: duck.quote(name) for role, name in cols.items() if name}
+    ids = {role: db.quote(name) for role, name in cols.items() if name}
     text = check_sql(
         "recordings_on_disk",
-        media=duck.quote(MEDIA_TABLE),
+        media=db.quote(MEDIA_TABLE),
         reason="m." + ids["reason"] if "reason" in ids else "NULL::VARCHAR",
         **{k: v for k, v in ids.items() if k != "reason"},
     )

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from hs_sync.checks.context import CheckContext
+from typing import Any
 
 SAMPLE_SIZE = 10  # affected ids shown per check
 
@@ -65,12 +62,14 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Check:
-    """One registered check: `run(ctx)` returns its issues, or (issues, details)."""
+    """One registered check: `run(ctx)`, given the run's `checks.context.CheckContext`,
+    returns its issues, or (issues, details)."""
 
     name: str
     severity: str
     description: str
-    run: Callable[[CheckContext], Any] = field(repr=False)  # issues, or (issues, details)
+    # the context is above this module (it builds Issues), so it is not named here
+    run: Callable[[Any], Any] = field(repr=False)
     hint: Callable[[list[Issue]], str] = field(repr=False)
     uses_api: bool = False
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hs_sync import registry
+from hs_sync import db, registry
 from hs_sync.checks.context import CheckContext, check_sql
 from hs_sync.checks.model import Issue
 from hs_sync.errors import ForbiddenError, NotFoundError
 from hs_sync.extract.pulls import quote_id
-from hs_sync.load import duck
 from hs_sync.registry import DataType
 from hs_sync.timeutil import to_iso
 from hs_sync.warehouse import safe_part
@@ -84,11 +83,11 @@ def room_counts(
     """Rows of this type landed for the experiment, per room (up to `until`)."""
     names = {c.name for c in dt.columns}
     room = dt.column_for("room") or "NULL"
-    cursor = duck.quote(dt.cursor) if dt.cursor and dt.cursor in names else "NULL"
+    cursor = db.quote(dt.cursor) if dt.cursor and dt.cursor in names else "NULL"
     text = check_sql(
         "row_counts",
-        table=duck.quote(dt.name),
-        room=duck.quote(room) if room != "NULL" else room,
+        table=db.quote(dt.name),
+        room=db.quote(room) if room != "NULL" else room,
         cursor=cursor if until is not None else "NULL",
     )
     prefix = f"raw/{dt.name}/experiment_id={safe_part(exp)}/"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from hs_sync import registry
+from hs_sync import db, registry
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
-from hs_sync.load import duck
 
 ACTIVE_TIMEOUT_SECONDS = 6 * 3600  # a participant 'active' this long after joining is stuck
 RATING_GAP_MS = 2_000  # continuous ratings are sampled every 100-500 ms
@@ -29,9 +28,9 @@ def orphans(ctx: CheckContext) -> list[Issue]:
         checkable = dt.lists != "participant" and participant is not None
         rows = ctx.issues(
             "orphans",
-            table=duck.quote(dt.name),
+            table=db.quote(dt.name),
             name=dt.name,
-            participant=duck.quote(participant if checkable else "roomId"),
+            participant=db.quote(participant if checkable else "roomId"),
             check_participant="TRUE" if checkable else "FALSE",
         )
         for issue in rows:
@@ -47,7 +46,7 @@ def duplicate_keys(ctx: CheckContext) -> list[Issue]:
     out: list[Issue] = []
     for dt in registry.DATA_TYPES:
         if ctx.table_exists(dt.name):
-            out += ctx.issues("duplicate_keys", table=duck.quote(dt.name), name=dt.name)
+            out += ctx.issues("duplicate_keys", table=db.quote(dt.name), name=dt.name)
     return out
 
 

@@ -54,7 +54,7 @@ def command(
     wh = Warehouse(config.warehouse)
     if repair:
         with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
-            reports = stores.repair(wh)
+            reports = stores.repair(wh, config)
             after = {r.store: r for r in stores.check(wh)}
     else:
         reports = stores.check(wh)

@@ -25,18 +25,18 @@ def command(ctx: click.Context, name: str | None, markdown: bool, as_json: bool)
       hs-sync schema ratings_sparse  # its columns: type, unit, description
       hs-sync schema --markdown > docs/data-dictionary.md
     """
-    from hs_sync import dictionary
+    from hs_sync import schema
 
     if markdown and as_json:
         raise OneLineUsageError("--markdown and --json cannot be combined", ctx)
-    relations = dictionary.catalog()
+    relations = schema.catalog()
     if name is not None:
         relations = [r for r in relations if r.name == name]
         if not relations:
-            known = ", ".join(r.name for r in dictionary.catalog())
+            known = ", ".join(r.name for r in schema.catalog())
             raise OneLineUsageError(f"no table or view {name!r}; known: {known}", ctx)
     if markdown:
-        click.echo(dictionary.markdown(relations), nl=False)
+        click.echo(schema.markdown(relations), nl=False)
     elif as_json:
         print_json([_as_dict(r) for r in relations])
     elif name is None:

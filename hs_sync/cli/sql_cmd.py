@@ -61,7 +61,7 @@ def command(
     """
     import duckdb
 
-    from hs_sync.load.duck import connect_readonly
+    from hs_sync.db import connect_readonly
 
     if as_csv and as_json:
         click.echo("hs-sync sql: --csv and --json cannot be combined; choose one", err=True)

@@ -16,8 +16,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from hs_sync.db import quote, sql
 from hs_sync.land import rawfile
-from hs_sync.load.duck import quote, sql
 from hs_sync.registry import DataType
 
 PARTICIPANTS = "participants"  # the table `room_from = ("participants",)` reads

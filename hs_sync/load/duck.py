@@ -21,8 +21,10 @@ import duckdb
 import pyarrow as pa
 
 from hs_sync import dictionary, registry
+from hs_sync.config import DEFAULT_MEMORY_LIMIT
+from hs_sync.db import quote, sql
 from hs_sync.load.sqlfiles import sql_dir
-from hs_sync.registry import DataType
+from hs_sync.registry import LINEAGE_COLUMNS, DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 
 _FICLONE = 0x40049409  # Linux ioctl: share the file's blocks (btrfs, xfs)
@@ -52,40 +54,24 @@ def duck_type(arrow_type: pa.DataType, json: bool = False) -> str:
     raise TypeError(f"no DuckDB type for {arrow_type}")
 
 
-def quote(name: str) -> str:
-    """A quoted SQL identifier (registry names only, never API values)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql(template: str, **parts: str) -> str:
-    """SQL text with registry-derived identifiers and expressions filled in.
-
-    Only names from the registry and our own temporary tables go in here;
-    values always travel as query parameters.
-    """
-    return template.format_map(parts)
-
-
 def table_columns(dt: DataType, json_as_text: bool = False) -> list[tuple[str, str]]:
     """(name, DuckDB type) of a type's table: declared columns then lineage."""
-    from hs_sync.registry import LINEAGE_COLUMNS
-
     return [
         (c.name, duck_type(c.type, c.json and not json_as_text))
         for c in dt.columns + LINEAGE_COLUMNS
     ]
 
 
-MEMORY_LIMIT = "256MB"  # DuckDB's default working memory; beyond it, it spills to disk
 TEMP_DIR = "duckdb-tmp"  # under state/: where DuckDB spills
 
 
 def configure(
     con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, temp_dir: Path | None = None
 ) -> None:
-    """UTC, a memory limit and a spill folder: a transform of any size fits in memory."""
+    """UTC, a memory limit (default: the `memory_limit` setting's) and a spill folder: a
+    transform of any size fits in memory."""
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET memory_limit = $limit", {"limit": memory_limit or MEMORY_LIMIT})
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit or DEFAULT_MEMORY_LIMIT})
     con.execute("SET preserve_insertion_order = false")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -267,13 +253,6 @@ class Build:
         finally:
             _remove(self.path)
             shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
-def connect_readonly(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the live database (never blocks a sync)."""
-    con = duckdb.connect(str(warehouse.db_path), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    return con
 
 
 def _connect_compatible(path: Path) -> duckdb.DuckDBPyConnection:

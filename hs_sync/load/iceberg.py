@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from hs_sync.load.duck import quote, sql
+from hs_sync.db import quote, sql
 from hs_sync.load.parquet import ParquetResult
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hs_sync.load.duck import quote, sql
+from hs_sync.db import quote, sql
 from hs_sync.registry import DataType
 from hs_sync.warehouse import Warehouse, fsync_path
 

@@ -30,8 +30,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from hs_sync.db import quote, sql
 from hs_sync.load import lines
-from hs_sync.load.duck import quote, sql
 from hs_sync.load.lines import RawFile
 from hs_sync.registry import Column, DataType
 

@@ -21,7 +21,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from hs_sync import statestore
+from hs_sync import db, statestore
 from hs_sync.load import duck
 from hs_sync.warehouse import Warehouse
 
@@ -58,9 +58,9 @@ _DUCK_TYPES = {
 }
 # Statements built once from the field names above (identifiers only; values are parameters).
 _COLS = ", ".join(FIELDS)
-_SELECT = duck.sql("SELECT {cols} FROM media_files", cols=_COLS)
-_SELECT_ONE = duck.sql("SELECT {cols} FROM media_files WHERE recording_id = ?", cols=_COLS)
-_UPSERT = duck.sql(
+_SELECT = db.sql("SELECT {cols} FROM media_files", cols=_COLS)
+_SELECT_ONE = db.sql("SELECT {cols} FROM media_files WHERE recording_id = ?", cols=_COLS)
+_UPSERT = db.sql(
     "INSERT OR REPLACE INTO media_files VALUES ({marks})", marks=", ".join("?" * len(FIELDS))
 )
 _ARROW_TYPES = {
@@ -130,11 +130,11 @@ def arrow_table(entries: list[Entry]) -> pa.Table:
 def load_into(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> int:
     """(Re)create `media_files` in a database being built; returns its row count."""
     entries = sorted(manifest.entries().values(), key=lambda e: e.recording_id)
-    spec = ", ".join(f"{duck.quote(n)} {_DUCK_TYPES.get(n, 'VARCHAR')}" for n in FIELDS)
+    spec = ", ".join(f"{db.quote(n)} {_DUCK_TYPES.get(n, 'VARCHAR')}" for n in FIELDS)
     con.execute(f"CREATE OR REPLACE TABLE {TABLE} ({spec})")
     con.register("__media_files", arrow_table(entries))
     try:
-        con.execute(duck.sql("INSERT INTO {t} SELECT * FROM __media_files", t=TABLE))
+        con.execute(db.sql("INSERT INTO {t} SELECT * FROM __media_files", t=TABLE))
     finally:
         con.unregister("__media_files")
     return len(entries)
@@ -145,7 +145,7 @@ def published(warehouse: Warehouse) -> bool:
     if not warehouse.db_path.exists():
         return False
     try:
-        con = duck.connect_readonly(warehouse)
+        con = db.connect_readonly(warehouse)
     except duckdb.Error:
         return False
     try:

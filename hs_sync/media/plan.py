@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 import orjson
 
+from hs_sync import db
 from hs_sync.land import rawfile
-from hs_sync.load import duck
 from hs_sync.load.context import PARTICIPANTS
 from hs_sync.registry import media_type
 from hs_sync.timeutil import parse_time
@@ -93,7 +93,7 @@ def _from_duckdb(warehouse: Warehouse) -> list[Recording]:
     if not warehouse.db_path.exists():
         return []
     try:
-        con = duck.connect_readonly(warehouse)
+        con = db.connect_readonly(warehouse)
     except duckdb.Error:
         return []
     try:

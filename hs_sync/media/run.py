@@ -26,7 +26,6 @@ from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
 from hs_sync.errors import AuthError, BudgetExhausted, ConfigError
-from hs_sync.land.state import ExtractState
 from hs_sync.lock import warehouse_lock
 from hs_sync.media import manifest as mf
 from hs_sync.media import redact
@@ -261,9 +260,8 @@ class _Run:
         finally:
             budget.on_wait = waiting_before
             fetcher.close()
-            if own_budget and budget.used:
-                with ExtractState(self.warehouse) as state:
-                    state.save_budget_requests(budget.recent())
+            if own_budget:
+                budget.close()
 
     def _one(self, job: _Job, fetcher: Fetcher, links: Links) -> None:
         rec, entry = job.rec, job.entry

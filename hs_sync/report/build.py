@@ -16,8 +16,8 @@ import duckdb
 from hs_sync.checks import CHECKS_BY_NAME, CheckResult, Issue, run_checks
 from hs_sync.checks.warehouse_checks import RATING_GAP_MS
 from hs_sync.config import Config
+from hs_sync.db import connect_readonly
 from hs_sync.errors import HsSyncError
-from hs_sync.load.duck import connect_readonly
 from hs_sync.report import charts, page, queries
 from hs_sync.warehouse import Warehouse, atomic_write
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from hs_sync.load.duck import quote, sql
+from hs_sync.db import quote, sql
 
 # The per-participant row counts of the `dashboard_participants` view: (column, label).
 PARTICIPANT_COUNTS = (
