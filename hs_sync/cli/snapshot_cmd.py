@@ -12,14 +12,20 @@ import click
 
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
-from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
+from hs_sync.cli.options import (
+    base_url_option,
+    config_option,
+    json_option,
+    print_json,
+    warehouse_option,
+)
 from hs_sync.config import load_config
 
 
-def _warehouse(warehouse: str | None, config_file: str | None):
+def _warehouse(warehouse: str | None, config_file: str | None, **settings):
     from hs_sync.warehouse import Warehouse
 
-    config = load_config(config_file, warehouse=warehouse)
+    config = load_config(config_file, warehouse=warehouse, **settings)
     return config, Warehouse(config.warehouse)
 
 
@@ -40,15 +46,25 @@ def command() -> None:
 @click.argument("name")
 @click.option("--note", default=None, help="A line kept in the snapshot's manifest.")
 @warehouse_option
+@base_url_option
 @json_option("the manifest")
 @config_option
 def create(
-    name: str, note: str | None, warehouse: str | None, as_json: bool, config_file: str | None
+    name: str,
+    note: str | None,
+    warehouse: str | None,
+    base_url: str | None,
+    as_json: bool,
+    config_file: str | None,
 ) -> None:
-    """Freeze every table, view and Parquet file, and the media manifest, as NAME."""
+    """Freeze every table, view and Parquet file, and the media manifest, as NAME.
+
+    The manifest records the API base URL the warehouse is synced from (as `sync`
+    reads it: --base-url, HYPERSTUDY_BASE_URL, hs_sync.toml).
+    """
     from hs_sync import snapshot
 
-    config, wh = _warehouse(warehouse, config_file)
+    config, wh = _warehouse(warehouse, config_file, base_url=base_url)
     m = snapshot.create(
         wh, name, note=note, base_url=config.base_url, lock_timeout=config.lock_timeout_seconds
     )

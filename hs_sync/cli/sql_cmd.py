@@ -76,7 +76,7 @@ def command(
         click.echo(f"hs-sync sql: no database at {wh.db_path}; run `hs-sync sync` first", err=True)
         sys.exit(2)
     try:
-        con = snapshot.connect(wh, snapshot_name) if snapshot_name else connect_readonly(wh)
+        con = connect_readonly(wh) if snapshot_name is None else snapshot.connect(wh, snapshot_name)
         try:
             _no_files(con)
             statements = con.extract_statements(query)
