@@ -169,7 +169,7 @@ def _build(
                     copy_function=_link,
                     ignore=shutil.ignore_patterns(".*", "_*"),
                 )
-    _write_media_manifest(wh, folder / MEDIA_MANIFEST)
+    media_files = _write_media_manifest(wh, folder / DB_FILE, folder / MEDIA_MANIFEST)
     tables, views, dictionary = _describe(folder / DB_FILE)
     (folder / DICTIONARY).write_text(_dictionary_markdown(name, dictionary), encoding="utf-8")
     files = {rel: {"bytes": size, "sha256": digest} for rel, size, digest in _checksums(folder)}
@@ -186,6 +186,7 @@ def _build(
         "views": views,
         "parquet_rows": _parquet_rows(folder / "parquet"),
         "iceberg_snapshots": iceberg_refs,
+        "media_files": media_files,  # recordings in media_manifest.parquet (None: no media yet)
         "files": files,
         "data_dictionary": dictionary,
     }
@@ -241,18 +242,44 @@ def _last_sync(wh: Warehouse) -> dict[str, Any] | None:
     }
 
 
-def _write_media_manifest(wh: Warehouse, file: Path) -> None:
-    """The state file's media manifest (paths, sizes, SHA-256, status) as Parquet."""
+def _write_media_manifest(wh: Warehouse, db: Path, file: Path) -> int | None:
+    """The media manifest (paths, sizes, SHA-256, status) as Parquet: the database's
+    `media_files` as published, else the state file's rows when a media run recorded
+    some without publishing them. Returns its rows (None: no media manifest yet)."""
+    import duckdb
     import pyarrow.parquet as pq
 
-    from hs_sync.media import manifest as media
+    from hs_sync import statestore
 
-    store = media.Manifest(wh)
+    con = duckdb.connect(str(db), read_only=True)
     try:
-        entries = sorted(store.entries().values(), key=lambda e: e.recording_id)
+        published = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+            ["media_files"],
+        ).fetchall()[0][0]
+        table = (
+            con.table("media_files").order("recording_id").to_arrow_table() if published else None
+        )
     finally:
-        store.close()
-    pq.write_table(media.arrow_table(entries), file)
+        con.close()
+    if table is None:
+        state = statestore.connect(wh)
+        try:
+            recorded = state.execute("SELECT count(*) FROM media_files").fetchone()[0]
+        finally:
+            state.close()
+        if not recorded:
+            return None
+        from hs_sync.media import manifest as media  # the media package imports the client
+
+        store = media.Manifest(wh)
+        try:
+            entries = sorted(store.entries().values(), key=lambda e: e.recording_id)
+        finally:
+            store.close()
+        table = media.arrow_table(entries)
+    pq.write_table(table, file)
+    return table.num_rows
 
 
 def _describe(db: Path) -> tuple[dict[str, int], list[str], dict[str, Any]]:

@@ -99,8 +99,8 @@ from {m.get("api_base_url") or "the HyperStudy API"}. Last sync: run
 
 - `{DB_FILE}`: every table and view (DuckDB 1.1 or later: `duckdb {DB_FILE}`)
 - `parquet/<table>/`: the same tables as hive-partitioned Parquet
-- `media_manifest.parquet`: every recording's file name, size, SHA-256 and status
-  (the media files themselves are not included)
+- `media_manifest.parquet` (when media was synced): every recording's file name,
+  size, SHA-256 and status (the media files themselves are not included)
 - `{snapshot.DICTIONARY}`: every column, its type and meaning
 - `{snapshot.MANIFEST}`: row counts, checksums, the sync it follows
 - `{SUMS}`: check the files with `sha256sum -c {SUMS}`

@@ -151,6 +151,26 @@ def test_the_exported_zip_opens_elsewhere_with_the_same_counts(synced_copy, tmp_
     assert (folder / "parquet" / "events").is_dir() and (folder / snapshot.DICTIONARY).is_file()
 
 
+def test_the_media_manifest_is_frozen_without_the_media_files(synced_copy):
+    import pyarrow.parquet as pq
+
+    from hs_sync.media import download_media
+
+    root = Path(synced_copy.warehouse)
+    assert download_media(synced_copy.replace(media=True)).downloaded > 0
+    assert cli("snapshot", "create", "t1", root=root).exit_code == 0
+    folder = snapshot.path(Warehouse(root), "t1")
+    frozen = pq.read_table(folder / snapshot.MEDIA_MANIFEST).to_pylist()
+    con = duckdb.connect(str(root / DB_FILE), read_only=True)
+    try:
+        published = con.execute("SELECT recording_id, sha256, path FROM media_files").fetchall()
+    finally:
+        con.close()
+    assert sorted((r["recording_id"], r["sha256"], r["path"]) for r in frozen) == sorted(published)
+    assert snapshot.manifest(Warehouse(root), "t1")["media_files"] == len(published)
+    assert not (folder / "media").exists()  # the manifest, not the recordings' bytes
+
+
 def test_a_name_that_is_not_a_plain_folder_name_is_refused(tmp_path):
     root = tmp_path / "wh"
     for name in ["../t1", "a/b", ".hidden", "", "x" * 101, "t1.building", "t 1"]:
