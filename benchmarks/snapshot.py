@@ -29,34 +29,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from big_load import multiply  # noqa: E402
+from big_load import land_seed, multiply  # noqa: E402
 from run import RESULTS, machine  # noqa: E402
-
-from hs_simulator import Simulator  # noqa: E402
-from hs_sync.config import Config  # noqa: E402
-from hs_sync.run import sync  # noqa: E402
 
 BEGIN, END = "<!-- snapshot:begin -->", "<!-- snapshot:end -->"
 HS_SYNC = str(Path(sys.executable).parent / "hs-sync")
-
-
-def land_seed(root: Path, scale: float) -> None:
-    """One real sync of every type (raw only): the study the copies multiply."""
-    sim = Simulator(seed=3, scale=scale)
-    sim.start()
-    try:
-        config = Config(
-            api_key=sim.api_key,
-            base_url=sim.base_url,
-            warehouse=root,
-            media=False,
-            budget_per_hour=1_000_000,
-            budget_per_minute=1_000_000,
-        )
-        summary = sync(config, transform=False)
-        assert summary.exit_code == 0, summary.errors
-    finally:
-        sim.stop()
 
 
 def hs_sync(*args: str) -> float:
@@ -85,7 +62,7 @@ def main() -> None:
     try:
         root = work / "warehouse"
         where = ["--warehouse", str(root)]
-        land_seed(root, args.seed_scale)
+        land_seed(root, args.seed_scale, types=())  # every type
         multiply(root, args.events, 0.0, seed=5)
         build = hs_sync("rebuild", *where)
         con = duckdb.connect(str(root / "hyperstudy.duckdb"), read_only=True)
