@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from hs_sync import registry
+from hs_sync import registry, stores
 from hs_sync.errors import HsSyncError
 from hs_sync.warehouse import DB_FILE, Warehouse, fsync_path
 
@@ -132,6 +132,7 @@ def create(
             raise SnapshotError(f"a snapshot named {name!r} exists already ({target})")
         if not wh.db_path.exists():
             raise SnapshotError(f"no database at {wh.db_path}; run `hs-sync sync` first")
+        stores.require_usable(wh, ["database"])  # a damaged one: one line naming the repair
         _sweep(wh)
         building = root(wh) / f".{name}.{os.getpid()}{_BUILDING}"
         building.mkdir(parents=True, mode=0o700)

@@ -180,7 +180,7 @@ def test_a_name_that_is_not_a_plain_folder_name_is_refused(tmp_path):
         assert cli("sql", "--snapshot", name, "SELECT 1", root=root).exit_code == 2
 
 
-def test_list_path_delete_and_a_taken_name(synced_copy):
+def test_list_path_delete_a_taken_name_and_a_damaged_database(synced_copy):
     root = Path(synced_copy.warehouse)
     assert cli("snapshot", "create", "t1", root=root).exit_code == 0
     taken = cli("snapshot", "create", "t1", root=root)
@@ -194,6 +194,12 @@ def test_list_path_delete_and_a_taken_name(synced_copy):
     assert not Path(where).exists() and counts(root) == live
     gone = cli("sql", "--snapshot", "t1", "SELECT 1", root=root)
     assert gone.exit_code == 2 and "no snapshot 't1'" in gone.output
+
+    (root / DB_FILE).unlink()  # a new file, not the one t1 linked (deleted anyway)
+    (root / DB_FILE).write_bytes(b"not a database" * 1000)
+    damaged = cli("snapshot", "create", "t2", root=root)
+    assert damaged.exit_code == 2 and "doctor --repair" in damaged.output
+    assert "Traceback" not in damaged.output and not (root / "snapshots" / "t2").exists()
 
 
 def test_the_dagster_snapshot_job_takes_a_named_snapshot(synced_copy):
