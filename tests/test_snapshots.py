@@ -179,6 +179,9 @@ def test_a_name_that_is_not_a_plain_folder_name_is_refused(tmp_path):
         assert result.exit_code == 2 and "not a snapshot name" in result.output, name
         assert not (root / "snapshots").exists()
         assert cli("sql", "--snapshot", name, "SELECT 1", root=root).exit_code == 2
+    usage = cli("snapshot", "verify", root=root)
+    assert usage.exit_code == 2
+    assert usage.output.strip() == "hs-sync snapshot verify: Missing argument 'NAME'."
 
 
 def test_list_path_delete_a_taken_name_and_a_damaged_database(synced_copy):

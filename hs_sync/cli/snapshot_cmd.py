@@ -11,7 +11,7 @@ import sys
 import click
 
 from hs_sync.cli import printing
-from hs_sync.cli.oneline import OneLineCommand
+from hs_sync.cli.oneline import OneLineCommand, OneLineUsageError
 from hs_sync.cli.options import (
     base_url_option,
     config_option,
@@ -29,6 +29,22 @@ def _warehouse(warehouse: str | None, config_file: str | None, **settings):
     return config, Warehouse(config.warehouse)
 
 
+class _UsageError(OneLineUsageError):
+    def show(self, file=None) -> None:
+        # `hs-sync snapshot verify: ...`, not the subcommand's name alone
+        words = self.ctx.command_path.split()[1:] if self.ctx is not None else []
+        message = " ".join(self.format_message().split())
+        click.echo(f"{' '.join(['hs-sync', *words])}: {message}", err=file is None, file=file)
+
+
+class _Command(OneLineCommand):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _UsageError(exc.format_message(), ctx) from None
+
+
 @click.group("snapshot")
 def command() -> None:
     """Named snapshots of the whole warehouse that later syncs never change.
@@ -42,7 +58,7 @@ def command() -> None:
     """
 
 
-@command.command("create", cls=OneLineCommand)
+@command.command("create", cls=_Command)
 @click.argument("name")
 @click.option("--note", default=None, help="A line kept in the snapshot's manifest.")
 @warehouse_option
@@ -80,7 +96,7 @@ def create(
     click.echo(str(snapshot.path(wh, name)))
 
 
-@command.command("list", cls=OneLineCommand)
+@command.command("list", cls=_Command)
 @warehouse_option
 @json_option("the snapshots")
 @config_option
@@ -103,7 +119,7 @@ def list_(warehouse: str | None, as_json: bool, config_file: str | None) -> None
         )
 
 
-@command.command("verify", cls=OneLineCommand)
+@command.command("verify", cls=_Command)
 @click.argument("name")
 @warehouse_option
 @config_option
@@ -121,7 +137,7 @@ def verify(name: str, warehouse: str | None, config_file: str | None) -> None:
     click.echo(f"snapshot {name}: intact ({files} files match their checksums)")
 
 
-@command.command("path", cls=OneLineCommand)
+@command.command("path", cls=_Command)
 @click.argument("name")
 @warehouse_option
 @config_option
@@ -133,7 +149,7 @@ def path(name: str, warehouse: str | None, config_file: str | None) -> None:
     click.echo(str(snapshot.path(wh, name)))
 
 
-@command.command("export", cls=OneLineCommand)
+@command.command("export", cls=_Command)
 @click.argument("name")
 @click.option("--out", required=True, help="The zip file to write (outside the warehouse).")
 @warehouse_option
@@ -147,7 +163,7 @@ def export(name: str, out: str, warehouse: str | None, config_file: str | None) 
     click.echo(f"{done['out']} ({done['bytes']:,} bytes)")
 
 
-@command.command("delete", cls=OneLineCommand)
+@command.command("delete", cls=_Command)
 @click.argument("name")
 @warehouse_option
 @config_option
