@@ -5,7 +5,7 @@ published database, every type's published Parquet, the media manifest (not the
 media files), the data dictionary and `manifest.json`: row counts, a SHA-256 per
 file, the last sync's run id and window end, the API base URL and the hs-sync
 version. It costs almost no disk: its files are hard links to the published ones
-(a copy only where the disk cannot link). That is safe because hs-sync never
+(a copy where the disk cannot link). That is safe because hs-sync never
 changes a published file in place: the database and each Parquet version are
 written under new names and switched in by rename, and clean-up only unlinks
 names, so a snapshot's links keep their bytes whatever later syncs, rebuilds,
@@ -156,6 +156,8 @@ def _sweep(warehouse: Warehouse) -> None:
 def _build(
     wh: Warehouse, name: str, folder: Path, note: str | None, base_url: str | None
 ) -> dict[str, Any]:
+    from hs_sync.export import package_version
+
     _link(wh.db_path, folder / DB_FILE)
     iceberg_refs: dict[str, int] = {}
     if wh.storage.table_format == "iceberg":
@@ -179,7 +181,7 @@ def _build(
         "name": name,
         "note": note,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hs_sync_version": _version(),
+        "hs_sync_version": package_version(),
         "api_base_url": _plain_url(base_url),
         "table_format": wh.storage.table_format,
         "last_sync": _last_sync(wh),
@@ -199,13 +201,11 @@ def _build(
 
 
 def _link(src: str | Path, dst: str | Path) -> None:
-    """Hard-link `src` at `dst`; a reflink or copy where the disk cannot link."""
+    """Hard-link `src` at `dst`; a copy where the disk cannot link."""
     try:
         os.link(src, dst)
     except OSError:
-        from hs_sync.load import duck
-
-        duck._copy(Path(src), Path(dst))
+        shutil.copy2(src, dst)
 
 
 def _plain_url(url: str | None) -> str | None:
@@ -216,12 +216,6 @@ def _plain_url(url: str | None) -> str | None:
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _version() -> str:
-    from hs_sync.export import _version as package_version
-
-    return package_version()
 
 
 def _last_sync(wh: Warehouse) -> dict[str, Any] | None:
@@ -343,7 +337,7 @@ def _parquet_rows(folder: Path) -> dict[str, int]:
     }
 
 
-def _files(folder: Path) -> Iterator[tuple[str, Path]]:
+def files_of(folder: Path) -> Iterator[tuple[str, Path]]:
     """(relative posix name, path) of every file in a snapshot but its manifest."""
     for sub, dirs, names in os.walk(folder):
         dirs.sort()
@@ -363,7 +357,7 @@ def sha256(file: Path) -> str:
 
 
 def _checksums(folder: Path) -> Iterator[tuple[str, int, str]]:
-    for rel, p in _files(folder):
+    for rel, p in files_of(folder):
         yield rel, p.stat().st_size, sha256(p)
 
 
@@ -373,7 +367,7 @@ def verify(warehouse: Warehouse, name: str) -> list[str]:
     folder = path(warehouse, name)
     m = manifest(warehouse, name)
     expected = m["files"]
-    found = dict(_files(folder))
+    found = dict(files_of(folder))
     problems = []
     for rel, want in sorted(expected.items()):
         p = found.get(rel)

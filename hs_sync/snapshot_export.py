@@ -36,11 +36,11 @@ class SnapshotDamaged(HsSyncError):
 
 def export(warehouse: Warehouse, name: str, out: str | os.PathLike) -> dict[str, Any]:
     """Write snapshot `name` to the zip `out` (outside the warehouse), atomically."""
-    from hs_sync.export import _out_path
+    from hs_sync.export import outside_warehouse
 
     wh = Warehouse(warehouse.root)
     folder = snapshot.path(wh, name)
-    target = _out_path(wh, out)
+    target = outside_warehouse(wh, out)
     problems = snapshot.verify(wh, name)
     if problems:
         raise SnapshotDamaged(name, problems)
@@ -50,7 +50,7 @@ def export(warehouse: Warehouse, name: str, out: str | os.PathLike) -> dict[str,
     sums[snapshot.MANIFEST] = snapshot.sha256(folder / snapshot.MANIFEST)
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            for rel, file in snapshot._files(folder):
+            for rel, file in snapshot.files_of(folder):
                 _add(zf, f"{name}/{rel}", file)
             zf.write(folder / snapshot.MANIFEST, f"{name}/{snapshot.MANIFEST}")
             for table in sorted(m.get("iceberg_snapshots") or {}):
