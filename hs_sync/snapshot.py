@@ -136,11 +136,12 @@ def create(
         _sweep(wh)
         building = root(wh) / f".{name}.{os.getpid()}{_BUILDING}"
         building.mkdir(parents=True, mode=0o700)
+        tagged: dict[str, int] = {}  # Iceberg table -> the snapshot id tagged
         try:
-            m = _build(wh, name, building, note, base_url)
+            m = _build(wh, name, building, note, base_url, tagged)
             os.rename(building, target)
         except BaseException:
-            _untag(wh, name)
+            _untag(wh, name, tagged)
             shutil.rmtree(building, ignore_errors=True)
             raise
         fsync_path(root(wh))
@@ -154,14 +155,18 @@ def _sweep(warehouse: Warehouse) -> None:
 
 
 def _build(
-    wh: Warehouse, name: str, folder: Path, note: str | None, base_url: str | None
+    wh: Warehouse,
+    name: str,
+    folder: Path,
+    note: str | None,
+    base_url: str | None,
+    tagged: dict[str, int],
 ) -> dict[str, Any]:
     from hs_sync.export import package_version
 
     _link(wh.db_path, folder / DB_FILE)
-    iceberg_refs: dict[str, int] = {}
     if wh.storage.table_format == "iceberg":
-        iceberg_refs = _tag(wh, name)
+        _tag(wh, name, tagged)
     else:
         for dt in registry.DATA_TYPES:
             live = wh.parquet_dir(dt.name)
@@ -188,7 +193,7 @@ def _build(
         "tables": tables,
         "views": views,
         "parquet_rows": _parquet_rows(folder / "parquet"),
-        "iceberg_snapshots": iceberg_refs,
+        "iceberg_snapshots": tagged,
         "media_files": media_files,  # recordings in media_manifest.parquet (None: no media yet)
         "files": files,
         "data_dictionary": dictionary,
@@ -391,7 +396,7 @@ def delete(warehouse: Warehouse, name: str, lock_timeout: float = 5.0) -> Path:
     wh = Warehouse(warehouse.root)
     with warehouse_lock(wh, timeout=lock_timeout):
         folder = path(wh, name)
-        _untag(wh, name)
+        _untag(wh, name, manifest(wh, name).get("iceberg_snapshots") or {})
         gone = root(wh) / f".{name}.{os.getpid()}.deleting{_BUILDING}"
         os.rename(folder, gone)  # one step: the name is free, the rest is clean-up
         shutil.rmtree(gone, ignore_errors=True)
@@ -414,17 +419,26 @@ def _iceberg_tables(wh: Warehouse) -> Iterator[tuple[str, Any]]:
             continue
 
 
-def _tag(wh: Warehouse, name: str) -> dict[str, int]:
-    """Tag every Iceberg table's current snapshot; returns table -> snapshot id."""
-    _untag(wh, name)  # a tag a killed `create` left (the name has no folder)
-    refs = {}
-    for table, t in _iceberg_tables(wh):
+def _tag(wh: Warehouse, name: str, tagged: dict[str, int]) -> None:
+    """Tag every Iceberg table's current snapshot, adding each to `tagged` as it is.
+
+    A table that has the tag already is refused, never re-pointed: tables may be shared
+    by several warehouse folders (a PostgreSQL catalog), each with its own snapshots.
+    """
+    tag = TAG_PREFIX + name
+    tables = list(_iceberg_tables(wh))
+    taken = sorted(table for table, t in tables if tag in t.metadata.refs)
+    if taken:
+        raise SnapshotError(
+            f"the Iceberg tables {', '.join(taken)} have a tag {tag} already (a snapshot "
+            "of another folder sharing them, or one a stopped `create` left); choose another name"
+        )
+    for table, t in tables:
         current = t.current_snapshot()
         if current is None:
             continue
-        t.manage_snapshots().create_tag(current.snapshot_id, TAG_PREFIX + name).commit()
-        refs[table] = current.snapshot_id
-    return refs
+        t.manage_snapshots().create_tag(current.snapshot_id, tag).commit()
+        tagged[table] = current.snapshot_id
 
 
 def _tags(wh: Warehouse, name: str) -> dict[str, int]:
@@ -437,12 +451,14 @@ def _tags(wh: Warehouse, name: str) -> dict[str, int]:
     }
 
 
-def _untag(wh: Warehouse, name: str) -> None:
-    if wh.storage.table_format != "iceberg":
+def _untag(wh: Warehouse, name: str, tables: dict[str, int]) -> None:
+    """Remove the tag from these tables where it still holds the snapshot id given."""
+    if not tables:
         return
     tag = TAG_PREFIX + name
-    for _, t in _iceberg_tables(wh):
-        if tag in t.metadata.refs:
+    for table, t in _iceberg_tables(wh):
+        ref = t.metadata.refs.get(tag)
+        if table in tables and ref is not None and ref.snapshot_id == tables[table]:
             t.manage_snapshots().remove_tag(tag).commit()
 
 

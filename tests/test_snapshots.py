@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from hs_sync import registry, snapshot
@@ -262,3 +263,12 @@ def test_an_iceberg_snapshot_is_a_tag_that_maintain_keeps(tmp_path):
     snapshot.delete(wh, "t1")
     table = iceberg.catalog(wh).load_table(f"{iceberg.NAMESPACE}.events")
     assert snapshot.TAG_PREFIX + "t1" not in table.metadata.refs
+
+    # a tag of that name held by someone else (another folder sharing the tables) is kept
+    other = table.current_snapshot().snapshot_id
+    table.manage_snapshots().create_tag(other, snapshot.TAG_PREFIX + "t2").commit()
+    with pytest.raises(snapshot.SnapshotError, match="have a tag snapshot-t2 already"):
+        snapshot.create(wh, "t2")
+    table = iceberg.catalog(wh).load_table(f"{iceberg.NAMESPACE}.events")
+    assert table.metadata.refs[snapshot.TAG_PREFIX + "t2"].snapshot_id == other
+    assert not (wh.root / "snapshots" / "t2").exists()
