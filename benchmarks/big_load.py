@@ -45,7 +45,8 @@ EVENTS = BY_NAME["events"]
 FIRST_BATCH = datetime(2026, 12, 1)  # the copies' batch stamps, one second apart
 
 
-def land_seed(root: Path, scale: float) -> None:
+def land_seed(root: Path, scale: float, types: tuple[str, ...] = (EVENTS.name,)) -> None:
+    """One real sync into raw/ (no transform) of `types` (empty: every default type)."""
     sim = Simulator(seed=3, scale=scale)
     sim.start()
     try:
@@ -54,7 +55,7 @@ def land_seed(root: Path, scale: float) -> None:
             base_url=sim.base_url,
             warehouse=root,
             media=False,
-            types=(EVENTS.name,),
+            types=types,
             budget_per_hour=1_000_000,
             budget_per_minute=1_000_000,
         )

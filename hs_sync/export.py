@@ -180,7 +180,7 @@ def export(
             "--warehouse", f"no database at {wh.db_path}; run `hs-sync sync` first"
         )
     stores.require_usable(wh, ("database",))
-    out_path = _out_path(wh, out)
+    out_path = outside_warehouse(wh, out)
     exported_at = to_iso(datetime.now(timezone.utc))
     filters = {
         "category": list(categories) or None,
@@ -207,7 +207,7 @@ def export(
             out=out_path,
             filters=filters,
             exported_at=exported_at,
-            version=_version(),
+            version=package_version(),
         )
         metadata = _metadata(summary, plans, counts, chosen)
         with_rows = [p for p in plans if counts[p.dt.name]]
@@ -231,7 +231,7 @@ def _is_folder(out: str | os.PathLike) -> bool:
     return str(out).endswith(("/", os.sep))
 
 
-def _out_path(wh: Warehouse, out: str | os.PathLike) -> Path:
+def outside_warehouse(wh: Warehouse, out: str | os.PathLike) -> Path:
     """`--out` as a path, refused when it is inside the warehouse (an export must never
     replace the database or add files its readers would pick up) or when a trailing
     slash names a folder where a file is."""
@@ -546,7 +546,7 @@ def _metadata_bytes(metadata: dict, written: dict[str, int]) -> bytes:
     return orjson.dumps(metadata, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
-def _version() -> str:
+def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

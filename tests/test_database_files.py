@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from hs_sync import snapshot
 from hs_sync.checks import record_results, run_checks
 from hs_sync.db import quote, sql
 from hs_sync.media import download_media
@@ -24,6 +25,7 @@ def synced(_synced_once, tmp_path_factory):
     config = _synced_once.copy(tmp_path_factory.mktemp("dbfiles"), media=True)
     download_media(config)  # some planted recordings cannot be downloaded: not tested here
     record_results(config, run_checks(config))
+    snapshot.create(Warehouse(config.warehouse), "compat")  # the compat script probes it too
     return config
 
 
@@ -87,6 +89,7 @@ def test_duckdb_1_4_reads_every_table_and_view(synced, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "duckdb 1.4." in done.stdout
+    assert "snapshots/compat/hyperstudy.duckdb" in done.stdout  # a snapshot opens as well
 
 
 def test_every_table_view_and_column_has_a_comment(synced):

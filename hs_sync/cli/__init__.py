@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "rebuild": "rebuild_cmd",
     "maintain": "maintain_cmd",
     "doctor": "doctor_cmd",
+    "snapshot": "snapshot_cmd",
     "simulate": "simulate_cmd",
 }
 

@@ -1,5 +1,7 @@
 """`hs-sync maintain`: compact the Iceberg tables and expire their old snapshots.
 
+Snapshots named with `hs-sync snapshot create` are Iceberg tags: never expired.
+
 Only for warehouses whose tables are Iceberg (a bucket root, or table_format =
 "iceberg"); hive Parquet is compacted by every transform. Uses no API; holds
 the warehouse lock. Exit codes: 0 done, 2 not an Iceberg warehouse or a bad setting.
@@ -19,7 +21,8 @@ from hs_sync.config import load_config
 @json_option("what was compacted and expired")
 @config_option
 def command(warehouse: str | None, as_json: bool, config_file: str | None) -> None:
-    """Compact the Iceberg tables and expire snapshots older than a day.
+    """Compact the Iceberg tables and expire snapshots older than a day (never one
+    that `hs-sync snapshot create` tagged).
 
     \b
     Examples:
@@ -42,5 +45,6 @@ def command(warehouse: str | None, as_json: bool, config_file: str | None) -> No
     for name, done in report.items():
         compacted = ", ".join(done["compacted"]) or "-"
         click.echo(
-            f"{name:20} compacted {compacted}; {done['snapshots_expired']} snapshots expired"
+            f"{name:20} compacted {compacted}; {done['snapshots_expired']} snapshots expired; "
+            f"{done['snapshots_tagged']} kept for named snapshots"
         )

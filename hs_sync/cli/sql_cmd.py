@@ -38,6 +38,7 @@ def _plain(value):
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (header + rows).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of row objects.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Rows shown in a table.")
+@click.option("--snapshot", "snapshot_name", default=None, help="Query this snapshot instead.")
 @config_option
 def command(
     query: str,
@@ -45,6 +46,7 @@ def command(
     as_csv: bool,
     as_json: bool,
     limit: int,
+    snapshot_name: str | None,
     config_file: str | None,
 ) -> None:
     """Run QUERY against the warehouse (tables and views) and print the rows.
@@ -58,9 +60,11 @@ def command(
       hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 10"
       hs-sync sql "SELECT category, count(*) FROM events GROUP BY 1" --csv > categories.csv
       hs-sync sql "SELECT * FROM open_issues" --json
+      hs-sync sql --snapshot paper-2026 "SELECT count(*) FROM events"
     """
     import duckdb
 
+    from hs_sync import snapshot
     from hs_sync.db import connect_readonly
 
     if as_csv and as_json:
@@ -68,11 +72,11 @@ def command(
         sys.exit(2)
     config = load_config(config_file, warehouse=warehouse)
     wh = Warehouse(config.warehouse)
-    if not wh.db_path.exists():
+    if snapshot_name is None and not wh.db_path.exists():
         click.echo(f"hs-sync sql: no database at {wh.db_path}; run `hs-sync sync` first", err=True)
         sys.exit(2)
     try:
-        con = connect_readonly(wh)
+        con = connect_readonly(wh) if snapshot_name is None else snapshot.connect(wh, snapshot_name)
         try:
             _no_files(con)
             statements = con.extract_statements(query)

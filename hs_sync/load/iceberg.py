@@ -9,7 +9,7 @@ table go in as one transaction (delete the batch's keys, append its rows): a
 reader sees all of a sync's changes to a table or none, and a run repeated after
 a crash replaces the same keys again instead of adding them twice. The catalog
 is a SQLite file in `state/` unless `catalog_uri` names one (PostgreSQL when
-several machines share the tables). `maintain` compacts and expires snapshots.
+several machines share the tables). `maintain` compacts and expires snapshots (never a tagged one).
 """
 
 from __future__ import annotations
@@ -194,7 +194,10 @@ def maintain(
     warehouse: Warehouse, data_types: list[DataType], now: datetime | None = None
 ) -> dict[str, Any]:
     """Compact each experiment whose rows span more than MAX_FILES data files (one
-    overwrite commit each) and expire snapshots older than KEEP_SNAPSHOTS_FOR."""
+    overwrite commit each) and expire snapshots older than KEEP_SNAPSHOTS_FOR, except
+    those a tag holds (`hs-sync snapshot create` tags every table: a named snapshot
+    stays readable however old). Compaction only adds commits, so a tagged snapshot's
+    data files stay referenced."""
     from pyiceberg.exceptions import NoSuchTableError
     from pyiceberg.expressions import EqualTo
 
@@ -222,8 +225,10 @@ def maintain(
         before = len(t.metadata.snapshots)
         t.maintenance.expire_snapshots().older_than(now - KEEP_SNAPSHOTS_FOR).commit()
         t = cat.load_table(f"{NAMESPACE}.{dt.name}")
+        tagged = {r.snapshot_id for r in t.metadata.refs.values() if r.snapshot_ref_type == "tag"}
         out[dt.name] = {
             "compacted": compacted,
             "snapshots_expired": before - len(t.metadata.snapshots),
+            "snapshots_tagged": len(tagged),
         }
     return out

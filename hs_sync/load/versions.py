@@ -7,6 +7,10 @@ version costs only what changed) and then replaces the link with one rename(2).
 A replaced version is kept GRACE_SECONDS after it was replaced, so a reader
 still scanning it never misses a file; a later run removes it. Versions a killed
 run left unpublished are removed by the next run.
+
+A file in a version folder is never changed in place, only linked or unlinked:
+snapshots (hs_sync/snapshot.py) hold hard links to published files, so removing
+a version never changes or removes what a snapshot holds.
 """
 
 from __future__ import annotations

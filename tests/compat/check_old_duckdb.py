@@ -1,10 +1,13 @@
-"""Open a synced warehouse with older DuckDB releases and query every table and view.
+"""Open a synced warehouse and its snapshots with older DuckDB releases and query every
+table and view.
 
 Each release is installed into a throwaway virtual environment (pip, from the
 package index) and runs a small script against `hyperstudy.duckdb` read-only:
 every table and view is read whole, and every column's description (comment)
 must come back.
-Without a warehouse argument, the demo is synced into a temporary folder first.
+Every snapshot's database (`snapshots/<name>/hyperstudy.duckdb`) is probed as the
+live one is. Without a warehouse argument, the demo is synced into a temporary
+folder first and a snapshot of it taken.
 
     python tests/compat/check_old_duckdb.py [WAREHOUSE] [--versions 1.4.* 1.1.*]
 
@@ -65,13 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hs-compat-") as tmp:
         warehouse = args.warehouse
         if warehouse is None:
+            from hs_sync import snapshot
             from hs_sync.demo import run_demo
+            from hs_sync.warehouse import Warehouse
 
             warehouse = Path(tmp) / "warehouse"
             run_demo(warehouse)
+            snapshot.create(Warehouse(warehouse), "compat")
         cache = args.cache or Path(tmp) / "envs"
         cache.mkdir(parents=True, exist_ok=True)
-        ok = [probe(warehouse / "hyperstudy.duckdb", v, cache) for v in args.versions]
+        databases = [warehouse / "hyperstudy.duckdb"]
+        databases += sorted((warehouse / "snapshots").glob("*/hyperstudy.duckdb"))
+        ok = []
+        for db in databases:
+            print(db.relative_to(warehouse))
+            ok += [probe(db, v, cache) for v in args.versions]
     return 0 if all(ok) else 1
 
 
