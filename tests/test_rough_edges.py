@@ -352,3 +352,30 @@ def test_check_with_the_server_down_still_shows_the_offline_checks(sim, synced_c
     assert checks["count_reconciliation"]["status"] == "error"
     assert f"nothing answers at {url}" in checks["count_reconciliation"]["details"]["error"]
     assert checks["missing_sessions"]["status"] == "failed"  # the offline checks ran
+
+
+def test_a_base_url_without_api_v3_is_configuration_with_a_hint(sim, tmp_path):
+    url = sim.base_url.removesuffix("/api/v3")
+    env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": url}
+    result = CliRunner().invoke(main, ["sync", "--warehouse", str(tmp_path / "wh")], env=env)
+    assert result.exit_code == 2, result.output
+    line = one_line(result)
+    assert line.startswith("hs-sync sync: config: base_url: GET experiments answered 404 at ")
+    assert f"did you mean {url}/api/v3?" in line
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(tmp_path):
+    url = "http://no-such-host.invalid/api/v3"  # .invalid never resolves
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main,
+        ["sync", "--warehouse", str(tmp_path / "wh")],
+        env={"HYPERSTUDY_API_KEY": "hst_test_key", "HYPERSTUDY_BASE_URL": url},
+    )
+    assert result.exit_code == 2, result.output
+    assert one_line(result) == (
+        f"hs-sync sync: config: base_url: nothing answers at {url} (the host name does not "
+        "resolve): check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up"
+    )
+    assert time.monotonic() - started < 5  # no rounds of retries
