@@ -379,3 +379,15 @@ def test_a_host_that_does_not_resolve_fails_at_once(tmp_path):
         "resolve): check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up"
     )
     assert time.monotonic() - started < 5  # no rounds of retries
+
+
+def test_no_command_makes_a_read_only_warehouse_writable_again(sim, synced_copy):
+    root = Path(synced_copy.warehouse)
+    os.chmod(root, 0o555)  # its owner made it read-only (root may still write inside)
+    try:
+        env = {**api_env(sim), "HS_SYNC_WAREHOUSE": str(root)}
+        for command in (["check", "--no-api"], ["sync", "--no-media"], ["rebuild"], ["media"]):
+            CliRunner().invoke(main, command, env=env)
+            assert stat.S_IMODE(root.stat().st_mode) == 0o555, command
+    finally:
+        os.chmod(root, 0o700)
