@@ -391,3 +391,50 @@ def test_no_command_makes_a_read_only_warehouse_writable_again(sim, synced_copy)
             assert stat.S_IMODE(root.stat().st_mode) == 0o555, command
     finally:
         os.chmod(root, 0o700)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/api/v3"
+
+
+def test_a_warehouse_refuses_another_api_unless_told(sim, tmp_path):
+    root = tmp_path / "wh"
+    args = ["sync", "--no-media", "--warehouse", str(root), "--type", "experiments"]
+    assert CliRunner().invoke(main, args, env=api_env(sim)).exit_code == 0
+    other = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": _closed_port_url()}
+    refused = CliRunner().invoke(main, args, env=other)
+    assert refused.exit_code == 2
+    line = one_line(refused)
+    assert f"holds data from {sim.base_url}, not {other['HYPERSTUDY_BASE_URL']}" in line
+    assert "--allow-other-api" in line and "--warehouse DIR" in line
+    # another organization at the same URL is another API too
+    org = CliRunner().invoke(main, args, env={**api_env(sim), "HYPERSTUDY_ORG_ID": "org_x"})
+    assert org.exit_code == 0  # the warehouse's origin named no organization
+    assert "organization org_x" in one_line(
+        CliRunner().invoke(main, args, env={**api_env(sim), "HYPERSTUDY_ORG_ID": "org_y"})
+    )
+    # told: the origin check passes (and the closed port is what stops it now)
+    allowed = CliRunner().invoke(main, [*args, "--allow-other-api"], env=other)
+    assert allowed.exit_code == 2 and "nothing answers" in one_line(allowed)
+
+
+def test_a_demo_warehouse_is_not_mixed_with_an_account(sim, tmp_path):
+    root = Warehouse(tmp_path / "warehouse").create()
+    (root.state_dir / "demo.json").write_text('{"runs": 1}')  # what `hs-sync demo` leaves
+    args = ["sync", "--no-media", "--warehouse", str(root.root), "--type", "experiments"]
+    sim.reset_requests()
+    refused = CliRunner().invoke(main, args, env=api_env(sim))
+    assert refused.exit_code == 2 and sim.requests == []
+    assert "holds data from the demo's embedded simulator" in one_line(refused)
+    real = Warehouse(tmp_path / "real")
+    assert (
+        CliRunner().invoke(main, [*args[:3], str(real.root), *args[4:]], env=api_env(sim)).exit_code
+        == 0
+    )
+    demo = CliRunner().invoke(main, ["demo", "--warehouse", str(real.root)])
+    assert demo.exit_code == 2
+    assert one_line(demo).endswith(
+        "the demo writes into a folder of its own: hs-sync demo --warehouse demo-warehouse"
+    )

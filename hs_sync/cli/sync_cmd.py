@@ -41,6 +41,12 @@ from hs_sync.config import load_config
     default=None,
     help="Share the warehouse read-only with this group (0750/0640; setting `group`).",
 )
+@click.option(
+    "--allow-other-api",
+    is_flag=True,
+    help="Sync even though the warehouse holds data from another API (base URL or "
+    "organization); it then follows this one.",
+)
 @json_option("the run summary")
 @config_option
 def command(
@@ -53,6 +59,7 @@ def command(
     lookback: float | None,
     no_media: bool,
     group: str | None,
+    allow_other_api: bool,
     as_json: bool,
     config_file: str | None,
 ) -> None:
@@ -85,6 +92,11 @@ def command(
         media=False if no_media else None,
         group=group,
     )
+    if allow_other_api:
+        from hs_sync import origin
+        from hs_sync.warehouse import Warehouse
+
+        origin.forget(Warehouse(config.warehouse))
     try:
         with SyncProgress(enabled=not as_json) as progress:
             summary = sync(config, progress=progress, signals=True)
