@@ -438,3 +438,29 @@ def test_a_demo_warehouse_is_not_mixed_with_an_account(sim, tmp_path):
     assert one_line(demo).endswith(
         "the demo writes into a folder of its own: hs-sync demo --warehouse demo-warehouse"
     )
+
+
+@pytest.mark.parametrize("query", ["", " ", ";"])
+def test_sql_without_a_statement_is_one_line(sim, tmp_path, query):
+    sync(make_config(sim, tmp_path / "wh", types=("experiments",)))
+    result = CliRunner().invoke(main, ["sql", query, "--warehouse", str(tmp_path / "wh")])
+    assert result.exit_code == 2
+    assert (
+        one_line(result) == 'hs-sync sql: the query holds no statement; e.g. hs-sync sql "SELECT 1"'
+    )
+
+
+def test_sql_tables_never_break_inside_a_value(synced_copy):
+    query = (
+        "SELECT _key, _synced_at, _raw_file, experimentId, deploymentId, status "
+        "FROM rooms ORDER BY _key LIMIT 3"
+    )
+    args = ["--warehouse", str(synced_copy.warehouse)]
+    rows = CliRunner().invoke(main, ["sql", query, "--json", *args])
+    table = CliRunner().invoke(main, ["sql", query, *args])  # piped: not a terminal
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert len(lines) == 3 + 3 + 2  # header (3 lines), one line per row, bottom and count
+    for row in orjson.loads(rows.stdout):
+        line = next(line for line in lines if row["_key"] in line)
+        assert all(str(value) in line for value in row.values() if value is not None)
