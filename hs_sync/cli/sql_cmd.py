@@ -132,9 +132,8 @@ def _no_files(con) -> None:
 
 def _table(names: list[str], rows: list[tuple], limit: int) -> None:
     from rich.console import Console
-    from rich.table import Table
-
     from rich.measure import Measurement
+    from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
     for name in names:
