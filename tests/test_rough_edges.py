@@ -464,3 +464,29 @@ def test_sql_tables_never_break_inside_a_value(synced_copy):
     for row in orjson.loads(rows.stdout):
         line = next(line for line in lines if row["_key"] in line)
         assert all(str(value) in line for value in row.values() if value is not None)
+
+
+def test_deployment_summary_has_the_median_session_of_rooms_sent_with_start_time(synced_copy):
+    """The simulator sends rooms as the dashboard docs do (`startTime`, `duration`)."""
+    import statistics
+
+    from hs_sync.load.duck import connect_readonly
+
+    con = connect_readonly(Warehouse(synced_copy.warehouse))
+    try:
+        assert con.execute("SELECT count(startedAt) FROM rooms").fetchone() == (0,)
+        durations: dict[str, list[float]] = {}
+        rows = con.execute("SELECT deployment_id, duration_s FROM dashboard_rooms").fetchall()
+        for deployment, seconds in rows:
+            if seconds is not None:
+                durations.setdefault(deployment, []).append(seconds)
+        summary = dict(
+            con.execute(
+                "SELECT deployment_id, median_session_duration_s FROM deployment_summary"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert durations
+    for deployment, seconds in durations.items():
+        assert summary[deployment] == pytest.approx(statistics.median(seconds))
