@@ -409,7 +409,11 @@ def _discover(
             access_data = {"canExport": False, "reason": str(exc)}
         access_data = access_data if isinstance(access_data, dict) else {}
         if access_data.get("canExport") is False or access_data.get("canView") is False:
-            reason = "the key cannot export this experiment (check-access: canExport is false)"
+            reason = (
+                "unknown, or not visible to this key (check-access: canView is false)"
+                if access_data.get("canView") is False
+                else "the key cannot export this experiment (check-access: canExport is false)"
+            )
             summary.skipped_experiments[exp] = reason
             if config.experiments:
                 summary.errors[f"experiment/{exp}"] = f"experiment {exp}: {reason}"

@@ -490,3 +490,32 @@ def test_deployment_summary_has_the_median_session_of_rooms_sent_with_start_time
     assert durations
     for deployment, seconds in durations.items():
         assert summary[deployment] == pytest.approx(statistics.median(seconds))
+
+
+def test_an_unknown_experiment_is_said_once_as_unknown(sim, tmp_path):
+    args = ["sync", "--no-media", "--warehouse", str(tmp_path / "wh"), "--experiment", "exp_nope"]
+    result = CliRunner().invoke(main, args, env=api_env(sim))
+    assert result.exit_code == 1
+    said = [line for line in result.stdout.splitlines() if "exp_nope" in line]
+    assert said == [
+        "error: experiment/exp_nope: experiment exp_nope: unknown, or not visible to this key "
+        "(check-access: canView is false)"
+    ]
+
+
+def test_doctor_on_a_folder_that_does_not_exist_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["doctor", "--warehouse", str(tmp_path / "typo")])
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        f"hs-sync doctor: config: warehouse: no warehouse at {tmp_path / 'typo'}; "
+        "run `hs-sync sync` first"
+    )
+
+
+def test_summaries_count_one_row_in_the_singular(sim, tmp_path):
+    args = ["sync", "--no-media", "--warehouse", str(tmp_path / "wh"), "--type", "experiments"]
+    result = CliRunner().invoke(main, args, env=api_env(sim))
+    assert result.exit_code == 0, result.output
+    per_experiment = [line for line in result.stdout.splitlines() if "exp_" in line]
+    assert per_experiment and all(line.endswith(" 1 row") for line in per_experiment)
+    assert "1 rows" not in result.output

@@ -34,11 +34,14 @@ def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: st
       hs-sync doctor --repair
     """
     from hs_sync import stores
+    from hs_sync.errors import ConfigError
     from hs_sync.lock import warehouse_lock
     from hs_sync.warehouse import Warehouse
 
     config = load_config(config_file, warehouse=warehouse)
     wh = Warehouse(config.warehouse)
+    if not wh.root.is_dir():
+        raise ConfigError("warehouse", f"no warehouse at {wh.root}; run `hs-sync sync` first")
     if repair:
         with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
             reports = stores.repair(wh)

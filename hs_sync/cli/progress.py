@@ -59,12 +59,12 @@ class SyncProgress:
             if self._status is not None:
                 doing = "normalizing into Parquet and DuckDB" if event == "transform" else event
                 text = (
-                    f"syncing… {self.units} units done, {self.rows:,} rows · {doing} "
+                    f"syncing… {self.units} units done, {printing.count(self.rows)} · {doing} "
                     + printing.rich_line(where)
                 )
                 self._status.update(text.rstrip())
             elif event == "done":
-                printing.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
+                printing.echo(f"done {where}: {printing.count(info.get('rows', 0))}", err=True)
             elif event in ("skip", "error"):
                 printing.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
             elif event == "transform":

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, warehouse_option
 from hs_sync.config import load_config
@@ -147,4 +148,4 @@ def _table(names: list[str], rows: list[tuple], limit: int) -> None:
     console.print(table)
     shown = min(len(rows), limit)
     more = f" (first {shown} shown; --csv or --json for all)" if len(rows) > limit else ""
-    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}")
+    console.print(f"{printing.count(len(rows))}{more}")

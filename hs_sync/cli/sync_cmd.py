@@ -120,7 +120,7 @@ def print_summary(summary) -> None:
     echo, shown = printing.echo, printing.shown
     echo(
         f"synced {len(summary.experiments)} experiment(s) in {summary.duration_seconds:.1f} s: "
-        f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
+        f"{printing.count(summary.total_rows)}, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
     # What was not typed comes first: a cron job's mail shows it at the top.
@@ -137,7 +137,7 @@ def print_summary(summary) -> None:
     for type_name, drift in sorted(summary.drift.items()):
         fields = ", ".join(shown(f) for f in drift.get("new_fields", {})) or "-"
         changes = ", ".join(
-            f"{shown(c['field'])} ({c['declared']} got {c['seen']}: {c['rows']:,} rows)"
+            f"{shown(c['field'])} ({c['declared']} got {c['seen']}: {printing.count(c['rows'])})"
             for c in drift.get("type_changes", [])
         )
         echo(
@@ -151,11 +151,12 @@ def print_summary(summary) -> None:
         echo(f"  {summary.polls['not_due']} unit(s) without recent change not due yet")
     for type_name, per in sorted(summary.rows.items()):
         for exp, rows in sorted(per.items()):
-            echo(f"  {shown(type_name):<20} {shown(exp):<24} {rows:>10,} rows")
+            echo(f"  {shown(type_name):<20} {shown(exp):<24} {printing.count(rows):>15}")
     for type_name, reason in summary.skipped_types.items():
         echo(f"skipped type {shown(type_name)}: {reason}")
     for exp, reason in summary.skipped_experiments.items():
-        echo(f"skipped experiment {shown(exp)}: {reason}")
+        if f"experiment/{exp}" not in summary.errors:  # a named one: said once, as an error
+            echo(f"skipped experiment {shown(exp)}: {reason}")
     for warning in summary.warnings:
         echo(f"warning: {warning}")
     for unit, error in summary.errors.items():
