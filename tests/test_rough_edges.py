@@ -519,3 +519,37 @@ def test_summaries_count_one_row_in_the_singular(sim, tmp_path):
     per_experiment = [line for line in result.stdout.splitlines() if "exp_" in line]
     assert per_experiment and all(line.endswith(" 1 row") for line in per_experiment)
     assert "1 rows" not in result.output
+
+
+def test_the_budget_counts_the_wall_time_its_threads_waited_not_their_sum():
+    import threading
+
+    clock = SpedUpClock(600.0)
+    budget = RequestBudget(100_000, 1, clock=clock.time, sleep=clock.sleep)
+    began = clock.time()
+    threads = [threading.Thread(target=budget.acquire, args=("media",)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = clock.time() - began
+    assert elapsed > 150  # three more requests, one a minute: the threads did wait
+    assert budget.waited_seconds <= elapsed  # four threads waiting one minute wait a minute
+
+
+def test_long_waits_are_said_without_a_terminal_and_in_the_summary(capsys):
+    from hs_sync.cli.progress import SyncProgress
+    from hs_sync.cli.sync_cmd import print_summary
+    from hs_sync.run import RunSummary
+
+    for enabled in (True, False):  # plain lines, and --json
+        progress = SyncProgress(enabled=enabled)  # stderr is not a terminal here
+        for _ in range(4):  # four download threads wait the same minute
+            progress("media_wait", seconds=42.0, per_minute=2)
+        progress("media_wait", seconds=0.5, per_minute=2)  # too short to mention
+        said = capsys.readouterr().err.splitlines()
+        assert said == ["media: waiting 42 s for the request budget (2/min per endpoint)"]
+    summary = RunSummary(run_id="r", started_at="2026-01-01T00:00:00Z")
+    summary.budget = {"per_hour": 1000, "remaining_this_hour": 900, "waited_seconds": 192.4}
+    print_summary(summary)
+    assert "waited 3 min 12 s in all for the per-minute request budget" in capsys.readouterr().out

@@ -174,6 +174,9 @@ def print_summary(summary) -> None:
             f"request budget: {budget.get('remaining_this_hour')} of "
             f"{budget.get('per_hour')} left this hour{shared}"
         )
+    waited = float(budget.get("waited_seconds") or 0)
+    if waited >= 1:
+        echo(f"waited {_duration(waited)} in all for the per-minute request budget")
     if summary.media is not None:
         m = summary.media
         echo(
@@ -183,6 +186,11 @@ def print_summary(summary) -> None:
         )
     if summary.transform is not None:
         echo(transform_line(summary.transform))
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def transform_line(t: dict) -> str:
