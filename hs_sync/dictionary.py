@@ -311,15 +311,6 @@ OVERRIDES: dict[str, dict[str, Doc]] = {
     },
     "dashboard_participants": {
         "status": D("The participant's status (e.g. active, completed, timed_out)"),
-        "events": D("Events held for the participant"),
-        "ratings_continuous": D("Continuous rating samples held for the participant"),
-        "ratings_sparse": D("Sparse ratings held for the participant"),
-        "chat_messages": D("Chat messages the participant sent"),
-        "videochat": D("Video-chat events held for the participant"),
-        "sync": D("Media sync samples held for the participant"),
-        "components": D("Component records held for the participant"),
-        "eyetracking": D("Gaze samples held for the participant"),
-        "recordings": D("Recordings held for the participant"),
         "data_types": D("The data types the warehouse holds rows of for the participant"),
     },
     "questionnaire_responses": {
@@ -403,6 +394,7 @@ TABLES: dict[str, str] = {
     "dashboard_rooms": "Rooms (sessions) as the dashboard shows them, with duration",
     "dashboard_participants": "Participants with the data types held for each",
     "participant_rows": "Rows held per data type, room and participant (from the registry)",
+    "participant_counts": "Rows held per room and participant, a column per data type",
     "events_enriched": "Every event with its deployment, room status and participant role",
     "questionnaire_responses": "Questionnaire answers, one row per answered question",
     "comprehension_attempts": "Each comprehension-check attempt",
@@ -414,6 +406,9 @@ TABLES: dict[str, str] = {
 }
 
 
+_PER_TYPE_COUNTS = ("dashboard_participants", "participant_counts")
+
+
 def describe(table: str, column: str) -> Doc | None:
     """The description of `table.column` (None when the dictionary has none): the
     registry entry's own, else the table's override, else the name's."""
@@ -421,6 +416,9 @@ def describe(table: str, column: str) -> Doc | None:
 
     dt = registry.BY_NAME.get(table)
     declared = next((c.doc for c in dt.columns if c.name == column), None) if dt else None
+    counted = registry.BY_NAME.get(column) if table in _PER_TYPE_COUNTS else None
+    if counted is not None:  # a column per data type, built from the registry
+        declared = D(f"Rows of {column} held for the participant ({counted.description})")
     return declared or OVERRIDES.get(table, {}).get(column) or COLUMNS.get(column)
 
 
