@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from hs_sync import origin
 from hs_sync.config import load_config
 from hs_sync.run import RunSummary
 from hs_sync.warehouse import Warehouse, atomic_write
@@ -72,8 +73,9 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
     from hs_sync.checks import run_checks
     from hs_sync.run import sync
 
+    origin.claim_for_demo(Warehouse(warehouse))
     wh = Warehouse(warehouse).create()
-    marker = wh.state_dir / "demo.json"
+    marker = wh.state_dir / origin.DEMO_MARKER
     runs = orjson.loads(marker.read_bytes())["runs"] if marker.exists() else 0
     with Simulator(seed=SEED, scale=SCALE, live=True) as sim:
         sim.advance(min(runs, MAX_STEPS) * STEP_SECONDS)
@@ -87,6 +89,7 @@ def run_demo(warehouse: Path, *, progress: Callable[..., None] | None = None) ->
             budget_per_hour=100_000,
             budget_per_minute=10_000,
         )
+        origin.remember(wh, config, demo=True)
         summary = sync(config, progress=progress)
         checks = [c.to_dict() for c in run_checks(config)]
         now = sim.clock.now.isoformat()

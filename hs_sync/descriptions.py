@@ -308,15 +308,6 @@ OVERRIDES: dict[str, dict[str, Doc]] = {
     },
     "dashboard_participants": {
         "status": D("The participant's status (e.g. active, completed, timed_out)"),
-        "events": D("Events held for the participant"),
-        "ratings_continuous": D("Continuous rating samples held for the participant"),
-        "ratings_sparse": D("Sparse ratings held for the participant"),
-        "chat_messages": D("Chat messages the participant sent"),
-        "videochat": D("Video-chat events held for the participant"),
-        "sync": D("Media sync samples held for the participant"),
-        "components": D("Component records held for the participant"),
-        "eyetracking": D("Gaze samples held for the participant"),
-        "recordings": D("Recordings held for the participant"),
         "data_types": D("The data types the warehouse holds rows of for the participant"),
     },
     "questionnaire_responses": {
@@ -400,6 +391,7 @@ TABLES: dict[str, str] = {
     "dashboard_rooms": "Rooms (sessions) as the dashboard shows them, with duration",
     "dashboard_participants": "Participants with the data types held for each",
     "participant_rows": "Rows held per data type, room and participant (from the registry)",
+    "participant_counts": "Rows held per room and participant, a column per data type",
     "events_enriched": "Every event with its deployment, room status and participant role",
     "questionnaire_responses": "Questionnaire answers, one row per answered question",
     "comprehension_attempts": "Each comprehension-check attempt",

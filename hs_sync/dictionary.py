@@ -27,11 +27,17 @@ __all__ = [
 ]
 
 
+_PER_TYPE_COUNTS = ("dashboard_participants", "participant_counts")
+
+
 def describe(table: str, column: str) -> Doc | None:
     """The description of `table.column` (None when the dictionary has none): the
     registry entry's own, else the table's override, else the name's."""
     dt = registry.BY_NAME.get(table)
     declared = next((c.doc for c in dt.columns if c.name == column), None) if dt else None
+    counted = registry.BY_NAME.get(column) if table in _PER_TYPE_COUNTS else None
+    if counted is not None:  # a column per data type, built from the registry
+        declared = Doc(f"Rows of {column} held for the participant ({counted.description})")
     return declared or named(table, column)
 
 

@@ -23,13 +23,26 @@ class ConfigError(HsSyncError):
 
 
 class ServerUnreachable(ConfigError):
-    """Nothing answers at the base URL (connection refused): a wrong URL or a server down."""
+    """Nothing answers at the base URL (connection refused, or a host name that does not
+    resolve): a wrong URL or a server down. Retrying would only delay the answer."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, reason: str = "connection refused"):
         super().__init__(
             "base_url",
-            f"nothing answers at {base_url} (connection refused): "
+            f"nothing answers at {base_url} ({reason}): "
             "check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up",
+        )
+
+
+class WrongBaseUrl(ConfigError):
+    """The experiments listing or the first request answered 404 at a base URL without
+    `/api/v3`: the URL does not point at the API."""
+
+    def __init__(self, base_url: str, path: str):
+        super().__init__(
+            "base_url",
+            f"GET {path} answered 404 at {base_url}, which does not end in /api/v3: did you "
+            f"mean {base_url.rstrip('/')}/api/v3? (HYPERSTUDY_BASE_URL, --base-url)",
         )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from hs_sync import interrupt, objstore, registry, stores
+from hs_sync import interrupt, objstore, origin, registry, stores
 from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
@@ -224,6 +224,7 @@ def sync(
     summary = RunSummary(run_id=_run_id(), started_at=now_iso())
     warehouse = objstore.open_warehouse(config)
     stores.require_usable(warehouse)  # one line naming the repair, before any request
+    origin.check(warehouse, config)  # never mix two APIs' data unasked
     budget = budget_for(
         config, clock=clock.time, sleep=interrupt.sleep if clock is time else clock.sleep
     )
@@ -242,6 +243,7 @@ def sync(
             sweep_temporaries(warehouse)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
+                origin.remember(warehouse, config)
                 for name, value in checked.items():
                     state.set_signal(name, value, summary.started_at)
                 run = _Run(config, summary, progress)
@@ -408,7 +410,11 @@ def _discover(
             access_data = {"canExport": False, "reason": str(exc)}
         access_data = access_data if isinstance(access_data, dict) else {}
         if access_data.get("canExport") is False or access_data.get("canView") is False:
-            reason = "the key cannot export this experiment (check-access: canExport is false)"
+            reason = (
+                "unknown, or not visible to this key (check-access: canView is false)"
+                if access_data.get("canView") is False
+                else "the key cannot export this experiment (check-access: canExport is false)"
+            )
             summary.skipped_experiments[exp] = reason
             if config.experiments:
                 summary.errors[f"experiment/{exp}"] = f"experiment {exp}: {reason}"

@@ -178,7 +178,8 @@ class Warehouse:
         old = os.umask(0o077)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.root, SHARED_DIR_MODE if self.shared_group() else 0o700)
+            if self.root.stat().st_mode & stat.S_IWUSR:  # one its owner made read-only stays so
+                os.chmod(self.root, SHARED_DIR_MODE if self.shared_group() else 0o700)
             for sub in ("raw", "parquet", "media", "quarantine", "state"):
                 (self.root / sub).mkdir(exist_ok=True, mode=0o700)
         finally:

@@ -85,7 +85,7 @@ def test_unknown_experiment_is_reported_and_the_rest_goes_on(sim, tmp_path):
 
     assert summary.exit_code == 1
     assert "exp_does_not_exist" in summary.skipped_experiments
-    assert "cannot export" in summary.skipped_experiments["exp_does_not_exist"]
+    assert "unknown, or not visible" in summary.skipped_experiments["exp_does_not_exist"]
     assert summary.experiments == [real]
     events = BY_NAME["events"]
     assert summary.rows["events"][real] == len(sim.dataset.records(events.path, experiment_id=real))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +28,8 @@ def test_demo_in_a_fresh_directory_then_check_and_sql(tmp_path: Path):
     assert (wh / "hyperstudy.duckdb").is_file()
     assert oct(wh.stat().st_mode & 0o777) == "0o700"
     # the planted missing sessions are reported, and the example queries printed
-    assert "missing_sessions" in first.stdout and "FOUND" in first.stdout
+    checks = next(line for line in first.stdout.splitlines() if "missing_sessions" in line)
+    assert "failed" in checks.split()  # the word `hs-sync check` uses
     assert "deployment_summary" in first.stdout
 
     media = list((wh / "media").rglob("*.mp4")) + list((wh / "media").rglob("*.webm"))
@@ -54,3 +57,24 @@ def test_demo_in_a_fresh_directory_then_check_and_sql(tmp_path: Path):
     assert events_after > events_before
     first_clock = first.stdout.split("simulator clock at ", 1)[1].split()[0]
     assert result["simulated_now"] > first_clock
+
+
+def test_the_commands_the_demo_suggests_work_and_an_account_is_kept_apart(tmp_path: Path):
+    shown = run(["demo"], tmp_path).stdout.split("\nnext:\n", 1)[1].split("\n\n", 1)[0]
+    suggested = [shlex.split(line) for line in shown.splitlines()]
+    assert [args[3] for args in suggested] == ["sql", "check", "report"]
+    for args in suggested:
+        assert args[1:3] == ["-m", "hs_sync"]  # how this test starts it (no PATH lookup)
+        done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode in (0, 1), (args, done.stderr)  # check: the planted issues
+        assert "Traceback" not in done.stderr
+    # a real account's sync is not mixed into the demo's warehouse
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/api/v3"
+    env = {**os.environ, "HYPERSTUDY_API_KEY": "hst_live_x", "HYPERSTUDY_BASE_URL": url}
+    real = subprocess.run(
+        HS_SYNC + ["sync"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert real.returncode == 2
+    assert "holds data from the demo's embedded simulator" in real.stderr

@@ -23,6 +23,8 @@ from hs_sync.cli import main
 from hs_sync.descriptions import Doc
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import FLOAT, STR, TS, DataType, Mode, col
+from hs_sync.report import charts as report_charts
+from hs_sync.report import queries as report_queries
 from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import assert_landed_equals_simulator, landed, make_config
@@ -183,6 +185,27 @@ def test_a_type_added_to_the_registry_syncs_types_checks_and_is_described(
             [room],
         ).fetchall()
     assert len(listed) == len(held)
+
+    # ... and so do its per-type count columns, and the report's completeness chart
+    with duckdb.connect(str(Warehouse(root).db_path), read_only=True) as con:
+        per_participant = dict(
+            con.execute(
+                "SELECT participant_id, heart_rate FROM dashboard_participants WHERE room_id = ?",
+                [room],
+            ).fetchall()
+        )
+        participants = report_queries.completeness(con)
+    assert {p: n for p, n in per_participant.items() if n} == {
+        p: counts["heart_rate"] for p, counts in held.items()
+    }
+    heat = report_charts.completeness(participants, set()).data[0]
+    assert "heart rate" in heat.x
+    column = list(heat.x).index("heart rate")
+    shown = {
+        (p["room_id"], p["participant_id"]): row[column][0]
+        for p, row in zip(participants, heat.customdata, strict=True)
+    }
+    assert all(shown[(room, p)] == n for p, n in per_participant.items())
 
 
 def _assert_typed(wh: Warehouse, served: list[dict]) -> None:

@@ -352,3 +352,204 @@ def test_check_with_the_server_down_still_shows_the_offline_checks(sim, synced_c
     assert checks["count_reconciliation"]["status"] == "error"
     assert f"nothing answers at {url}" in checks["count_reconciliation"]["details"]["error"]
     assert checks["missing_sessions"]["status"] == "failed"  # the offline checks ran
+
+
+def test_a_base_url_without_api_v3_is_configuration_with_a_hint(sim, tmp_path):
+    url = sim.base_url.removesuffix("/api/v3")
+    env = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": url}
+    result = CliRunner().invoke(main, ["sync", "--warehouse", str(tmp_path / "wh")], env=env)
+    assert result.exit_code == 2, result.output
+    line = one_line(result)
+    assert line.startswith("hs-sync sync: config: base_url: GET experiments answered 404 at ")
+    assert f"did you mean {url}/api/v3?" in line
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(tmp_path):
+    url = "http://no-such-host.invalid/api/v3"  # .invalid never resolves
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main,
+        ["sync", "--warehouse", str(tmp_path / "wh")],
+        env={"HYPERSTUDY_API_KEY": "hst_test_key", "HYPERSTUDY_BASE_URL": url},
+    )
+    assert result.exit_code == 2, result.output
+    assert one_line(result) == (
+        f"hs-sync sync: config: base_url: nothing answers at {url} (the host name does not "
+        "resolve): check the URL (HYPERSTUDY_BASE_URL, --base-url) and that the server is up"
+    )
+    assert time.monotonic() - started < 5  # no rounds of retries
+
+
+def test_no_command_makes_a_read_only_warehouse_writable_again(sim, synced_copy):
+    root = Path(synced_copy.warehouse)
+    os.chmod(root, 0o555)  # its owner made it read-only (root may still write inside)
+    try:
+        env = {**api_env(sim), "HS_SYNC_WAREHOUSE": str(root)}
+        for command in (["check", "--no-api"], ["sync", "--no-media"], ["rebuild"], ["media"]):
+            CliRunner().invoke(main, command, env=env)
+            assert stat.S_IMODE(root.stat().st_mode) == 0o555, command
+    finally:
+        os.chmod(root, 0o700)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/api/v3"
+
+
+def test_a_warehouse_refuses_another_api_unless_told(sim, tmp_path):
+    root = tmp_path / "wh"
+    args = ["sync", "--no-media", "--warehouse", str(root), "--type", "experiments"]
+    assert CliRunner().invoke(main, args, env=api_env(sim)).exit_code == 0
+    other = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": _closed_port_url()}
+    refused = CliRunner().invoke(main, args, env=other)
+    assert refused.exit_code == 2
+    line = one_line(refused)
+    assert f"holds data from {sim.base_url}, not {other['HYPERSTUDY_BASE_URL']}" in line
+    assert "--allow-other-api" in line and "--warehouse DIR" in line
+    # another organization at the same URL is another API too
+    org = CliRunner().invoke(main, args, env={**api_env(sim), "HYPERSTUDY_ORG_ID": "org_x"})
+    assert org.exit_code == 0  # the warehouse's origin named no organization
+    assert "organization org_x" in one_line(
+        CliRunner().invoke(main, args, env={**api_env(sim), "HYPERSTUDY_ORG_ID": "org_y"})
+    )
+    # told: the origin check passes (and the closed port is what stops it now)
+    allowed = CliRunner().invoke(main, [*args, "--allow-other-api"], env=other)
+    assert allowed.exit_code == 2 and "nothing answers" in one_line(allowed)
+
+
+def test_a_demo_warehouse_is_not_mixed_with_an_account(sim, tmp_path):
+    root = Warehouse(tmp_path / "warehouse").create()
+    (root.state_dir / "demo.json").write_text('{"runs": 1}')  # what `hs-sync demo` leaves
+    args = ["sync", "--no-media", "--warehouse", str(root.root), "--type", "experiments"]
+    sim.reset_requests()
+    refused = CliRunner().invoke(main, args, env=api_env(sim))
+    assert refused.exit_code == 2 and sim.requests == []
+    assert "holds data from the demo's embedded simulator" in one_line(refused)
+    real = Warehouse(tmp_path / "real")
+    assert (
+        CliRunner().invoke(main, [*args[:3], str(real.root), *args[4:]], env=api_env(sim)).exit_code
+        == 0
+    )
+    demo = CliRunner().invoke(main, ["demo", "--warehouse", str(real.root)])
+    assert demo.exit_code == 2
+    assert one_line(demo).endswith(
+        "the demo writes into a folder of its own: hs-sync demo --warehouse demo-warehouse"
+    )
+
+
+@pytest.mark.parametrize("query", ["", " ", ";"])
+def test_sql_without_a_statement_is_one_line(sim, tmp_path, query):
+    sync(make_config(sim, tmp_path / "wh", types=("experiments",)))
+    result = CliRunner().invoke(main, ["sql", query, "--warehouse", str(tmp_path / "wh")])
+    assert result.exit_code == 2
+    assert (
+        one_line(result) == 'hs-sync sql: the query holds no statement; e.g. hs-sync sql "SELECT 1"'
+    )
+
+
+def test_sql_tables_never_break_inside_a_value(synced_copy):
+    query = (
+        "SELECT _key, _synced_at, _raw_file, experimentId, deploymentId, status "
+        "FROM rooms ORDER BY _key LIMIT 3"
+    )
+    args = ["--warehouse", str(synced_copy.warehouse)]
+    rows = CliRunner().invoke(main, ["sql", query, "--json", *args])
+    table = CliRunner().invoke(main, ["sql", query, *args])  # piped: not a terminal
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert len(lines) == 3 + 3 + 2  # header (3 lines), one line per row, bottom and count
+    for row in orjson.loads(rows.stdout):
+        line = next(line for line in lines if row["_key"] in line)
+        assert all(str(value) in line for value in row.values() if value is not None)
+
+
+def test_deployment_summary_has_the_median_session_of_rooms_sent_with_start_time(synced_copy):
+    """The simulator sends rooms as the dashboard docs do (`startTime`, `duration`)."""
+    import statistics
+
+    from hs_sync.load.duck import connect_readonly
+
+    con = connect_readonly(Warehouse(synced_copy.warehouse))
+    try:
+        assert con.execute("SELECT count(startedAt) FROM rooms").fetchone() == (0,)
+        durations: dict[str, list[float]] = {}
+        rows = con.execute("SELECT deployment_id, duration_s FROM dashboard_rooms").fetchall()
+        for deployment, seconds in rows:
+            if seconds is not None:
+                durations.setdefault(deployment, []).append(seconds)
+        summary = dict(
+            con.execute(
+                "SELECT deployment_id, median_session_duration_s FROM deployment_summary"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert durations
+    for deployment, seconds in durations.items():
+        assert summary[deployment] == pytest.approx(statistics.median(seconds))
+
+
+def test_an_unknown_experiment_is_said_once_as_unknown(sim, tmp_path):
+    args = ["sync", "--no-media", "--warehouse", str(tmp_path / "wh"), "--experiment", "exp_nope"]
+    result = CliRunner().invoke(main, args, env=api_env(sim))
+    assert result.exit_code == 1
+    said = [line for line in result.stdout.splitlines() if "exp_nope" in line]
+    assert said == [
+        "error: experiment/exp_nope: experiment exp_nope: unknown, or not visible to this key "
+        "(check-access: canView is false)"
+    ]
+
+
+def test_doctor_on_a_folder_that_does_not_exist_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["doctor", "--warehouse", str(tmp_path / "typo")])
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        f"hs-sync doctor: config: warehouse: no warehouse at {tmp_path / 'typo'}; "
+        "run `hs-sync sync` first"
+    )
+
+
+def test_summaries_count_one_row_in_the_singular(sim, tmp_path):
+    args = ["sync", "--no-media", "--warehouse", str(tmp_path / "wh"), "--type", "experiments"]
+    result = CliRunner().invoke(main, args, env=api_env(sim))
+    assert result.exit_code == 0, result.output
+    per_experiment = [line for line in result.stdout.splitlines() if "exp_" in line]
+    assert per_experiment and all(line.endswith(" 1 row") for line in per_experiment)
+    assert "1 rows" not in result.output
+
+
+def test_the_budget_counts_the_wall_time_its_threads_waited_not_their_sum():
+    import threading
+
+    clock = SpedUpClock(600.0)
+    budget = RequestBudget(100_000, 1, clock=clock.time, sleep=clock.sleep)
+    began = clock.time()
+    threads = [threading.Thread(target=budget.acquire, args=("media",)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = clock.time() - began
+    assert elapsed > 150  # three more requests, one a minute: the threads did wait
+    assert budget.waited_seconds <= elapsed  # four threads waiting one minute wait a minute
+
+
+def test_long_waits_are_said_without_a_terminal_and_in_the_summary(capsys):
+    from hs_sync.cli.progress import SyncProgress
+    from hs_sync.cli.sync_cmd import print_summary
+    from hs_sync.run import RunSummary
+
+    for enabled in (True, False):  # plain lines, and --json
+        progress = SyncProgress(enabled=enabled)  # stderr is not a terminal here
+        for _ in range(4):  # four download threads wait the same minute
+            progress("media_wait", seconds=42.0, per_minute=2)
+        progress("media_wait", seconds=0.5, per_minute=2)  # too short to mention
+        said = capsys.readouterr().err.splitlines()
+        assert said == ["media: waiting 42 s for the request budget (2/min per endpoint)"]
+    summary = RunSummary(run_id="r", started_at="2026-01-01T00:00:00Z")
+    summary.budget = {"per_hour": 1000, "remaining_this_hour": 900, "waited_seconds": 192.4}
+    print_summary(summary)
+    assert "waited 3 min 12 s in all for the per-minute request budget" in capsys.readouterr().out

@@ -75,7 +75,9 @@ class RequestBudget:
         self._hour: deque[list[float]] = deque([t] for t in sorted(spent) if now - t < HOUR)
         self._minute: dict[str, deque[list[float]]] = {}
         self.used = 0  # requests this process made
-        self.waited_seconds = 0.0
+        self.waited_seconds = 0.0  # wall time while any thread waited (not their sum)
+        self._waiters = 0
+        self._wait_began = 0.0
         self.exhausted_until: float | None = None
         # called with (endpoint, seconds) before each wait for the minute budget, so a
         # front end can say that it is waiting and for how long
@@ -103,10 +105,24 @@ class RequestBudget:
                     return token
                 wait = window[0][0] + MINUTE - now
             self.check_time(wait, "the per-minute request budget")
-            if self.on_wait is not None:
-                self.on_wait(endpoint, max(wait, 0.0))
-            self.waited_seconds += max(wait, 0.0)
+            self._wait(endpoint, wait)
+
+    def _wait(self, endpoint: str, wait: float) -> None:
+        """Sleep until the minute budget has room, counting the wall time spent waiting:
+        four threads waiting the same minute wait one minute, not four."""
+        if self.on_wait is not None:
+            self.on_wait(endpoint, max(wait, 0.0))
+        with self._lock:
+            if not self._waiters:
+                self._wait_began = self._clock()
+            self._waiters += 1
+        try:
             self._sleep(max(wait, 0.01))
+        finally:
+            with self._lock:
+                self._waiters -= 1
+                if not self._waiters:
+                    self.waited_seconds += max(self._clock() - self._wait_began, 0.0)
 
     def seconds_left(self) -> float | None:
         """Seconds the run has left (`max_run_seconds`); None when it has no limit."""
@@ -281,8 +297,7 @@ class SharedBudget(RequestBudget):
                     if db.in_transaction:
                         db.execute("ROLLBACK")
             self.check_time(wait, "the per-minute request budget")
-            self.waited_seconds += max(wait, 0.0)
-            self._sleep(max(wait, 0.01))
+            self._wait(endpoint, wait)
 
     def settle(self, token: list[float]) -> None:
         with self._lock:

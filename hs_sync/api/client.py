@@ -22,6 +22,7 @@ import json
 import math
 import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from hs_sync.errors import (
     RetryableError,
     ServerTooSlow,
     ServerUnreachable,
+    WrongBaseUrl,
 )
 from hs_sync.scrub import Scrubber
 from hs_sync.timeutil import parse_time
@@ -211,6 +213,7 @@ class ApiClient:
         token = self.budget.acquire(endpoint)
         with self._lock:
             self.attempts += 1
+            first = self.attempts == 1
         try:
             response, body = self._read(request, path)
         except httpx.TimeoutException as exc:
@@ -218,8 +221,12 @@ class ApiClient:
                 f"GET {path}: timed out ({type(exc).__name__})", path=path
             ) from None
         except httpx.ConnectError as exc:
-            if _refused(exc):  # nothing listens there: retrying only delays the answer
+            # nothing listens there, or no such host: retrying only delays the answer
+            if _caused_by(exc, ConnectionRefusedError):
                 raise ServerUnreachable(self._config.base_url) from None
+            if _caused_by(exc, socket.gaierror):
+                reason = "the host name does not resolve"
+                raise ServerUnreachable(self._config.base_url, reason) from None
             raise RetryableError(
                 f"GET {path}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
                 path=path,
@@ -243,6 +250,8 @@ class ApiClient:
         if scrub:
             payload = (self._key_scrubber if signed_urls else self.scrubber).value(payload)
         if status >= 400 or (isinstance(payload, dict) and payload.get("status") == "error"):
+            if status == 404 and (first or endpoint == "experiments") and _not_v3(self._config):
+                raise WrongBaseUrl(self._config.base_url, path)  # configuration, not data
             raise self._error(path, status, payload, response)
         if not isinstance(payload, (dict, list)):
             raise RetryableError(
@@ -389,11 +398,15 @@ def _float(text: str) -> float | str:
     return value if math.isfinite(value) else text
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether a connection error was a refusal (no server on that port)."""
+def _not_v3(config: Config) -> bool:
+    return not config.base_url.rstrip("/").endswith("/api/v3")
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether a connection error came from `kind` (a refusal, a name that does not resolve)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
+        if isinstance(seen, kind):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -65,5 +65,6 @@ def main() -> None:
 
     \b
     Exit codes: 0 success, 1 partial failure (some unit or check failed),
-    2 configuration, authentication or usage error.
+    2 configuration, authentication, usage, lock or damaged-store error,
+    130/143 a sync stopped by SIGINT/SIGTERM.
     """

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,8 +52,34 @@ def command(warehouse: Path, as_json: bool) -> None:
     for q in result.queries:
         _print_query(q)
     click.echo(f"\nwarehouse: {warehouse}/")
-    click.echo('next: hs-sync sql "SELECT * FROM dashboard_rooms LIMIT 10"   ·   hs-sync check')
+    run = _invocation()
+    here = "" if warehouse == Path("warehouse") else f" --warehouse {shlex.quote(str(warehouse))}"
+    click.echo("next:")
+    for args in ('sql "SELECT * FROM dashboard_rooms LIMIT 10"', "check --no-api", "report"):
+        click.echo(f"  {run} {args}{here}")
+    click.echo(
+        f"\nyour own account: HYPERSTUDY_API_KEY=... {run} sync --warehouse lab-warehouse "
+        f"({warehouse}/ holds the demo's data and refuses another API's)"
+    )
     sys.exit(result.exit_code)
+
+
+def _invocation() -> str:
+    """How this process was started, as a command that works from the current folder:
+    `hs-sync` when that is on PATH, else the script's path (`.venv/bin/hs-sync`)."""
+    script = Path(sys.argv[0])
+    if script.name == "__main__.py":  # python -m hs_sync
+        return f"{shlex.quote(_near(Path(sys.executable)))} -m hs_sync"
+    found = shutil.which("hs-sync")
+    if found and Path(found).resolve() == script.resolve():
+        return "hs-sync"
+    return shlex.quote(_near(script))
+
+
+def _near(path: Path) -> str:
+    """`path` relative to the current folder when it is inside it, else absolute."""
+    relative = os.path.relpath(path.absolute())
+    return str(path.absolute()) if relative.startswith("..") else relative
 
 
 def _print_checks(checks: list[dict]) -> None:
@@ -58,12 +87,12 @@ def _print_checks(checks: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="integrity checks", title_justify="left")
-    for name in ("check", "severity", "result", "count", "sample", "hint"):
+    for name in ("check", "severity", "status", "count", "sample", "hint"):  # as `check` shows
         table.add_column(name, overflow="fold")
     for c in checks:
-        result = "ok" if c["passed"] else "FOUND"
         sample = ", ".join(map(str, c.get("sample", [])[:3]))
-        table.add_row(c["name"], c["severity"], result, str(c["count"]), sample, c.get("hint", ""))
+        row = (c["name"], c["severity"], c["status"], str(c["count"]), sample, c.get("hint", ""))
+        table.add_row(*row)
     click.echo()
     Console(width=140).print(table)
 

@@ -45,6 +45,7 @@ def command(
       hs-sync doctor --api
     """
     from hs_sync import stores
+    from hs_sync.errors import ConfigError
     from hs_sync.lock import warehouse_lock
     from hs_sync.warehouse import Warehouse
 
@@ -52,6 +53,8 @@ def command(
     if api:
         _api(config, as_json)
     wh = Warehouse(config.warehouse)
+    if not wh.root.is_dir():
+        raise ConfigError("warehouse", f"no warehouse at {wh.root}; run `hs-sync sync` first")
     if repair:
         with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
             reports = stores.repair(wh, config)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
 from hs_sync.config import load_config
@@ -93,6 +94,6 @@ def command(
     if as_json:
         print_json(summary.to_dict())
         return
-    click.echo(f"exported {summary.total_rows:,} rows of {level} {id_} to {summary.out}")
+    click.echo(f"exported {printing.count(summary.total_rows)} of {level} {id_} to {summary.out}")
     for name, rows in summary.rows.items():
-        click.echo(f"  {name:<20} {rows:>10,} rows")
+        click.echo(f"  {name:<20} {printing.count(rows):>15}")

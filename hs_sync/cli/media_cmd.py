@@ -24,7 +24,7 @@ from hs_sync.cli.options import (
     json_option,
     warehouse_option,
 )
-from hs_sync.cli.progress import MediaProgress
+from hs_sync.cli.progress import MediaProgress, WaitNotice
 from hs_sync.config import load_config
 
 
@@ -53,8 +53,9 @@ def command(
     config = load_config(
         config_file, experiments=experiments, warehouse=warehouse, base_url=base_url
     )
-    with MediaProgress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        summary = download_media(config, progress=progress)
+    bar = not as_json and sys.stderr.isatty()
+    with MediaProgress(enabled=bar) as progress:  # without it, long waits are one line
+        summary = download_media(config, progress=progress if bar else WaitNotice())
     finish(summary, as_json, _print_summary)
 
 

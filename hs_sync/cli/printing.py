@@ -31,6 +31,11 @@ def _escape(match: re.Match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def count(n: int, noun: str = "row") -> str:
+    """`n` and `noun`, plural unless `n` is 1: "1 row", "2,500 rows"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def shown(value: object, limit: int = ID_LIMIT) -> str:
     """`value` as one safe line: controls escaped, cut to `limit` characters plus `…`."""
     text = _CONTROL.sub(_escape, str(value))

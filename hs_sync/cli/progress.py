@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import click
 
 from hs_sync.cli import printing
+
+WAIT_SHOWN_SECONDS = 5.0  # a wait for the request budget this long is said in every mode
 
 
 class SyncProgress:
@@ -25,6 +28,7 @@ class SyncProgress:
         self._lock = threading.Lock()
         self._status = None
         self._media = MediaProgress(self.tty)
+        self._waits = WaitNotice()
 
     def __enter__(self) -> SyncProgress:
         if self.tty:
@@ -40,6 +44,8 @@ class SyncProgress:
             self._status.stop()
 
     def __call__(self, event: str, **info: object) -> None:
+        if event == "media_wait" and not self.tty:  # cron, --json: no bar shows the wait
+            self._waits(event, **info)
         if not self.enabled:
             return
         if event.startswith("media_"):
@@ -59,16 +65,40 @@ class SyncProgress:
             if self._status is not None:
                 doing = "normalizing into Parquet and DuckDB" if event == "transform" else event
                 text = (
-                    f"syncing… {self.units} units done, {self.rows:,} rows · {doing} "
+                    f"syncing… {self.units} units done, {printing.count(self.rows)} · {doing} "
                     + printing.rich_line(where)
                 )
                 self._status.update(text.rstrip())
             elif event == "done":
-                printing.echo(f"done {where}: {info.get('rows', 0)} rows", err=True)
+                printing.echo(f"done {where}: {printing.count(info.get('rows', 0))}", err=True)
             elif event in ("skip", "error"):
                 printing.echo(f"{event} {where}: {info.get('reason', '')}", err=True)
             elif event == "transform":
                 click.echo("normalizing…", err=True)
+
+
+class WaitNotice:
+    """One stderr line when downloads start waiting for the request budget, for output
+    without a live bar (cron, --json): the threads waiting the same minute say it once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._quiet_until = 0.0
+
+    def __call__(self, event: str, **info: object) -> None:
+        seconds = float(info.get("seconds") or 0)  # type: ignore[arg-type]
+        if event != "media_wait" or seconds < WAIT_SHOWN_SECONDS:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now < self._quiet_until:
+                return
+            self._quiet_until = now + seconds
+        printing.echo(
+            f"media: waiting {seconds:.0f} s for the request budget "
+            f"({info.get('per_minute')}/min per endpoint)",
+            err=True,
+        )
 
 
 def waiting_line(label: str, info: dict, files_left: int) -> str:

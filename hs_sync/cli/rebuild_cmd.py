@@ -50,7 +50,7 @@ def command(
         print_json(summary)
         return
     for name, rows in summary["rows"].items():
-        click.echo(f"{name:20} {rows:>10} rows")
+        click.echo(f"{name:20} {printing.count(rows):>15}")
     click.echo(f"quarantined: {summary['quarantined']}   ({summary['seconds']:.1f}s)")
     for name in summary["damaged"]:
         click.echo(f"damaged raw file moved to raw/.damaged/: {name}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import orjson
 
+from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, warehouse_option
 from hs_sync.config import load_config
@@ -80,6 +81,12 @@ def command(
         try:
             _no_files(con)
             statements = con.extract_statements(query)
+            if not statements:
+                click.echo(
+                    'hs-sync sql: the query holds no statement; e.g. hs-sync sql "SELECT 1"',
+                    err=True,
+                )
+                sys.exit(2)
             if len(statements) > 1 and (as_csv or as_json):
                 fmt = "--csv" if as_csv else "--json"
                 click.echo(
@@ -89,7 +96,7 @@ def command(
                 )
                 sys.exit(2)
             results = []
-            for statement in statements or [query]:
+            for statement in statements:
                 cursor = con.execute(statement)
                 names = [d[0] for d in cursor.description] if cursor.description else []
                 results.append((names, cursor.fetchall() if names else []))
@@ -130,15 +137,19 @@ def _no_files(con) -> None:
 
 def _table(names: list[str], rows: list[tuple], limit: int) -> None:
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
     for name in names:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, no_wrap=True, overflow="ignore")  # never break inside a value
     for row in rows[:limit]:
         table.add_row(*["NULL" if v is None else str(_plain(v)) for v in row])
     console = Console()
+    # as wide as the rows need: a long line beats an id or a time split over lines
+    width = Measurement.get(console, console.options.update(width=10**6), table).maximum
+    console = Console(width=max(console.width, width))
     console.print(table)
     shown = min(len(rows), limit)
     more = f" (first {shown} shown; --csv or --json for all)" if len(rows) > limit else ""
-    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}")
+    console.print(f"{printing.count(len(rows))}{more}")

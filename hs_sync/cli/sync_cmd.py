@@ -41,6 +41,12 @@ from hs_sync.config import load_config
     default=None,
     help="Share the warehouse read-only with this group (0750/0640; setting `group`).",
 )
+@click.option(
+    "--allow-other-api",
+    is_flag=True,
+    help="Sync even though the warehouse holds data from another API (base URL or "
+    "organization); it then follows this one.",
+)
 @json_option("the run summary")
 @config_option
 def command(
@@ -53,6 +59,7 @@ def command(
     lookback: float | None,
     no_media: bool,
     group: str | None,
+    allow_other_api: bool,
     as_json: bool,
     config_file: str | None,
 ) -> None:
@@ -85,6 +92,11 @@ def command(
         media=False if no_media else None,
         group=group,
     )
+    if allow_other_api:
+        from hs_sync import origin
+        from hs_sync.warehouse import Warehouse
+
+        origin.forget(Warehouse(config.warehouse))
     try:
         with SyncProgress(enabled=not as_json) as progress:
             summary = sync(config, progress=progress, signals=True)
@@ -108,7 +120,7 @@ def print_summary(summary) -> None:
     echo, shown = printing.echo, printing.shown
     echo(
         f"synced {len(summary.experiments)} experiment(s) in {summary.duration_seconds:.1f} s: "
-        f"{summary.total_rows:,} rows, {summary.files} raw file(s), "
+        f"{printing.count(summary.total_rows)}, {summary.files} raw file(s), "
         f"{summary.requests} request(s) ({summary.retries} retried)"
     )
     # What was not typed comes first: a cron job's mail shows it at the top.
@@ -125,7 +137,7 @@ def print_summary(summary) -> None:
     for type_name, drift in sorted(summary.drift.items()):
         fields = ", ".join(shown(f) for f in drift.get("new_fields", {})) or "-"
         changes = ", ".join(
-            f"{shown(c['field'])} ({c['declared']} got {c['seen']}: {c['rows']:,} rows)"
+            f"{shown(c['field'])} ({c['declared']} got {c['seen']}: {printing.count(c['rows'])})"
             for c in drift.get("type_changes", [])
         )
         echo(
@@ -139,11 +151,12 @@ def print_summary(summary) -> None:
         echo(f"  {summary.polls['not_due']} unit(s) without recent change not due yet")
     for type_name, per in sorted(summary.rows.items()):
         for exp, rows in sorted(per.items()):
-            echo(f"  {shown(type_name):<20} {shown(exp):<24} {rows:>10,} rows")
+            echo(f"  {shown(type_name):<20} {shown(exp):<24} {printing.count(rows):>15}")
     for type_name, reason in summary.skipped_types.items():
         echo(f"skipped type {shown(type_name)}: {reason}")
     for exp, reason in summary.skipped_experiments.items():
-        echo(f"skipped experiment {shown(exp)}: {reason}")
+        if f"experiment/{exp}" not in summary.errors:  # a named one: said once, as an error
+            echo(f"skipped experiment {shown(exp)}: {reason}")
     for warning in summary.warnings:
         echo(f"warning: {warning}")
     for unit, error in summary.errors.items():
@@ -161,6 +174,9 @@ def print_summary(summary) -> None:
             f"request budget: {budget.get('remaining_this_hour')} of "
             f"{budget.get('per_hour')} left this hour{shared}"
         )
+    waited = float(budget.get("waited_seconds") or 0)
+    if waited >= 1:
+        echo(f"waited {_duration(waited)} in all for the per-minute request budget")
     if summary.media is not None:
         m = summary.media
         echo(
@@ -170,6 +186,11 @@ def print_summary(summary) -> None:
         )
     if summary.transform is not None:
         echo(transform_line(summary.transform))
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def transform_line(t: dict) -> str:

@@ -108,28 +108,60 @@ def view_files() -> list[Path]:
 
 
 PARTICIPANT_ROWS = "participant_rows"
+PARTICIPANT_COUNTS = "participant_counts"
+
+
+def participant_types() -> list[DataType]:
+    """The data types whose rows name a room and a participant, in registry order."""
+    return [
+        dt
+        for dt in registry.DATA_TYPES
+        if dt.lists is None and dt.column_for("room") and dt.column_for("participant")
+    ]
 
 
 def participant_rows_sql() -> str:
     """The `participant_rows` view, built from the registry: rows held per (data type,
     room, participant) for every data type whose rows name a room and a participant,
-    so a type added to the registry is counted without a view file of its own."""
+    so a type added to the registry is counted without a view file of its own; and
+    `participant_counts`, the same counts as one column per data type."""
     parts = []
-    for dt in registry.DATA_TYPES:
-        room, participant = dt.column_for("room"), dt.column_for("participant")
-        if dt.lists is not None or room is None or participant is None:
-            continue
+    for dt in participant_types():
         parts.append(
             sql(
                 "SELECT {name} AS data_type, {room} AS room_id, {participant} AS participant_id, "
                 "count(*) AS row_count FROM {table} GROUP BY ALL",
-                name="'" + dt.name.replace("'", "''") + "'",
-                room=quote(room),
-                participant=quote(participant),
+                name=_literal(dt.name),
+                room=quote(dt.column_for("room")),
+                participant=quote(dt.column_for("participant")),
                 table=quote(dt.name),
             )
         )
-    return f"CREATE OR REPLACE VIEW {PARTICIPANT_ROWS} AS " + " UNION ALL ".join(parts)
+    columns = ", ".join(
+        sql(
+            "coalesce(sum(row_count) FILTER (WHERE data_type = {name}), 0)::BIGINT AS {column}",
+            name=_literal(dt.name),
+            column=quote(dt.name),
+        )
+        for dt in participant_types()
+    )
+    counts = sql(
+        "CREATE OR REPLACE VIEW {view} AS SELECT room_id, participant_id, {columns} "
+        "FROM {rows} GROUP BY ALL",
+        view=PARTICIPANT_COUNTS,
+        columns=columns,
+        rows=PARTICIPANT_ROWS,
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {PARTICIPANT_ROWS} AS "
+        + " UNION ALL ".join(parts)
+        + ";\n"
+        + counts
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def views_digest() -> str:

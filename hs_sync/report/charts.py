@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from hs_sync.checks.model import Issue
-from hs_sync.report.queries import PARTICIPANT_COUNTS
+from hs_sync.report.queries import participant_counts
 
 QUALITY_COLORS = {"good": "#1a9850", "acceptable": "#fdae61", "poor": "#d73027"}
 STATUS_COLORS = ("#4575b4", "#1b9e77", "#7b3294", "#a6761d", "#666666")
@@ -49,12 +49,13 @@ def completeness(participants: list[dict[str, Any]], flagged: set[tuple[str, str
     nobody in the experiment has. `flagged` holds (room, participant) pairs the
     missing-sessions check named; their labels carry a warning sign.
     """
+    types = participant_counts()
     labels, z, counts = [], [], []
     for p in participants:
         mark = "⚠ " if (p["room_id"], p["participant_id"]) in flagged else ""
         labels.append(f"{mark}{esc(p['room_id'])} / {esc(p['participant_id'])}")
         z_row, c_row = [], []
-        for column, _ in PARTICIPANT_COUNTS:
+        for column, _ in types:
             typical = p[f"typical_{column}"]
             have = p[column]
             z_row.append(None if not typical else min(1.0, have / typical))
@@ -71,7 +72,7 @@ def completeness(participants: list[dict[str, Any]], flagged: set[tuple[str, str
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=[label for _, label in PARTICIPANT_COUNTS],
+            x=[label for _, label in types],
             y=labels,
             customdata=counts,
             zmin=0,

@@ -11,19 +11,15 @@ from typing import Any
 import duckdb
 
 from hs_sync.db import quote, sql
+from hs_sync.load.duck import participant_types
 
-# The per-participant row counts of the `dashboard_participants` view: (column, label).
-PARTICIPANT_COUNTS = (
-    ("events", "events"),
-    ("ratings_continuous", "continuous ratings"),
-    ("ratings_sparse", "sparse ratings"),
-    ("chat_messages", "chat"),
-    ("videochat", "video chat"),
-    ("sync", "sync"),
-    ("components", "components"),
-    ("eyetracking", "eye tracking"),
-    ("recordings", "recordings"),
-)
+
+def participant_counts() -> list[tuple[str, str]]:
+    """The per-participant row-count columns of `dashboard_participants`, one per data
+    type whose rows name a participant (from the registry): (column, label)."""
+    return [(dt.name, dt.name.replace("_", " ")) for dt in participant_types()]
+
+
 # The names a chart shows, for a query whose rooms are `r` (dashboard_rooms) and
 # whose experiments are `e` (experiments).
 _NAMES = (
@@ -68,9 +64,9 @@ def completeness(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             c=quote(column),
             t=quote(f"typical_{column}"),
         )
-        for column, _ in PARTICIPANT_COUNTS
+        for column, _ in participant_counts()
     )
-    counts = ", ".join(f"p.{quote(column)}" for column, _ in PARTICIPANT_COUNTS)
+    counts = ", ".join(f"p.{quote(column)}" for column, _ in participant_counts())
     return rows(
         con,
         sql(

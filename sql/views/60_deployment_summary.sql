@@ -10,10 +10,13 @@ dep AS (
     WHERE deploymentId NOT IN (SELECT id FROM deployments)
 ),
 rm AS (
-    SELECT deploymentId AS deployment_id, count(*) AS rooms,
-           median((epoch_ms(completedAt) - epoch_ms(startedAt)) / 1000.0)
-               AS median_session_duration_s
-    FROM rooms GROUP BY ALL
+    SELECT deploymentId AS deployment_id, count(*) AS rooms FROM rooms GROUP BY ALL
+),
+-- dashboard_rooms reads both room shapes (startedAt/completedAt, startTime/duration)
+du AS (
+    SELECT deployment_id, median(duration_s) AS median_session_duration_s
+    FROM (SELECT DISTINCT experiment_id, room_id, deployment_id, duration_s FROM dashboard_rooms)
+    GROUP BY ALL
 ),
 pt AS (
     SELECT r.deploymentId AS deployment_id,
@@ -44,7 +47,7 @@ SELECT
     coalesce(pt.participants, 0) AS participants,
     coalesce(pt.completed_success, 0) AS completed_success,
     pt.completion_codes,
-    rm.median_session_duration_s,
+    du.median_session_duration_s,
     coalesce(rs.n, 0) AS sparse_ratings,
     rs.mean AS sparse_rating_mean,
     coalesce(rc.n, 0) AS continuous_samples,
@@ -53,6 +56,7 @@ SELECT
     round(sy.share_poor, 4) AS share_poor_sync
 FROM dep
 LEFT JOIN rm USING (deployment_id)
+LEFT JOIN du USING (deployment_id)
 LEFT JOIN pt USING (deployment_id)
 LEFT JOIN rs USING (deployment_id)
 LEFT JOIN rc USING (deployment_id)
