@@ -470,7 +470,7 @@ def test_deployment_summary_has_the_median_session_of_rooms_sent_with_start_time
     """The simulator sends rooms as the dashboard docs do (`startTime`, `duration`)."""
     import statistics
 
-    from hs_sync.load.duck import connect_readonly
+    from hs_sync.db import connect_readonly
 
     con = connect_readonly(Warehouse(synced_copy.warehouse))
     try:
