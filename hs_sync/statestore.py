@@ -71,6 +71,14 @@ CREATE TABLE IF NOT EXISTS room_offsets (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
     rows INTEGER NOT NULL, last_row TEXT NOT NULL,
     PRIMARY KEY (data_type, experiment_id, room_id));
+CREATE TABLE IF NOT EXISTS whole_probes (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, pages INTEGER NOT NULL,
+    total INTEGER, first_row TEXT, read_at TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS room_lists (experiment_id TEXT PRIMARY KEY, read_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS listed_rooms (
+    experiment_id TEXT NOT NULL, room_id TEXT NOT NULL, version TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, room_id));
 CREATE TABLE IF NOT EXISTS signals (
     name TEXT PRIMARY KEY, value TEXT NOT NULL, seen_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tail_keys (
