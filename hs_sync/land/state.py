@@ -1,4 +1,4 @@
-"""Extraction state in SQLite: watermarks, the ledger of completed windows, run history.
+"""Extraction state in SQLite: each mode's state, the ledger of completed windows, run history.
 
 Its tables live in the warehouse's state file (hs_sync/statestore.py). Every
 checkpoint is one transaction written after the raw file behind it is durable, so
