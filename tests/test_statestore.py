@@ -138,7 +138,6 @@ def _older_layout_with_rows(root: Path) -> Warehouse:
                 start=None, end="2024-05-01T00:00:00Z", rows=i, total=i, requests=1,
                 batch=f"b{i}", watermark="2024-05-01T00:00:00Z",
             )  # fmt: skip
-        state.save_budget_requests([1.0, 2.0, 3.0])
     ledger = Ledger(wh)
     ledger.record("events", [(f"raw/{i}.ndjson.zst", 10, 1, 0) for i in range(20)])
     ledger.set_meta("views", "digest")
@@ -192,7 +191,6 @@ def test_writers_opening_an_older_warehouse_at_once_copy_it_once_then_share_the_
             start.wait()
             for i in range(60):
                 state.advance_watermark("events", f"w{n}", f"2024-06-01T00:{i:02d}:00Z")
-                state.save_budget_requests([float(i)])
 
     def transform(n: int) -> None:
         ledger = Ledger(wh)

@@ -501,7 +501,7 @@ class ExtractState:
         with self._lock:
             self._db.execute("DELETE FROM signals WHERE name = ?", (name,))
 
-    # -- runs and the hourly budget ---------------------------------------
+    # -- runs ---------------------------------------------------------------
 
     def begin_run(self, run_id: str) -> None:
         with self._lock:
@@ -523,13 +523,3 @@ class ExtractState:
             cur = self._db.execute("SELECT * FROM runs ORDER BY started_at")
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def budget_requests(self) -> list[float]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT at FROM budget_requests").fetchall()]
-
-    def save_budget_requests(self, times: Iterable[float]) -> None:
-        """Replace the remembered request times (those within the last hour)."""
-        with self._transaction():
-            self._db.execute("DELETE FROM budget_requests")
-            self._db.executemany("INSERT INTO budget_requests VALUES (?)", [(t,) for t in times])
