@@ -59,7 +59,6 @@ CREATE TABLE IF NOT EXISTS room_digests (
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT,
     requests INTEGER, summary TEXT);
-CREATE TABLE IF NOT EXISTS budget_requests (at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, bucket INTEGER NOT NULL,
     rows INTEGER NOT NULL, PRIMARY KEY (data_type, experiment_id, bucket));
@@ -71,6 +70,14 @@ CREATE TABLE IF NOT EXISTS room_offsets (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, room_id TEXT NOT NULL,
     rows INTEGER NOT NULL, last_row TEXT NOT NULL,
     PRIMARY KEY (data_type, experiment_id, room_id));
+CREATE TABLE IF NOT EXISTS whole_probes (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, pages INTEGER NOT NULL,
+    total INTEGER, first_row TEXT, read_at TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id));
+CREATE TABLE IF NOT EXISTS room_lists (experiment_id TEXT PRIMARY KEY, read_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS listed_rooms (
+    experiment_id TEXT NOT NULL, room_id TEXT NOT NULL, version TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, room_id));
 CREATE TABLE IF NOT EXISTS signals (
     name TEXT PRIMARY KEY, value TEXT NOT NULL, seen_at TEXT NOT NULL);
 -- what the API at each base URL honours (hs_sync/api/capabilities.py)
@@ -419,10 +426,6 @@ class StateReader:
             "WHERE scope = 'experiment' GROUP BY data_type, experiment_id)",
         )
         return rows[0][0] if rows else None
-
-    def budget_requests(self) -> list[float]:
-        """Request times an earlier run saved."""
-        return [r[0] for r in self._rows("extract", "SELECT at FROM budget_requests")]
 
     def signals(self, prefix: str) -> list[tuple[str, str, str]]:
         """(name, value, seen_at) of the remembered signals whose name starts with `prefix`."""

@@ -102,7 +102,6 @@ def test_hourly_budget_stops_cleanly_with_progress_saved_then_resumes(sim, tmp_p
     assert 429 not in {r["status"] for r in sim.requests}
     with ExtractState(Warehouse(tmp_path / "wh")) as state:
         assert state.ledger(), "completed windows are kept"
-        assert len(state.budget_requests()) == first.requests
     # The spent budget is remembered: an immediate second run stops before any request.
     before = len(sim.requests)
     with pytest.raises(BudgetExhausted):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hs_sync.land.state import remembered_requests
+from hs_sync.api.budget import budget_for
 from hs_sync.load.transform import rebuild
 from hs_sync.media import download_media
 from hs_sync.run import sync
@@ -224,7 +224,9 @@ def test_media_reads_raw_records_when_the_database_has_none(sim, tmp_path):
 def test_spent_request_budget_stops_cleanly_and_the_next_run_finishes(sim, tmp_path):
     rec = pick(sim)[0]
     config = synced(sim, tmp_path, experiments=(rec["experimentId"],))
-    spent = len(remembered_requests(Warehouse(config.warehouse)))
+    ledger = budget_for(config)  # the key's requests of the last hour, this test's sync's
+    spent = config.budget_per_hour - ledger.remaining_this_hour()
+    ledger.close()
     summary = download_media(config.replace(budget_per_hour=spent + 3, media_concurrency=1))
     assert "budget" in summary.errors and summary.exit_code == 1
     assert summary.api_requests == 3 and summary.downloaded <= 3

@@ -29,7 +29,7 @@ import pytest
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import HsSyncError
-from hs_sync.extract.pulls import _next_offset, _total
+from hs_sync.extract.pages import _next_offset, total_of
 from hs_sync.land import quarantine
 from hs_sync.land.batch import BatchWriter
 from hs_sync.load.transform import transform
@@ -249,7 +249,7 @@ def _use(page: Envelope, warehouse: Warehouse, n: int) -> None:
     assert isinstance(page.records, list)
     assert page.pagination is None or isinstance(page.pagination, dict)
     assert all(isinstance(w, str) for w in page.warnings)
-    _total(page)
+    total_of(page)
     _next_offset(page, 0)
     events = BY_NAME["events"]
     writer = BatchWriter(warehouse, events, "exp_x", f"case{n}", "experiment", "exp_x")

@@ -10,11 +10,12 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import orjson
 from click.testing import CliRunner
 
 from hs_sync import statestore
 from hs_sync.cli import main
-from hs_sync.land.state import ExtractState, remembered_requests
+from hs_sync.land.state import ExtractState
 from hs_sync.load.ledger import Ledger
 from hs_sync.media import download_media
 from hs_sync.media.manifest import FIELDS, Entry, Manifest
@@ -97,7 +98,6 @@ def test_an_older_warehouse_keeps_its_state_and_the_next_sync_sends_only_what_is
     # read-only users read the older files as they are, and create nothing
     assert status(wh.root)["watermarks"] == status(twin.root)["watermarks"]
     assert status(wh.root)["runs"] == status(twin.root)["runs"]
-    assert remembered_requests(wh) == remembered_requests(twin)
     assert not statestore.path(wh).exists()
 
     ExtractState(wh).close()  # the first writer takes the older files over
@@ -137,7 +137,6 @@ def _older_layout_with_rows(root: Path) -> Warehouse:
                 start=None, end="2024-05-01T00:00:00Z", rows=i, total=i, requests=1,
                 batch=f"b{i}", watermark="2024-05-01T00:00:00Z",
             )  # fmt: skip
-        state.save_budget_requests([1.0, 2.0, 3.0])
     ledger = Ledger(wh)
     ledger.record("events", [(f"raw/{i}.ndjson.zst", 10, 1, 0) for i in range(20)])
     ledger.set_meta("views", "digest")
@@ -191,7 +190,6 @@ def test_writers_opening_an_older_warehouse_at_once_copy_it_once_then_share_the_
             start.wait()
             for i in range(60):
                 state.advance_watermark("events", f"w{n}", f"2024-06-01T00:{i:02d}:00Z")
-                state.save_budget_requests([float(i)])
 
     def transform(n: int) -> None:
         ledger = Ledger(wh)
@@ -249,7 +247,7 @@ def test_the_reader_creates_nothing_and_answers_empty_without_state(tmp_path):
     db.commit()
     db.close()
     with StateReader(wh) as reader:
-        assert reader.running() and reader.drift() == [] and reader.budget_requests() == []
+        assert reader.running() and reader.drift() == []
 
 
 def test_the_manifest_columns_are_the_entry_fields(tmp_path):
@@ -284,3 +282,68 @@ def test_a_damaged_older_file_is_named_then_set_aside_and_the_rest_taken_over(si
     assert db_rows(wh, "events")  # the database rebuilt from raw/
     result = sync(synced_copy)
     assert result.exit_code == 0 and result.total_rows == 0  # nothing pulled again
+
+
+def _to_mode_signals(wh: Warehouse) -> None:
+    """Turn the mode state into the encoded signals an older version kept it in
+    (`snapshot:{type}:{experiment}`, `rooms:{experiment}`, `final:{experiment}`), and
+    drop the tables that replace them."""
+    db = sqlite3.connect(statestore.path(wh), isolation_level=None)
+    signals = []
+    probes = "SELECT data_type, experiment_id, pages, total, first_row, read_at FROM whole_probes"
+    for data_type, exp, pages, total, first_row, read_at in db.execute(probes).fetchall():
+        seen = None if first_row is None else [total, first_row]
+        signals.append((f"snapshot:{data_type}:{exp}", orjson.dumps([pages, seen]), read_at))
+    for exp, read_at in db.execute("SELECT experiment_id, read_at FROM room_lists").fetchall():
+        rooms = dict(
+            db.execute(
+                "SELECT room_id, version FROM listed_rooms WHERE experiment_id = ?", [exp]
+            ).fetchall()
+        )
+        signals.append((f"rooms:{exp}", orjson.dumps(rooms), read_at))
+        final = bool(rooms) and all(rooms.values())
+        signals.append((f"final:{exp}", b"1" if final else b"0", read_at))
+    db.executemany(
+        "INSERT INTO signals VALUES (?, ?, ?)", [(n, v.decode(), s) for n, v, s in signals]
+    )
+    for table in ("whole_probes", "room_lists", "listed_rooms"):
+        db.execute(f"DROP TABLE {table}")
+    db.close()
+    assert any(name.startswith("snapshot:") for name, _, _ in signals)
+    assert any(name.startswith("rooms:") for name, _, _ in signals)
+
+
+def _requests(sim) -> list[tuple[str, tuple]]:
+    return sorted((r["path"], tuple(sorted(r["params"].items()))) for r in sim.requests)
+
+
+def test_a_state_of_older_mode_signals_syncs_with_the_same_requests(sim_factory, tmp_path):
+    sim = sim_factory()
+    exp = sim.dataset.experiment_ids[0]
+    configs = [
+        make_config(  # every sync polls, so the probes and the room units show
+            sim,
+            tmp_path / name,
+            types=("participants", "rooms", "eyetracking"),
+            experiments=(exp,),
+            page_size=5,
+            poll_after_unchanged=100,
+        )
+        for name in ("current", "older")
+    ]
+    for config in configs:
+        assert sync(config).exit_code == 0  # a full read
+        assert sync(config).exit_code == 0  # the first probe, remembered
+    older = Warehouse(configs[1].warehouse)
+    _to_mode_signals(older)
+    seen = []
+    for config in configs:
+        sim.reset_requests()
+        summary = sync(config)
+        assert summary.exit_code == 0
+        seen.append((_requests(sim), summary.requests_by_purpose, summary.polls))
+    assert seen[0] == seen[1]
+    assert seen[0][1].get("probe") == 2  # participants and rooms: probed, not re-read
+    assert any("/data/eyetracking/" in path for path, _ in seen[0][0])  # the room units
+    with StateReader(older) as reader:
+        assert reader.signals("snapshot:") == reader.signals("rooms:") == []

@@ -161,12 +161,6 @@ class RequestBudget:
             _expire(self._hour, self._clock() - HOUR)
             return max(self.per_hour - len(self._hour), 0)
 
-    def recent(self) -> list[float]:
-        """Request times within the last hour (persisted so the next run honours them)."""
-        with self._lock:
-            _expire(self._hour, self._clock() - HOUR)
-            return [token[0] for token in self._hour]
-
     def state(self) -> dict:
         return {
             "per_hour": self.per_hour,
@@ -317,13 +311,6 @@ class SharedBudget(RequestBudget):
 
     def remaining_this_hour(self) -> int:
         return max(self.per_hour - self._counts()[0], 0)
-
-    def recent(self) -> list[float]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT at FROM requests WHERE at > ? ORDER BY at", [self._clock() - HOUR]
-            ).fetchall()
-        return [r[0] for r in rows]
 
     def state(self) -> dict:
         spent, others = self._counts()

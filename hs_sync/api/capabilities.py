@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from hs_sync import registry, statestore
 from hs_sync.api.client import ApiClient, Envelope
+from hs_sync.api.paths import quote_id
 from hs_sync.errors import ApiError
-from hs_sync.extract.pulls import quote_id
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from hs_sync import db, registry
+from hs_sync.api.paths import quote_id
 from hs_sync.checks.context import CheckContext
 from hs_sync.checks.model import Issue
-from hs_sync.extract.pulls import quote_id
 from hs_sync.registry import COUNTS, DataType
 
 

@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from hs_sync import db, registry
+from hs_sync.api.paths import quote_id
 from hs_sync.checks.context import CheckContext, check_sql
 from hs_sync.checks.model import Issue
 from hs_sync.errors import ForbiddenError, NotFoundError
-from hs_sync.extract.pulls import quote_id
 from hs_sync.registry import DataType
 from hs_sync.timeutil import to_iso
 from hs_sync.warehouse import safe_part

@@ -41,11 +41,6 @@ class Schedule:
         due_at = parse_time(poll["due_at"])
         return due_at is None or self.now >= due_at
 
-    def lively(self, data_type: str, experiment_id: str) -> bool:
-        """Whether the unit's last poll saw a change (new data is likely again)."""
-        poll = self.state.poll(data_type, experiment_id)
-        return poll is not None and poll["unchanged"] == 0
-
     def record(
         self, data_type: str, experiment_id: str, *, changed: bool, verified: bool = False
     ) -> None:
@@ -78,13 +73,8 @@ class Schedule:
     # -- experiment-wide signals -------------------------------------------
 
     def final(self, experiment_id: str) -> bool:
-        seen = self.state.signal(f"final:{experiment_id}")
-        return seen is not None and seen[0] == "1"
-
-    def note_rooms(self, experiment_id: str, versions: dict[str, str]) -> None:
-        """Remember whether every room of an experiment is final (no room still collecting)."""
-        final = bool(versions) and all(versions.values())
-        self.state.set_signal(f"final:{experiment_id}", "1" if final else "0", self._now())
+        """Whether every room the experiment's rooms listing last read is final."""
+        return self.state.rooms_final(experiment_id)
 
     def note_listing(self, experiment_id: str, row: dict | None) -> bool:
         """Compare the experiment's listing row with the last one seen; on a change every

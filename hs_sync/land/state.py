@@ -1,4 +1,4 @@
-"""Extraction state in SQLite: watermarks, the ledger of completed windows, run history.
+"""Extraction state in SQLite: each mode's state, the ledger of completed windows, run history.
 
 Its tables live in the warehouse's state file (hs_sync/statestore.py). Every
 checkpoint is one transaction written after the raw file behind it is durable, so
@@ -10,7 +10,8 @@ Thread-safe: one connection behind a lock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,14 +27,8 @@ from hs_sync.warehouse import Warehouse
 Buckets = tuple[int | None, int | None, dict[int, int]]
 
 
-def remembered_requests(warehouse: Warehouse) -> list[float]:
-    """Request times an earlier run saved (read-only: creates nothing if there is no state)."""
-    with StateReader(warehouse) as reader:
-        return reader.budget_requests()
-
-
 def remembered_access(warehouse: Warehouse, hours: float) -> dict[str, str]:
-    """Access checks an earlier run saw within `hours` (read-only, like remembered_requests)."""
+    """Access checks an earlier run saw within `hours` (read-only: creates nothing if there is no state)."""
     if hours <= 0:
         return {}
     since = datetime.now(timezone.utc) - timedelta(hours=hours)
@@ -58,6 +53,7 @@ class ExtractState:
         self.path = statestore.path(warehouse)
         self._lock = threading.RLock()
         self._db = statestore.connect(warehouse)
+        self._upgrade_signals()
 
     def close(self) -> None:
         with self._lock:
@@ -68,6 +64,18 @@ class ExtractState:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, under the lock: committed whole or rolled back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _one(self, sql: str, params: Iterable[Any]) -> Any:
         with self._lock:
@@ -84,14 +92,8 @@ class ExtractState:
 
     def advance_watermark(self, data_type: str, experiment_id: str, value: str) -> None:
         """Move the watermark forward to `value` (never backward)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._advance(data_type, experiment_id, value)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            self._advance(data_type, experiment_id, value)
 
     def _advance(self, data_type: str, experiment_id: str, value: str) -> None:
         current = self.watermark(data_type, experiment_id)
@@ -134,46 +136,40 @@ class ExtractState:
         the time buckets the window covered, so they never count rows whose
         file is not durable.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO ledger (run_id, data_type, experiment_id, scope, scope_id, "
+                "start_time, end_time, rows, total, requests, batch, completed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    data_type,
+                    experiment_id,
+                    scope,
+                    scope_id,
+                    start,
+                    end,
+                    rows,
+                    total,
+                    requests,
+                    batch,
+                    _now(),
+                ),
+            )
+            if watermark is not None:
+                self._advance(data_type, experiment_id, watermark)
+            if buckets is not None:
+                self._set_buckets(data_type, experiment_id, buckets)
+            if not keep_tail:
                 self._db.execute(
-                    "INSERT INTO ledger (run_id, data_type, experiment_id, scope, scope_id, "
-                    "start_time, end_time, rows, total, requests, batch, completed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run_id,
-                        data_type,
-                        experiment_id,
-                        scope,
-                        scope_id,
-                        start,
-                        end,
-                        rows,
-                        total,
-                        requests,
-                        batch,
-                        _now(),
-                    ),
+                    "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?",
+                    (data_type, experiment_id),
                 )
-                if watermark is not None:
-                    self._advance(data_type, experiment_id, watermark)
-                if buckets is not None:
-                    self._set_buckets(data_type, experiment_id, buckets)
-                if not keep_tail:
-                    self._db.execute(
-                        "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?",
-                        (data_type, experiment_id),
-                    )
-                if tail and not keep_tail:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO tail_keys VALUES (?, ?, ?, ?)",
-                        [(data_type, experiment_id, k, c) for k, c in tail.items()],
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            if tail and not keep_tail:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO tail_keys VALUES (?, ?, ?, ?)",
+                    [(data_type, experiment_id, k, c) for k, c in tail.items()],
+                )
 
     def _set_buckets(self, data_type: str, experiment_id: str, buckets: Buckets) -> None:
         lo, hi, counts = buckets
@@ -203,45 +199,44 @@ class ExtractState:
         read): a time window's watermark goes back to the window's start, a room or
         snapshot read is forgotten. `experiment_folder` is the batch's experiment
         folder value, used when the ledger has no row for the batch."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute(
-                    "SELECT experiment_id, start_time FROM ledger "
-                    "WHERE data_type = ? AND batch = ?",
-                    (data_type, batch),
-                ).fetchall()
-                experiments = {e for e, _ in rows} or {experiment_folder}
-                for exp in experiments:
-                    starts = [s for e, s in rows if e == exp]
-                    known = starts and all(parse_time(t) for t in starts)
-                    start = min(starts, key=parse_time) if known else None
-                    if start is not None:
-                        self._db.execute(
-                            "UPDATE watermarks SET watermark = ?, updated_at = ? "
-                            "WHERE data_type = ? AND experiment_id = ?",
-                            (start, _now(), data_type, exp),
-                        )
-                    else:
-                        self._db.execute(
-                            "DELETE FROM watermarks WHERE data_type = ? AND experiment_id = ?",
-                            (data_type, exp),
-                        )
-                    # Forgetting its landed counts and polling state makes the next
-                    # sync's probe see the gap and read it again.
-                    tables = ("tail_keys", "room_versions", "room_digests", "snapshots")
-                    for table in (*tables, "buckets", "polls", "room_offsets"):
-                        self._db.execute(
-                            f"DELETE FROM {table} WHERE data_type = ? AND experiment_id = ?",  # noqa: S608
-                            (data_type, exp),
-                        )
-                self._db.execute(
-                    "DELETE FROM ledger WHERE data_type = ? AND batch = ?", (data_type, batch)
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT experiment_id, start_time FROM ledger WHERE data_type = ? AND batch = ?",
+                (data_type, batch),
+            ).fetchall()
+            experiments = {e for e, _ in rows} or {experiment_folder}
+            for exp in experiments:
+                starts = [s for e, s in rows if e == exp]
+                known = starts and all(parse_time(t) for t in starts)
+                start = min(starts, key=parse_time) if known else None
+                if start is not None:
+                    self._db.execute(
+                        "UPDATE watermarks SET watermark = ?, updated_at = ? "
+                        "WHERE data_type = ? AND experiment_id = ?",
+                        (start, _now(), data_type, exp),
+                    )
+                else:
+                    self._db.execute(
+                        "DELETE FROM watermarks WHERE data_type = ? AND experiment_id = ?",
+                        (data_type, exp),
+                    )
+                # Forgetting its landed counts and polling state makes the next
+                # sync's probe see the gap and read it again.
+                tables = (
+                    "tail_keys",
+                    "room_versions",
+                    "room_digests",
+                    "snapshots",
+                    "whole_probes",
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                for table in (*tables, "buckets", "polls", "room_offsets"):
+                    self._db.execute(
+                        f"DELETE FROM {table} WHERE data_type = ? AND experiment_id = ?",  # noqa: S608
+                        (data_type, exp),
+                    )
+            self._db.execute(
+                "DELETE FROM ledger WHERE data_type = ? AND batch = ?", (data_type, batch)
+            )
 
     def tail_keys(self, data_type: str, experiment_id: str) -> set[str]:
         """Keys of the rows the last completed window saw inside the next lookback."""
@@ -281,19 +276,13 @@ class ExtractState:
         """Remember the versions of rooms just pulled, in one transaction."""
         now = _now()
         rows = [(data_type, experiment_id, room, v, now) for room, v in versions.items()]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (data_type, experiment_id, room_id) "
-                    "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id, room_id) "
+                "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at",
+                rows,
+            )
 
     def snapshot_digest(self, data_type: str, experiment_id: str) -> str | None:
         return self._one(
@@ -350,6 +339,99 @@ class ExtractState:
                 "DO UPDATE SET rows = excluded.rows, last_row = excluded.last_row",
                 (data_type, experiment_id, room_id, rows, last_row),
             )
+
+    def whole_probe(
+        self, data_type: str, experiment_id: str
+    ) -> tuple[int, list | None, str] | None:
+        """(pages, what its probe saw: [total, first row's hash] or None, read at) of a
+        whole table's last read."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT pages, total, first_row, read_at FROM whole_probes "
+                "WHERE data_type = ? AND experiment_id = ?",
+                (data_type, experiment_id),
+            ).fetchone()
+        if row is None:
+            return None
+        pages, total, first_row, read_at = row
+        return pages, (None if first_row is None else [total, first_row]), read_at
+
+    def set_whole_probe(
+        self, data_type: str, experiment_id: str, pages: int, seen: list | None, read_at: str
+    ) -> None:
+        total, first_row = seen if seen is not None else (None, None)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO whole_probes VALUES (?, ?, ?, ?, ?, ?)",
+                (data_type, experiment_id, pages, total, first_row, read_at),
+            )
+
+    def listed_rooms(self, experiment_id: str) -> dict[str, str] | None:
+        """Room id -> version of an experiment's rooms as last listed (None: never listed)."""
+        with self._lock:
+            listed = self._db.execute(
+                "SELECT 1 FROM room_lists WHERE experiment_id = ?", (experiment_id,)
+            ).fetchone()
+            rows = self._db.execute(
+                "SELECT room_id, version FROM listed_rooms WHERE experiment_id = ?",
+                (experiment_id,),
+            ).fetchall()
+        return dict(rows) if listed else None
+
+    def set_listed_rooms(self, experiment_id: str, rooms: dict[str, str], read_at: str) -> None:
+        """Replace an experiment's listed rooms, in one transaction."""
+        with self._transaction():
+            self._replace_rooms(experiment_id, rooms, read_at)
+
+    def _replace_rooms(self, experiment_id: str, rooms: dict[str, str], read_at: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO room_lists VALUES (?, ?)", (experiment_id, read_at)
+        )
+        self._db.execute("DELETE FROM listed_rooms WHERE experiment_id = ?", (experiment_id,))
+        self._db.executemany(
+            "INSERT INTO listed_rooms VALUES (?, ?, ?)",
+            [(experiment_id, room, version) for room, version in rooms.items()],
+        )
+
+    def rooms_final(self, experiment_id: str) -> bool:
+        """Whether the experiment's last listed rooms are some, all final (none collecting)."""
+        with self._lock:
+            listed, running = self._db.execute(
+                "SELECT count(*), coalesce(sum(version = ''), 0) FROM listed_rooms "
+                "WHERE experiment_id = ?",
+                (experiment_id,),
+            ).fetchone()
+        return listed > 0 and running == 0
+
+    def _upgrade_signals(self) -> None:
+        """Move the mode state an older version kept as encoded signals into its tables:
+        `snapshot:{type}:{experiment}` (a probe's memory) and `rooms:{experiment}` (the
+        listed rooms); `final:{experiment}` is now read from the listed rooms."""
+        query = (
+            "SELECT name, value, seen_at FROM signals "
+            "WHERE name LIKE 'snapshot:%' OR name LIKE 'rooms:%' OR name LIKE 'final:%'"
+        )
+        with self._lock:
+            if self._db.execute(query).fetchone() is None:
+                return
+            with self._transaction():  # another writer may have upgraded it meanwhile
+                for name, value, seen_at in self._db.execute(query).fetchall():
+                    self._upgrade_signal(name, value, seen_at)
+                    self._db.execute("DELETE FROM signals WHERE name = ?", (name,))
+
+    def _upgrade_signal(self, name: str, value: str, seen_at: str) -> None:
+        kind, _, rest = name.partition(":")
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return  # unreadable: forgotten, the next sync reads the table again
+        if kind == "snapshot" and ":" in rest and isinstance(decoded, list) and len(decoded) == 2:
+            data_type, experiment_id = rest.split(":", 1)
+            pages, seen = decoded
+            seen = seen if isinstance(seen, list) and len(seen) == 2 else None
+            self.set_whole_probe(data_type, experiment_id, pages, seen, seen_at)
+        elif kind == "rooms" and isinstance(decoded, dict):
+            self._replace_rooms(rest, {str(k): str(v) for k, v in decoded.items()}, seen_at)
 
     # -- adaptive polling ------------------------------------------------
 
@@ -413,7 +495,7 @@ class ExtractState:
         with self._lock:
             self._db.execute("DELETE FROM signals WHERE name = ?", (name,))
 
-    # -- runs and the hourly budget ---------------------------------------
+    # -- runs ---------------------------------------------------------------
 
     def begin_run(self, run_id: str) -> None:
         with self._lock:
@@ -435,21 +517,3 @@ class ExtractState:
             cur = self._db.execute("SELECT * FROM runs ORDER BY started_at")
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    def budget_requests(self) -> list[float]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT at FROM budget_requests").fetchall()]
-
-    def save_budget_requests(self, times: Iterable[float]) -> None:
-        """Replace the remembered request times (those within the last hour)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM budget_requests")
-                self._db.executemany(
-                    "INSERT INTO budget_requests VALUES (?)", [(t,) for t in times]
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise

@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hs_sync.api.client import ApiClient
+from hs_sync.api.paths import quote_id
 from hs_sync.errors import ApiError, AuthError, ForbiddenError, NotFoundError
-from hs_sync.extract.pulls import quote_id
 from hs_sync.media.plan import Recording
 
 MINT_ENDPOINT = "data/recordings/download"
