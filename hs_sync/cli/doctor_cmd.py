@@ -14,7 +14,6 @@ import click
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
-from hs_sync.config import load_config
 
 
 @click.command("doctor", cls=OneLineCommand)
@@ -34,6 +33,7 @@ def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: st
       hs-sync doctor --repair
     """
     from hs_sync import stores
+    from hs_sync.config import load_config
     from hs_sync.lock import warehouse_lock
     from hs_sync.warehouse import Warehouse
 
