@@ -25,20 +25,20 @@ from hs_sync.cli.options import config_option, json_option, print_json, warehous
 @config_option
 def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: str | None) -> None:
     """Check the warehouse's state stores: the state file (extraction state, transform
-    ledger, media manifest) and the database. No API, no key.
+    ledger, media manifest) and the database; in a bucket warehouse also that raw/
+    holds every raw file of the bucket. No API, no key.
 
     \b
     Examples:
       hs-sync doctor
       hs-sync doctor --repair
     """
-    from hs_sync import stores
+    from hs_sync import objstore, stores
     from hs_sync.config import load_config
     from hs_sync.lock import warehouse_lock
-    from hs_sync.warehouse import Warehouse
 
     config = load_config(config_file, warehouse=warehouse)
-    wh = Warehouse(config.warehouse)
+    wh = objstore.open_warehouse(config)  # a bucket's folder is bound on first use
     if repair:
         with warehouse_lock(wh, timeout=config.lock_timeout_seconds):
             reports = stores.repair(wh)
@@ -56,7 +56,8 @@ def command(warehouse: Path | None, repair: bool, as_json: bool, config_file: st
         elif r.ok:
             state = "ok"
         elif r.repaired and after[r.store].ok:
-            state = f"was damaged ({r.problem}); set aside as {r.moved_to}; {r.repaired}"
+            aside = f" set aside as {r.moved_to};" if r.moved_to else ""
+            state = f"was damaged ({r.problem});{aside} {r.repaired}"
         else:
             state = f"DAMAGED ({r.problem}); `hs-sync doctor --repair` {stores.RECOVERY[r.store]}"
         printing.echo(f"{r.store:<10} {r.path:<26} {state}")
