@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 
 from hs_sync import objstore, statestore
-from hs_sync.errors import HsSyncError, WarehouseNotWritable
+from hs_sync.errors import ConfigError, HsSyncError, WarehouseNotWritable
 from hs_sync.statestore import StateReader, first_line
 from hs_sync.warehouse import Warehouse
 
@@ -219,7 +219,7 @@ def repair(warehouse: Warehouse) -> list[StoreReport]:
 def raw_report(warehouse: Warehouse) -> StoreReport:
     """raw/ of a bucket warehouse: damaged when the bucket holds raw files this folder
     lacks (or holds at another size)."""
-    missing = objstore.missing_here(warehouse.root, warehouse.storage)
+    missing = _missing_raw(warehouse)
     local = warehouse.root / "raw"
     exists = bool(missing) or (local.is_dir() and any(local.iterdir()))
     problem = None
@@ -234,7 +234,7 @@ def restore_raw(warehouse: Warehouse, report: StoreReport | None) -> StoreReport
     checked; None: nothing to fetch). The caller rebuilds the tables from them."""
     if report is None:
         return None
-    missing = objstore.missing_here(warehouse.root, warehouse.storage)
+    missing = _missing_raw(warehouse)
     got = objstore.pull(warehouse.root, warehouse.storage, sorted(missing))
     report.repaired = f"{got['objects']:,} files ({got['bytes']:,} bytes) fetched from the bucket"
     return report
@@ -250,3 +250,12 @@ def _set_aside(warehouse: Warehouse, path: Path, stamp: str) -> str:
         if part.exists():
             part.replace(folder / f"{part.name}.{stamp}")
     return str(target.relative_to(warehouse.root))
+
+
+def _missing_raw(warehouse: Warehouse) -> dict[str, int]:
+    """The bucket's raw files this folder lacks; an unreachable bucket is one line."""
+    try:
+        return objstore.missing_here(warehouse.root, warehouse.storage)
+    except OSError as exc:
+        uri = warehouse.storage.uri
+        raise ConfigError("warehouse", f"cannot list {uri}/raw: {first_line(exc)}") from None

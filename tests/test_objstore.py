@@ -209,3 +209,21 @@ def test_a_new_machine_restores_raw_from_the_bucket_with_doctor_repair(synced, s
         assert {r["_key"]: comparable(dt, r) for r in iceberg_rows(wh, dt)} == expected, dt.name
     after = CliRunner().invoke(main, ["doctor", "--warehouse", URI], env=env)
     assert after.exit_code == 0, after.output
+
+
+def test_doctor_names_an_unreachable_bucket_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "HS_SYNC_LOCAL_DIR": str(tmp_path / "local"),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    result = CliRunner().invoke(main, ["doctor", "--warehouse", URI], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"hs-sync doctor: config: warehouse: cannot list {URI}/raw: ")
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
