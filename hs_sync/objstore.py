@@ -211,7 +211,7 @@ def missing_here(root: Path, storage: Storage, top: str = "raw") -> dict[str, in
     for key, size in _remote_files(filesystem(storage), storage, top).items():
         relative = key[len(base) :].lstrip("/")
         if any(p.startswith(".") for p in relative.split("/")):
-            continue
+            continue  # never ours (dot names stay local), and no `..` leads out of root
         path = root / relative
         if not path.is_file() or path.stat().st_size != size:
             out[relative] = size

@@ -3,9 +3,9 @@
 `hs-sync sync` runs these steps in one call; Dagster runs them as separate
 assets: land raw data for the selected types (one API run), then transform
 the selected types (one publish), then make sure the views are current, then
-download the recordings' media. Every step that writes the
-DuckDB database holds the warehouse lock, so writes from concurrent runs
-(or a cron `hs-sync sync`) queue instead of overwriting one another.
+download the recordings' media. Every step that writes the DuckDB database
+holds the warehouse lock, so writes from concurrent runs (or a cron
+`hs-sync sync`) queue instead of overwriting one another.
 """
 
 from __future__ import annotations
