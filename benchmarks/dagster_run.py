@@ -93,8 +93,8 @@ def main() -> None:
             cmd = [str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions"]
             cmd += ["-j", "hs_sync_incremental"]
             if opts.profile and n == opts.rounds - 1:
-                cmd = [str(BIN / "py-spy"), "record", "-f", "raw", "-r", "50"]
-                cmd += ["-o", str(opts.profile), "--", *cmd]
+                spy = [str(BIN / "py-spy"), "record", "-f", "raw", "-r", "50"]
+                cmd = [*spy, "-o", str(opts.profile), "--", *cmd]
             log = work / f"dagster-{n}.log"
             dagster = _timed(cmd, {**env, "HS_SYNC_WAREHOUSE": str(dg_wh)}, work, log)
             steps = _steps(log)
