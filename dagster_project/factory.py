@@ -43,7 +43,7 @@ from dagster import (
 from dagster_project.resources import HyperStudyResource, WarehouseResource, hs_config
 from hs_sync import pipeline, registry
 from hs_sync.load.duck import duck_type
-from hs_sync.media import download_media
+from hs_sync.media import MediaSummary
 from hs_sync.registry import LINEAGE_COLUMNS, DataType, media_type
 from hs_sync.run import RunSummary
 from hs_sync.warehouse import Warehouse
@@ -199,6 +199,7 @@ def transform_assets(types: Sequence[TypeAssets]) -> AssetsDefinition:
         selected = [t for t in types if t.parquet_key in keys or t.duckdb_key in keys]
         config = hs_config(warehouse)
         result = pipeline.transform_types(config, [t.data_type for t in selected])
+        counts = pipeline.table_rows(config, [by_name[name].data_type for name in result["types"]])
         for name, r in result["types"].items():
             t = by_name[name]
             common = {"files_applied": r["files"], "rows_read": r["rows_read"]}
@@ -213,7 +214,7 @@ def transform_assets(types: Sequence[TypeAssets]) -> AssetsDefinition:
             table = {
                 "rows_unique": r["rows_unique"],
                 "rows_written": r["db_rows_written"],
-                "dagster/row_count": pipeline.table_rows(config, t.data_type),
+                "dagster/row_count": counts[name],
                 "published": result["published"],
             }
             for key, metadata in ((t.parquet_key, parquet), (t.duckdb_key, table)):
@@ -261,13 +262,20 @@ def media_asset() -> AssetsDefinition:
     def media(
         context, hyperstudy: HyperStudyResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
-        summary = download_media(hs_config(warehouse, hyperstudy))
-        for recording, reason in summary.errors.items():
-            # failed files are retried by the next run; recordings_on_disk reports what is missing
-            context.log.warning(f"media {recording}: {reason}")
-        return MaterializeResult(metadata=_flat_metadata(summary.to_dict()))
+        summary, uploaded = pipeline.media(hs_config(warehouse, hyperstudy))
+        return MaterializeResult(metadata=media_metadata(context, summary, uploaded))
 
     return media
+
+
+def media_metadata(
+    context, summary: MediaSummary, uploaded: dict[str, int] | None
+) -> dict[str, Any]:
+    """A media step's metadata; its failed files logged as warnings."""
+    for recording, reason in summary.errors.items():
+        # failed files are retried by the next run; recordings_on_disk reports what is missing
+        context.log.warning(f"media {recording}: {reason}")
+    return _flat_metadata({**summary.to_dict(), "uploaded": uploaded})
 
 
 def _errors_of(summary: RunSummary, name: str) -> dict[str, str]:

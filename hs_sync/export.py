@@ -20,7 +20,6 @@ import io
 import os
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +33,7 @@ from hs_sync.db import connect_readonly, quote, sql
 from hs_sync.errors import HsSyncError
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
-from hs_sync.warehouse import Warehouse, safe_part
+from hs_sync.warehouse import Warehouse, atomic_file, safe_part
 
 LEVELS = ("participant", "room", "deployment", "experiment")
 FORMATS = ("csv", "json", "zip")
@@ -435,25 +434,8 @@ def _write_json(con, plan: _Plan, stream: IO[bytes]) -> int:
     return written
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    """A private file written under a temporary name and renamed into place when done."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_one(con, plan: _Plan, fmt: str, path: Path) -> int:
-    with _atomic(path) as fh:
+    with atomic_file(path) as fh:
         if fmt == "json":
             return _write_json(con, plan, fh)
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
@@ -482,7 +464,7 @@ def _write_files(con, plans: list[_Plan], summary: ExportSummary, metadata, sing
         summary.rows[plan.dt.name] = _write_one(con, plan, summary.format, path)
         summary.files.append(path)
     path = out / METADATA_FILE
-    with _atomic(path) as fh:
+    with atomic_file(path) as fh:
         fh.write(_metadata_bytes(metadata, summary.rows))
     summary.files.append(path)
 
@@ -492,7 +474,7 @@ def _write_zip(con, plans: list[_Plan], summary: ExportSummary, metadata) -> Non
     if out.is_dir():
         out = out / f"{summary.level}-{safe_part(summary.id)}.zip"
         summary.out = out
-    with _atomic(out) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_file(out) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
         for plan in plans:
             name = f"{plan.dt.name}.csv"
             with zf.open(name, "w", force_zip64=True) as member:

@@ -6,7 +6,9 @@ storage once (`state/storage.json`: the URI, endpoint, region, table format and
 catalog; never credentials), so every later `Warehouse(folder)` (sync, rebuild,
 Dagster) writes to the same place. Raw files and media are uploaded under their
 final object names once they are complete locally: an S3 PUT is atomic, so a
-reader sees a whole object or none. Credentials come from the usual AWS
+reader sees a whole object or none; a local folder that lacks raw files the
+bucket holds (a new machine) gets them back with `pull` (`hs-sync doctor
+--repair`, hs_sync/stores.py). Credentials come from the usual AWS
 environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN); the endpoint from the `s3_endpoint` setting or
 AWS_ENDPOINT_URL, the region from `s3_region`, AWS_REGION or AWS_DEFAULT_REGION.
@@ -15,7 +17,7 @@ AWS_ENDPOINT_URL, the region from `s3_region`, AWS_REGION or AWS_DEFAULT_REGION.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,21 +136,13 @@ def push(root: Path, storage: Storage) -> dict[str, int]:
     under its final name in one PUT (multipart for large files, completed at
     once), so a reader never sees part of one.
     """
-    from pyarrow import fs
-
     s3 = filesystem(storage)
     uploaded = bytes_sent = 0
     for top in PUSHED:
         local = root / top
         if not local.is_dir():
             continue
-        remote = {
-            info.path: info.size
-            for info in s3.get_file_info(
-                fs.FileSelector(storage.key(top), recursive=True, allow_not_found=True)
-            )
-            if info.type == fs.FileType.File
-        }
+        remote = _remote_files(s3, storage, top)
         for path in sorted(local.rglob("*")):
             relative = path.relative_to(root)
             if any(p.startswith(".") for p in relative.parts) or not path.is_file():
@@ -164,6 +158,55 @@ def push(root: Path, storage: Storage) -> dict[str, int]:
             uploaded += 1
             bytes_sent += size
     return {"objects": uploaded, "bytes": bytes_sent}
+
+
+def _remote_files(s3, storage: Storage, top: str) -> dict[str, int]:
+    """The objects under `top` of the storage's prefix: object path -> size."""
+    from pyarrow import fs
+
+    selector = fs.FileSelector(storage.key(top), recursive=True, allow_not_found=True)
+    return {
+        info.path: info.size for info in s3.get_file_info(selector) if info.type == fs.FileType.File
+    }
+
+
+def missing_here(root: Path, storage: Storage, top: str = "raw") -> dict[str, int]:
+    """The objects under `top` that the local folder lacks (or holds at another size):
+    path relative to the warehouse -> size in the bucket."""
+    base = storage.key("")
+    out = {}
+    for key, size in _remote_files(filesystem(storage), storage, top).items():
+        relative = key[len(base) :].lstrip("/")
+        if any(p.startswith(".") for p in relative.split("/")):
+            continue  # never ours (dot names stay local), and no `..` leads out of root
+        path = root / relative
+        if not path.is_file() or path.stat().st_size != size:
+            out[relative] = size
+    return out
+
+
+def pull(root: Path, storage: Storage, relatives: Iterable[str]) -> dict[str, int]:
+    """Download these objects (paths relative to the warehouse) into the local folder.
+
+    Each is written to a dot-named temporary beside its final name (dot names are
+    never uploaded or read as raw files), synced and renamed, so a crash leaves a
+    whole file or none.
+    """
+    from hs_sync.warehouse import atomic_file, fsync_path
+
+    s3 = filesystem(storage)
+    fetched = bytes_received = 0
+    for relative in relatives:
+        path = root / relative
+        # compression=None: the object is the file's bytes (a .zst name stays as it is)
+        with s3.open_input_stream(storage.key(relative), compression=None) as src:
+            with atomic_file(path) as dst:
+                while chunk := src.read(8 << 20):
+                    dst.write(chunk)
+                    bytes_received += len(chunk)
+        fsync_path(path.parent)
+        fetched += 1
+    return {"objects": fetched, "bytes": bytes_received}
 
 
 def open_warehouse(config: Any) -> Warehouse:

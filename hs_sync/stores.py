@@ -10,6 +10,11 @@ system of record, so each can be recovered:
   `--full-refresh`; rows are keyed, so nothing is duplicated), the database is
   rebuilt from raw/ and the next media run checks every file again.
 
+In a bucket warehouse (hs_sync/objstore.py) raw/ is also in the bucket, and a
+local folder that lacks raw files the bucket holds (a new machine, a lost disk)
+is a third store to recover: `raw` is fetched back from the bucket, then the
+database and the tables are rebuilt from it.
+
 `check(warehouse)` reports; `repair(warehouse, config)` moves each damaged file (and its
 `-wal`/`-shm`) to `state/damaged/`, then rebuilds or reinitialises it.
 `require_usable` is what commands call first: a damaged store is one line
@@ -27,9 +32,9 @@ from typing import Any
 
 import duckdb
 
-from hs_sync import statestore
+from hs_sync import objstore, statestore
 from hs_sync.config import Config
-from hs_sync.errors import HsSyncError, WarehouseNotWritable
+from hs_sync.errors import ConfigError, HsSyncError, WarehouseNotWritable
 from hs_sync.statestore import StateReader, first_line
 from hs_sync.warehouse import Warehouse
 
@@ -51,10 +56,24 @@ class StoreDamaged(HsSyncError):
         self.store, self.path, self.problem = store, path, problem
 
 
+class RawNotHere(HsSyncError):
+    """The bucket holds raw files this folder lacks; `hs-sync doctor --repair` fetches them."""
+
+    exit_code = 2
+
+    def __init__(self, uri: str | None, problem: str):
+        super().__init__(
+            f"{problem}; run `hs-sync doctor --repair` first: it fetches them from {uri} and "
+            "rebuilds the database and the tables from raw/"
+        )
+
+
 RECOVERY = {
     "state": "starts the sync state afresh and rebuilds the database and Parquet from raw/ "
     "(the next sync reads everything again)",
     "database": "rebuilds the database and Parquet from raw/",
+    "raw": "fetches the missing raw files from the bucket and rebuilds the database and "
+    "the tables from raw/",
 }
 
 
@@ -118,7 +137,7 @@ def _duckdb_problem(path: Path) -> str | None:
 
 
 def check(warehouse: Warehouse, stores: Iterable[str] | None = None) -> list[StoreReport]:
-    """Each store (all by default) as it is now."""
+    """Each store (all by default; `raw` only in a bucket warehouse) as it is now."""
     out = []
     for store, path in paths(warehouse).items():
         if stores is not None and store not in stores:
@@ -129,12 +148,23 @@ def check(warehouse: Warehouse, stores: Iterable[str] | None = None) -> list[Sto
         rel = str(path.relative_to(warehouse.root))
         problem = _duckdb_problem(path) if path.exists() else None
         out.append(StoreReport(store, rel, path.exists(), problem))
+    if warehouse.storage.uri and (stores is None or "raw" in stores):
+        out.append(raw_report(warehouse))
     return out
 
 
 def require_usable(warehouse: Warehouse, stores: Iterable[str] | None = None) -> None:
-    """Raise StoreDamaged for the first damaged store among `stores` (all by default)."""
-    for report in check(warehouse, stores):
+    """Raise StoreDamaged for the first damaged store among `stores` (default: the local
+    stores, and in a bucket warehouse without local state yet, raw/ too)."""
+    reports = check(warehouse, tuple(paths(warehouse)) if stores is None else stores)
+    if stores is None and warehouse.storage.uri and not any(r.exists for r in reports):
+        # A folder that has never synced: the bucket's raw files must be here before the
+        # first transform, else the database (and a catalog in state/) would hold only
+        # the rows of runs from now on. A folder in use is not listed on every run.
+        reports.append(raw_report(warehouse))
+    for report in reports:
+        if report.store == "raw" and not report.ok:
+            raise RawNotHere(warehouse.storage.uri, report.problem or "")
         if not report.ok:
             _require_writable(warehouse, warehouse.root / report.path)
             raise StoreDamaged(report.store, report.path, report.problem or "")
@@ -166,6 +196,7 @@ def repair(warehouse: Warehouse, config: Config) -> list[StoreReport]:
     from hs_sync.load.ledger import Ledger
     from hs_sync.load.transform import rebuild
 
+    fetched = restore_raw(warehouse, broken.pop("raw", None))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for report in broken.values():
         report.moved_to = _set_aside(warehouse, warehouse.root / report.path, stamp)
@@ -184,7 +215,33 @@ def repair(warehouse: Warehouse, config: Config) -> list[StoreReport]:
         broken["state"].repaired = f"started afresh; database rebuilt from raw/ ({rows:,} rows)"
     if "database" in broken:
         broken["database"].repaired = f"rebuilt from raw/ ({rows:,} rows)"
+    if fetched is not None:
+        fetched.repaired += f"; database and tables rebuilt from raw/ ({rows:,} rows)"
     return reports
+
+
+def raw_report(warehouse: Warehouse) -> StoreReport:
+    """raw/ of a bucket warehouse: damaged when the bucket holds raw files this folder
+    lacks (or holds at another size)."""
+    missing = _missing_raw(warehouse)
+    local = warehouse.root / "raw"
+    exists = bool(missing) or (local.is_dir() and any(local.iterdir()))
+    problem = None
+    if missing:
+        uri = warehouse.storage.uri
+        problem = f"{len(missing):,} raw files of {uri} are not in this folder"
+    return StoreReport("raw", "raw", exists, problem)
+
+
+def restore_raw(warehouse: Warehouse, report: StoreReport | None) -> StoreReport | None:
+    """Fetch the raw files the bucket holds and this folder lacks (`report`: raw/ as
+    checked; None: nothing to fetch). The caller rebuilds the tables from them."""
+    if report is None:
+        return None
+    missing = _missing_raw(warehouse)
+    got = objstore.pull(warehouse.root, warehouse.storage, sorted(missing))
+    report.repaired = f"{got['objects']:,} files ({got['bytes']:,} bytes) fetched from the bucket"
+    return report
 
 
 def _set_aside(warehouse: Warehouse, path: Path, stamp: str) -> str:
@@ -197,3 +254,12 @@ def _set_aside(warehouse: Warehouse, path: Path, stamp: str) -> str:
         if part.exists():
             part.replace(folder / f"{part.name}.{stamp}")
     return str(target.relative_to(warehouse.root))
+
+
+def _missing_raw(warehouse: Warehouse) -> dict[str, int]:
+    """The bucket's raw files this folder lacks; an unreachable bucket is one line."""
+    try:
+        return objstore.missing_here(warehouse.root, warehouse.storage)
+    except OSError as exc:
+        uri = warehouse.storage.uri
+        raise ConfigError("warehouse", f"cannot list {uri}/raw: {first_line(exc)}") from None

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import orjson
@@ -50,22 +51,27 @@ def safe_part(value: object) -> str:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to a temporary name beside `path`, fsync, rename, fsync the folder."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+    fsync_path(path.parent)
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A private file written under a temporary name beside `path`, synced and renamed
+    into place when the block ends; removed if the block raises."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:  # a full disk, a signal: leave no half-written temporary
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_path(path.parent)
 
 
 _umask_lock = threading.Lock()

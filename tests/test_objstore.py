@@ -177,3 +177,54 @@ def test_hs_sync_rebuild_replaces_the_iceberg_tables_in_one_commit_each(synced):
         assert {r["_key"]: comparable(dt, r) for r in rows} == truth(sim, dt), dt.name
     # one transaction per table: the delete of everything and the append
     assert len(iceberg.table(iceberg.catalog(wh), events).metadata.snapshots) == before + 2
+
+
+def test_a_new_machine_restores_raw_from_the_bucket_with_doctor_repair(synced, s3, tmp_path):
+    sim, _, _ = synced
+    fresh = tmp_path / "new-machine"
+    env = {"HS_SYNC_LOCAL_DIR": str(fresh)}
+    before = CliRunner().invoke(main, ["doctor", "--warehouse", URI, "--json"], env=env)
+    assert before.exit_code == 1, before.output
+    raw = next(s for s in orjson.loads(before.stdout)["stores"] if s["store"] == "raw")
+    in_bucket = objects(s3, "lab/raw/")
+    assert raw["problem"] == f"{len(in_bucket):,} raw files of {URI} are not in this folder"
+
+    # A sync would build the database from its own rows only: it is refused, nothing written.
+    api = {"HYPERSTUDY_API_KEY": sim.api_key, "HYPERSTUDY_BASE_URL": sim.base_url}
+    refused = CliRunner().invoke(main, ["sync", "--warehouse", URI], env={**env, **api})
+    assert refused.exit_code == 2, refused.output
+    assert "doctor --repair" in refused.output
+    assert local_raw(Warehouse(fresh)) == {}
+
+    repaired = CliRunner().invoke(main, ["doctor", "--warehouse", URI, "--repair"], env=env)
+    assert repaired.exit_code == 0, repaired.output
+    assert (
+        f"{len(in_bucket):,} files" in repaired.output
+        and "fetched from the bucket" in repaired.output
+    )
+    wh = Warehouse(fresh)
+    assert local_raw(wh) == in_bucket
+    for dt in registry.DATA_TYPES:
+        expected = truth(sim, dt)
+        assert {r["_key"]: comparable(dt, r) for r in db_rows(wh, dt.name)} == expected, dt.name
+        assert {r["_key"]: comparable(dt, r) for r in iceberg_rows(wh, dt)} == expected, dt.name
+    after = CliRunner().invoke(main, ["doctor", "--warehouse", URI], env=env)
+    assert after.exit_code == 0, after.output
+
+
+def test_doctor_names_an_unreachable_bucket_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "HS_SYNC_LOCAL_DIR": str(tmp_path / "local"),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    result = CliRunner().invoke(main, ["doctor", "--warehouse", URI], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"hs-sync doctor: config: warehouse: cannot list {URI}/raw: ")
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1

@@ -20,8 +20,6 @@ from hs_sync.cli.options import (
     print_json,
     warehouse_option,
 )
-from hs_sync.config import load_config
-from hs_sync.errors import WarehouseLocked, WarehouseNotWritable
 
 
 @click.command("check", cls=OneLineCommand)
@@ -59,6 +57,8 @@ def command(
       hs-sync check --room room_456
     """
     from hs_sync.checks import record_results, run_checks, run_room_checks
+    from hs_sync.config import load_config
+    from hs_sync.errors import WarehouseLocked, WarehouseNotWritable
 
     config = load_config(config_file, warehouse=warehouse, base_url=base_url, rooms=rooms)
     if rooms and no_api:

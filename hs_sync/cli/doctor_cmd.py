@@ -16,7 +16,6 @@ import click
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
-from hs_sync.config import load_config
 
 
 @click.command("doctor", cls=OneLineCommand)
@@ -36,7 +35,8 @@ def command(
     warehouse: Path | None, repair: bool, api: bool, as_json: bool, config_file: str | None
 ) -> None:
     """Check the warehouse's state stores: the state file (extraction state, transform
-    ledger, media manifest) and the database. No API, no key.
+    ledger, media manifest) and the database; in a bucket warehouse also that raw/
+    holds every raw file of the bucket. No API, no key.
 
     \b
     Examples:
@@ -44,15 +44,15 @@ def command(
       hs-sync doctor --repair
       hs-sync doctor --api
     """
-    from hs_sync import stores
+    from hs_sync import objstore, stores
+    from hs_sync.config import load_config
     from hs_sync.errors import ConfigError
     from hs_sync.lock import warehouse_lock
-    from hs_sync.warehouse import Warehouse
 
     config = load_config(config_file, warehouse=warehouse)
     if api:
         _api(config, as_json)
-    wh = Warehouse(config.warehouse)
+    wh = objstore.open_warehouse(config)  # a bucket's folder is bound on first use
     if not wh.root.is_dir():
         raise ConfigError("warehouse", f"no warehouse at {wh.root}; run `hs-sync sync` first")
     if repair:
@@ -72,7 +72,8 @@ def command(
         elif r.ok:
             state = "ok"
         elif r.repaired and after[r.store].ok:
-            state = f"was damaged ({r.problem}); set aside as {r.moved_to}; {r.repaired}"
+            aside = f" set aside as {r.moved_to};" if r.moved_to else ""
+            state = f"was damaged ({r.problem});{aside} {r.repaired}"
         else:
             state = f"DAMAGED ({r.problem}); `hs-sync doctor --repair` {stores.RECOVERY[r.store]}"
         printing.echo(f"{r.store:<10} {r.path:<26} {state}")

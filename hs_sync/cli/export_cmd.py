@@ -14,7 +14,6 @@ import click
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
-from hs_sync.config import load_config
 
 _LEVELS = ("participant", "room", "deployment", "experiment")
 _FORMATS = ("csv", "json", "zip")
@@ -77,6 +76,7 @@ def command(
           --since 2024-05-01 --until 2024-06-01 --format json --out questionnaires.json
       hs-sync export --level deployment --id dep_4 --format csv --out dep_4/
     """
+    from hs_sync.config import load_config
     from hs_sync.export import export
 
     config = load_config(config_file, warehouse=warehouse)

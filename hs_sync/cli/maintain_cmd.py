@@ -13,7 +13,6 @@ import click
 
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
-from hs_sync.config import load_config
 
 
 @click.command("maintain", cls=OneLineCommand)
@@ -28,6 +27,7 @@ def command(warehouse: str | None, as_json: bool, config_file: str | None) -> No
     Examples:
       hs-sync maintain --warehouse s3://lab-data/hyperstudy
     """
+    from hs_sync.config import load_config
     from hs_sync.errors import ConfigError
     from hs_sync.load import iceberg
     from hs_sync.lock import warehouse_lock

@@ -25,7 +25,6 @@ from hs_sync.cli.options import (
     warehouse_option,
 )
 from hs_sync.cli.progress import MediaProgress, WaitNotice
-from hs_sync.config import load_config
 
 
 @click.command("media", cls=OneLineCommand)
@@ -48,6 +47,7 @@ def command(
       hs-sync media
       hs-sync media --experiment exp_123 --json
     """
+    from hs_sync.config import load_config
     from hs_sync.media import download_media
 
     config = load_config(

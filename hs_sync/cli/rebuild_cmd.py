@@ -14,7 +14,6 @@ import click
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
-from hs_sync.config import load_config
 
 
 @click.command("rebuild", cls=OneLineCommand)
@@ -32,6 +31,7 @@ def command(
       hs-sync rebuild
       hs-sync rebuild --type events --json
     """
+    from hs_sync.config import load_config
     from hs_sync.load.transform import rebuild
     from hs_sync.lock import warehouse_lock
     from hs_sync.warehouse import Warehouse

@@ -12,7 +12,6 @@ import click
 
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, warehouse_option
-from hs_sync.config import load_config
 
 
 @click.command("report", cls=OneLineCommand)
@@ -39,6 +38,7 @@ def command(warehouse: Path | None, out: Path | None, room: str | None, config_f
       hs-sync report
       hs-sync report --out ~/study.html --room room_7bbe699e98
     """
+    from hs_sync.config import load_config
     from hs_sync.report import write_report
 
     config = load_config(config_file, warehouse=warehouse)

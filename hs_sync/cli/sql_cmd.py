@@ -19,8 +19,6 @@ import orjson
 from hs_sync.cli import printing
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, warehouse_option
-from hs_sync.config import load_config
-from hs_sync.warehouse import Warehouse
 
 
 def _plain(value):
@@ -66,7 +64,9 @@ def command(
     import duckdb
 
     from hs_sync import snapshot
+    from hs_sync.config import load_config
     from hs_sync.db import connect_readonly
+    from hs_sync.warehouse import Warehouse
 
     if as_csv and as_json:
         click.echo("hs-sync sql: --csv and --json cannot be combined; choose one", err=True)

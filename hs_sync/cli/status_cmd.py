@@ -12,7 +12,6 @@ import click
 
 from hs_sync.cli.oneline import OneLineCommand
 from hs_sync.cli.options import config_option, json_option, print_json, warehouse_option
-from hs_sync.config import load_config
 
 
 @click.command("status", cls=OneLineCommand)
@@ -38,6 +37,7 @@ def command(warehouse: Path | None, last_runs: int, as_json: bool, config_file: 
       hs-sync status
       hs-sync status --warehouse /data/hs --json | jq .freshness
     """
+    from hs_sync.config import load_config
     from hs_sync.status import status
 
     config = load_config(config_file, warehouse=warehouse)

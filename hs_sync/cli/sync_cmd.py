@@ -24,7 +24,6 @@ from hs_sync.cli.options import (
     warehouse_option,
 )
 from hs_sync.cli.progress import SyncProgress
-from hs_sync.config import load_config
 
 
 @click.command("sync", cls=OneLineCommand)
@@ -77,6 +76,7 @@ def command(
     """
     import sqlite3
 
+    from hs_sync.config import load_config
     from hs_sync.interrupt import Interrupted
     from hs_sync.run import disk_full, sync
 
