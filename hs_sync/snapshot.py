@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from hs_sync import registry, stores
+from hs_sync import origin, registry, stores
 from hs_sync.errors import HsSyncError
 from hs_sync.warehouse import DB_FILE, Warehouse, fsync_path
 
@@ -181,13 +181,16 @@ def _build(
     tables, views, dictionary = _describe(folder / DB_FILE)
     (folder / DICTIONARY).write_text(_dictionary_markdown(name, dictionary), encoding="utf-8")
     files = {rel: {"bytes": size, "sha256": digest} for rel, size, digest in _checksums(folder)}
+    filled_from = origin.recorded(wh)
     m = {
         "format": FORMAT,
         "name": name,
         "note": note,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hs_sync_version": package_version(),
-        "api_base_url": _plain_url(base_url),
+        # The API the warehouse remembers being filled from; the configured one if none.
+        "api_base_url": _plain_url((filled_from or {}).get("base_url") or base_url),
+        "api_organization": (filled_from or {}).get("org_id"),
         "table_format": wh.storage.table_format,
         "last_sync": _last_sync(wh),
         "tables": tables,

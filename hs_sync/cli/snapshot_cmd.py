@@ -19,10 +19,10 @@ from hs_sync.cli.options import (
     print_json,
     warehouse_option,
 )
-from hs_sync.config import load_config
 
 
 def _warehouse(warehouse: str | None, config_file: str | None, **settings):
+    from hs_sync.config import load_config
     from hs_sync.warehouse import Warehouse
 
     config = load_config(config_file, warehouse=warehouse, **settings)
