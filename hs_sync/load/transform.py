@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hs_sync import registry
+from hs_sync import dictionary, registry
 from hs_sync.land import quarantine, rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.load import context, duck, iceberg, lines, typing_sql, versions
@@ -125,7 +125,8 @@ def _run(
     _sweep(warehouse, grace_seconds)
     ledger = Ledger(warehouse)
     try:
-        digest = duck.views_digest()
+        # the views and the data dictionary's comments are made again only when they changed
+        digest = duck.views_digest() + dictionary.digest()
         stale_views = ledger.get_meta("views") != digest or not warehouse.db_path.exists()
         results = {dt.name: TypeResult() for dt in data_types}
         # Rows keyed by an older key scheme are rebuilt: old and new keys must never mix.
@@ -194,7 +195,7 @@ def _apply(
         # one atomic switch per type, for all its partitions together
         for name in list(new_versions):
             versions.publish(warehouse, name, new_versions.pop(name))
-        started().publish()
+        started().publish(schema=stale_views)
     except BaseException:
         if build is not None:
             build.discard()
