@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
-from hs_sync.land import rawfile
+from hs_sync.load import lines
 from hs_sync.load.duck import quote, sql
 from hs_sync.registry import DataType
 
@@ -30,13 +29,7 @@ def needs_pull(dt: DataType) -> bool:
 
 def pulled_for(raw_path: Path) -> tuple[str | None, str | None]:
     """(experiment, room) the raw file's batch was pulled for; room only for room-scope reads."""
-    meta = raw_path.with_name(rawfile.stem(raw_path.name) + ".meta.json")
-    try:
-        manifest = orjson.loads(meta.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None, None
-    if not isinstance(manifest, dict):
-        return None, None
+    manifest = lines.manifest(raw_path)
     exp = manifest.get("experimentId")
     room = manifest.get("scopeId") if manifest.get("scope") == "room" else None
     return (None if exp is None else str(exp)), (None if room is None else str(room))

@@ -1,25 +1,29 @@
-"""Raw data files into DuckDB as lines, a chunk of files at a time: `__files` (a
-table, one row per file) and `__lines` (the chunk's lines, an Arrow table DuckDB
-reads in place: one row per line, its bytes as landed, `__blank` when it holds
-nothing but whitespace).
+"""Raw data files into DuckDB as lines, for one typing statement per data type:
+`__files` (a table, one row per file) and `__lines` (a stream of Arrow batches that
+DuckDB reads as the statement runs: one row per line, its bytes as landed, `__blank`
+when it holds nothing but whitespace).
 
-A file is decompressed whole before any of its lines go in, so a file that does
-not read (a truncated or garbled compressed stream) adds nothing and is reported
-instead. DuckDB's own readers cannot be used for this step: they read a truncated
-zstd stream without an error, and give no line numbers. Typing happens in SQL
-(`hs_sync/load/typing_sql.py`) over these two, chunk by chunk.
+A file is checked before any of its lines go in: against the SHA-256 its manifest
+recorded when it was landed (`hs_sync/land/batch.py`), and by decompressing it whole,
+so a file that does not read (truncated, garbled, changed on disk) adds nothing and
+is reported instead. Files are decompressed here, a chunk of them at a time, not by
+DuckDB's NDJSON readers: those give no line numbers (a quarantined line is named by
+its number, and the later line of a file wins) and read a truncated zstd stream
+without an error. Typing happens in SQL (`hs_sync/load/typing_sql.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,9 +32,17 @@ from hs_sync.land import rawfile
 _BATCH_STAMP = re.compile(r"^(\d{8}T\d{12})Z")
 # a line that is empty or only ASCII whitespace (what bytes.strip() removes)
 _BLANK = r"^[ \t\n\r\x0b\x0c]*$"
-# decompressed bytes gathered before they go to DuckDB: a few inserts per type,
-# and a bounded amount held at once
+# decompressed bytes gathered before their lines are split: a bounded amount held at once
 CHUNK_BYTES = 4 * 1024 * 1024
+BATCH_ROWS = 16 * 1024  # lines per Arrow batch: DuckDB's threads take batches in turn
+SCHEMA = pa.schema(
+    [
+        ("__fid", pa.int64()),
+        ("__line", pa.int64()),
+        ("__bytes", pa.large_binary()),
+        ("__blank", pa.bool_()),
+    ]
+)
 _FILES_SCHEMA = pa.schema(
     [
         ("__fid", pa.int64()),
@@ -59,30 +71,21 @@ def synced_at_of(raw_file: Path) -> datetime:
 
 
 class _Chunk:
-    """Files read whole, waiting to go to DuckDB together: one insert per chunk, and
-    their lines split by Arrow, never as a Python object per line."""
+    """Files read whole, waiting to have their lines split together by Arrow, never as
+    a Python object per line."""
 
     def __init__(self) -> None:
         self.fids: list[int] = []
         self.blocks: list[bytes] = []
         self.sizes: list[int] = []
-        self.files: list[dict] = []
         self.nbytes = 0
 
-    def add(self, fid: int, raw: RawFile, blocks: list[bytes]) -> None:
+    def add(self, fid: int, blocks: list[bytes]) -> None:
         size = sum(len(b) for b in blocks)
         self.fids.append(fid)
         self.blocks.extend(blocks)
         self.sizes.append(size)
         self.nbytes += size
-        self.files.append(
-            {
-                "__fid": fid,
-                "__raw_file": raw.name,
-                "__exp": raw.experiment,
-                "__synced_at": synced_at_of(raw.path),
-            }
-        )
 
     def lines(self) -> pa.Table:
         """(__fid, __line, __bytes, __blank) of the chunk's lines."""
@@ -114,55 +117,95 @@ class _Chunk:
         )
 
 
-def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+def manifest_path(raw_file: Path) -> Path:
+    """The manifest landed with a raw data file (`NNNNN.meta.json`)."""
+    return raw_file.with_name(rawfile.stem(raw_file.name) + ".meta.json")
+
+
+def manifest(raw_file: Path) -> dict:
+    """A raw data file's manifest ({} when it is missing or does not read)."""
+    try:
+        found = orjson.loads(manifest_path(raw_file).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def read(raw: RawFile) -> list[bytes]:
+    """A raw file's NDJSON bytes, decompressed whole, once it is checked against the
+    SHA-256 its manifest recorded (files landed before manifests had one: by reading).
+
+    Raises rawfile.RawFileError for a file that does not read or does not match.
+    """
+    expected = manifest(raw.path).get("sha256")
+    if expected is not None:
+        try:
+            data = raw.path.read_bytes()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise rawfile.RawFileError(f"cannot read raw file {raw.path}: {exc}") from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise rawfile.RawFileError(
+                f"raw file {raw.path} is not what was landed: its SHA-256 differs from "
+                "the one its manifest recorded"
+            )
+        del data
+    return list(rawfile.blocks(raw.path))
+
+
+class Lines:
+    """The lines of `files` (in order: file id = position) as a stream of Arrow batches
+    (`reader`), read a chunk of files at a time as DuckDB asks for them. Once the stream
+    is read to its end, `loaded` maps file ids to the files read and `damaged` lists
+    those that do not read, with why (they add no lines)."""
+
+    def __init__(self, files: Sequence[RawFile]):
+        self.files = files
+        self.loaded: dict[int, RawFile] = {}
+        self.damaged: list[tuple[RawFile, str]] = []
+        self.finished = False
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(SCHEMA, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        chunk = _Chunk()
+        for fid, raw in enumerate(self.files):
+            try:
+                blocks = read(raw)
+            except rawfile.RawFileError as exc:
+                self.damaged.append((raw, str(exc)))
+                continue
+            self.loaded[fid] = raw
+            chunk.add(fid, blocks)
+            del blocks
+            if chunk.nbytes >= CHUNK_BYTES:
+                yield from chunk.lines().to_batches(BATCH_ROWS)
+                chunk = _Chunk()
+        if chunk.fids:
+            yield from chunk.lines().to_batches(BATCH_ROWS)
+        self.finished = True
+
+
+def create_tables(con: duckdb.DuckDBPyConnection, files: Sequence[RawFile] = ()) -> None:
+    """`__files`: a row per file (file id = position in `files`)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE __files "
         "(__fid BIGINT, __raw_file VARCHAR, __exp VARCHAR, __synced_at TIMESTAMPTZ)"
     )
+    if files:
+        table = pa.table(
+            {
+                "__fid": pa.array(range(len(files)), pa.int64()),
+                "__raw_file": [raw.name for raw in files],
+                "__exp": [raw.experiment for raw in files],
+                "__synced_at": [synced_at_of(raw.path) for raw in files],
+            },
+            schema=_FILES_SCHEMA,
+        )
+        con.from_arrow(table).insert_into("__files")
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE IF EXISTS __files")
-
-
-def load(
-    con: duckdb.DuckDBPyConnection, files: Sequence[RawFile], apply: Callable[[], object]
-) -> tuple[dict[int, RawFile], list[tuple[RawFile, str]]]:
-    """Read `files` (in order: file id = position) a chunk at a time: each chunk's
-    files go into `__files`, its lines are `__lines` while `apply()` runs, once
-    per chunk and once first with no lines. The lines are never stored in DuckDB.
-
-    Returns (file id -> file, for the files loaded; [(file, reason)] for those that
-    do not read, which add no lines).
-    """
-    create_tables(con)
-    _apply(con, _Chunk(), apply)
-    loaded: dict[int, RawFile] = {}
-    damaged: list[tuple[RawFile, str]] = []
-    chunk = _Chunk()
-    for fid, raw in enumerate(files):
-        try:
-            blocks = list(rawfile.blocks(raw.path))
-        except rawfile.RawFileError as exc:
-            damaged.append((raw, str(exc)))
-            continue
-        loaded[fid] = raw
-        chunk.add(fid, raw, blocks)
-        del blocks
-        if chunk.nbytes >= CHUNK_BYTES:
-            _apply(con, chunk, apply)
-            chunk = _Chunk()
-    if chunk.files:
-        _apply(con, chunk, apply)
-    return loaded, damaged
-
-
-def _apply(con: duckdb.DuckDBPyConnection, chunk: _Chunk, apply: Callable[[], object]) -> None:
-    if chunk.files:
-        files = pa.Table.from_pylist(chunk.files, schema=_FILES_SCHEMA)
-        con.from_arrow(files).insert_into("__files")
-    con.register("__lines", chunk.lines())
-    try:
-        apply()
-    finally:
-        con.unregister("__lines")

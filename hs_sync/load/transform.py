@@ -292,7 +292,7 @@ def set_aside(warehouse: Warehouse, dt: DataType, raw: RawFile, reason: str) -> 
     relative = raw.path.relative_to(warehouse.root / "raw")
     target = warehouse.root / "raw" / DAMAGED_DIR / relative
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    meta = raw.path.with_name(rawfile.stem(raw.path.name) + ".meta.json")
+    meta = lines.manifest_path(raw.path)
     if meta.exists():
         meta.replace(target.with_name(meta.name))
     raw.path.replace(target)
