@@ -1,7 +1,9 @@
 """Raw data files into DuckDB as lines, for one typing statement per data type:
-`__files` (a table, one row per file) and `__lines` (a stream of Arrow batches that
-DuckDB reads as the statement runs: one row per line, its bytes as landed, `__blank`
-when it holds nothing but whitespace).
+`__lines`, a stream of Arrow batches that DuckDB reads as the statement runs, one
+row per line: its file id and line number, its bytes as landed, `__blank` when it
+holds nothing but whitespace, and its file's lineage values. The lines carry those
+values themselves (dictionary-encoded, once per chunk) rather than being joined to
+a table of files: a join would make DuckDB hold the whole stream in a hash table.
 
 A file is checked before any of its lines go in: against the SHA-256 its manifest
 recorded when it was landed (`hs_sync/land/batch.py`), and by decompressing it whole,
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,19 +36,15 @@ _BLANK = r"^[ \t\n\r\x0b\x0c]*$"
 # decompressed bytes gathered before their lines are split: a bounded amount held at once
 CHUNK_BYTES = 4 * 1024 * 1024
 BATCH_ROWS = 16 * 1024  # lines per Arrow batch: DuckDB's threads take batches in turn
+_NAMES = pa.dictionary(pa.int32(), pa.string())  # a file's values, once per chunk
 SCHEMA = pa.schema(
     [
         ("__fid", pa.int64()),
         ("__line", pa.int64()),
         ("__bytes", pa.large_binary()),
         ("__blank", pa.bool_()),
-    ]
-)
-_FILES_SCHEMA = pa.schema(
-    [
-        ("__fid", pa.int64()),
-        ("__raw_file", pa.string()),
-        ("__exp", pa.string()),
+        ("__raw_file", _NAMES),
+        ("__exp", _NAMES),
         ("__synced_at", pa.timestamp("us", tz="UTC")),
     ]
 )
@@ -76,19 +73,21 @@ class _Chunk:
 
     def __init__(self) -> None:
         self.fids: list[int] = []
+        self.raws: list[RawFile] = []
         self.blocks: list[bytes] = []
         self.sizes: list[int] = []
         self.nbytes = 0
 
-    def add(self, fid: int, blocks: list[bytes]) -> None:
+    def add(self, fid: int, raw: RawFile, blocks: list[bytes]) -> None:
         size = sum(len(b) for b in blocks)
         self.fids.append(fid)
+        self.raws.append(raw)
         self.blocks.extend(blocks)
         self.sizes.append(size)
         self.nbytes += size
 
     def lines(self) -> pa.Table:
-        """(__fid, __line, __bytes, __blank) of the chunk's lines."""
+        """The chunk's lines (`SCHEMA`), each with its file's lineage values."""
         # Arrow's system pool hands each chunk's buffers back at once instead of
         # keeping them for reuse
         pool = pa.system_memory_pool()
@@ -107,13 +106,23 @@ class _Chunk:
         )
         ones = pa.repeat(pa.scalar(1, pa.int64()), len(lines), memory_pool=pool)
         numbers = pc.subtract(pc.cumulative_sum(ones, memory_pool=pool), first, memory_pool=pool)
+        index = owner.cast(pa.int32())
+
+        def per_file(values: list) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(index, pa.array(values, pa.string()))
+
+        synced = pa.array([synced_at_of(r.path) for r in self.raws], SCHEMA.field(6).type)
         return pa.table(
-            {
-                "__fid": pc.take(pa.array(self.fids, pa.int64()), owner, memory_pool=pool),
-                "__line": numbers,
-                "__bytes": lines,
-                "__blank": pc.match_substring_regex(lines, _BLANK, memory_pool=pool),
-            }
+            [
+                pc.take(pa.array(self.fids, pa.int64()), owner, memory_pool=pool),
+                numbers,
+                lines,
+                pc.match_substring_regex(lines, _BLANK, memory_pool=pool),
+                per_file([r.name for r in self.raws]),
+                per_file([r.experiment for r in self.raws]),
+                pc.take(synced, owner, memory_pool=pool),
+            ],
+            schema=SCHEMA,
         )
 
 
@@ -178,7 +187,7 @@ class Lines:
                 self.damaged.append((raw, str(exc)))
                 continue
             self.loaded[fid] = raw
-            chunk.add(fid, blocks)
+            chunk.add(fid, raw, blocks)
             del blocks
             if chunk.nbytes >= CHUNK_BYTES:
                 yield from chunk.lines().to_batches(BATCH_ROWS)
@@ -186,26 +195,3 @@ class Lines:
         if chunk.fids:
             yield from chunk.lines().to_batches(BATCH_ROWS)
         self.finished = True
-
-
-def create_tables(con: duckdb.DuckDBPyConnection, files: Sequence[RawFile] = ()) -> None:
-    """`__files`: a row per file (file id = position in `files`)."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE __files "
-        "(__fid BIGINT, __raw_file VARCHAR, __exp VARCHAR, __synced_at TIMESTAMPTZ)"
-    )
-    if files:
-        table = pa.table(
-            {
-                "__fid": pa.array(range(len(files)), pa.int64()),
-                "__raw_file": [raw.name for raw in files],
-                "__exp": [raw.experiment for raw in files],
-                "__synced_at": [synced_at_of(raw.path) for raw in files],
-            },
-            schema=_FILES_SCHEMA,
-        )
-        con.from_arrow(table).insert_into("__files")
-
-
-def drop_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DROP TABLE IF EXISTS __files")

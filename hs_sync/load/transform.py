@@ -264,7 +264,6 @@ def _load_type(
     finally:
         con.execute("DROP VIEW IF EXISTS __stage")
         con.execute("DROP TABLE IF EXISTS __typed")
-        lines.drop_tables(con)
 
 
 def _quarantine(

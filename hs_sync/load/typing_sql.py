@@ -1,7 +1,7 @@
 """The one typing path: a SQL statement per data type, generated from the registry.
 
-It reads the raw lines of a type's new files (`__lines`, `__files`:
-`hs_sync/load/lines.py`) and, in one statement, parses each line as JSON, types
+It reads the raw lines of a type's new files (`__lines`: `hs_sync/load/lines.py`)
+and, in one statement, parses each line as JSON, types
 every declared column, builds `_key`, `_extra` and the lineage columns, and
 gives each line that cannot become a row its reason. The result is `__typed`: one row per line, `__reason` NULL for rows
 (a quarantined line keeps its bytes in `__raw`).
@@ -187,7 +187,7 @@ def _key_part(v: str, t: str) -> str:
 
 @functools.cache
 def typing_sql(dt: DataType) -> str:
-    """The query typing `__lines` (with `__files`) for one type: a row per line."""
+    """The query typing `__lines` for one type: a row per line."""
     cols = dt.columns
     names = [c.name for c in cols]
     # one parse per line: every declared path (then the key fields) extracted at once
@@ -244,10 +244,10 @@ def typing_sql(dt: DataType) -> str:
     return sql(
         """
 WITH src AS (
-  SELECT l.__fid, l.__line, l.__bytes, f.__raw_file, f.__exp, f.__synced_at,
-         TRY(decode(l.__bytes)) AS __text
-  FROM __lines l JOIN __files f USING (__fid)
-  WHERE NOT l.__blank
+  SELECT __fid, __line, __bytes, __raw_file, __exp, __synced_at,
+         TRY(decode(__bytes)) AS __text
+  FROM __lines
+  WHERE NOT __blank
 ), parsed AS (
   SELECT *, TRY_CAST(__text AS JSON) AS __j FROM src
 ), objects AS (
@@ -336,7 +336,6 @@ def type_files(
     returns (file id -> file, for the files read; [(file, reason)] for those that do not
     read, which add no lines)."""
     stream = lines.Lines(files)
-    lines.create_tables(con, files)
     con.register("__lines", stream.reader())
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE __typed AS " + typing_sql(dt))
