@@ -193,6 +193,12 @@ def typing_sql(dt: DataType) -> str:
     # one parse per line: every declared path (then the key fields) extracted at once
     key_at = {k: len(cols) + j for j, k in enumerate(dt.key)}
     paths = [_json_path(c.path) for c in cols] + [_json_path((k,)) for k in dt.key]
+    # where each declared top-level field is extracted (a field read only through its
+    # nested columns is extracted whole as well)
+    top = {c.path[0]: i for i, c in reversed(list(enumerate(cols))) if len(c.path) == 1}
+    for name in sorted(dt.declared_names - set(top)):
+        top[name] = len(paths)
+        paths.append(_json_path((name,)))
     values = ",\n  ".join(f"__vs[{i + 1}] AS __v{i}" for i in range(len(paths)))
     types = ",\n  ".join(f"{_value_type(f'__v{i}')} AS __t{i}" for i in range(len(cols)))
     typed = ",\n  ".join(f"{_typed(c, f'__v{i}', f'__t{i}')} AS __c{i}" for i, c in enumerate(cols))
@@ -267,7 +273,7 @@ WITH src AS (
   SELECT *,
   {typed},
   {key_parts} AS __kp,
-  CASE WHEN list_has_all({declared}, json_keys(__j)) THEN '{{}}'::JSON
+  CASE WHEN len(json_keys(__j)) = {present} THEN '{{}}'::JSON
        ELSE json_merge_patch(__j, {patch}) END AS __unknown
   FROM typed
 ), ranged AS (
@@ -308,7 +314,8 @@ SELECT * EXCLUDE (__bytes), CASE WHEN __reason IS NOT NULL THEN __bytes END AS _
         typed=typed,
         key_parts=key_parts,
         patch=_literal(patch),
-        declared="[" + ", ".join(_literal(n) for n in declared) + "]",
+        # as many keys as declared fields present: no other field (the common case)
+        present=" + ".join(f"(__v{i} IS NOT NULL)::INTEGER" for i in sorted(top.values())),
         bad_list=bad_list,
         ranged=ranged,
         no_key=no_key,
