@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,6 +56,14 @@ class RawFile:
     name: str  # path relative to the warehouse root (the lineage value)
     experiment: str  # the experiment_id folder value
     size: int
+    meta: dict | None = field(default=None, repr=False, compare=False)  # its manifest, once read
+
+    @property
+    def manifest(self) -> dict:
+        """The file's manifest ({} when it is missing or does not read), read once."""
+        if self.meta is None:
+            self.meta = manifest(self.path)
+        return self.meta
 
 
 def synced_at_of(raw_file: Path) -> datetime:
@@ -146,7 +154,7 @@ def read(raw: RawFile) -> list[bytes]:
 
     Raises rawfile.RawFileError for a file that does not read or does not match.
     """
-    expected = manifest(raw.path).get("sha256")
+    expected = raw.manifest.get("sha256")
     if expected is not None:
         try:
             data = raw.path.read_bytes()
