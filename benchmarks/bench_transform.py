@@ -6,8 +6,12 @@
 `prepare` starts the simulator (its own process) and lands a full sync into
 `<dir>` without transforming it. `rebuild` runs `hs_sync.load.transform.rebuild`
 over every type in a fresh subprocess and reports its wall and CPU time, peak
-RSS (wait4) and, per data type, the seconds it took and the highest RSS seen
-while it ran (a thread samples /proc/self/status).
+RSS (wait4) and, per data type, the seconds and CPU seconds (all threads) it took
+and the highest RSS seen while it ran (a thread samples /proc/self/status). CPU
+time is the figure to compare on a busy machine. To see where a type's time goes:
+
+    py-spy record -o profile.txt -f raw -- .venv/bin/python benchmarks/bench_transform.py \
+        rebuild /tmp/wh20
 """
 
 from __future__ import annotations
@@ -48,15 +52,17 @@ def work_rebuild(spec: dict, key: str) -> dict:
             peaks[name] = max(peaks.get(name, 0.0), _rss_mb())
 
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     load_type = tr._load_type
 
     def timed(build, warehouse, dt, *args):
         current[0] = dt.name
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         try:
             return load_type(build, warehouse, dt, *args)
         finally:
             seconds[dt.name] = round(time.perf_counter() - started, 2)
+            cpu[dt.name] = round(time.process_time() - used, 2)
             current[0] = "(between types)"
 
     tr._load_type = timed
@@ -69,7 +75,9 @@ def work_rebuild(spec: dict, key: str) -> dict:
         sampler.join()
     return {
         "rows": sum(summary["rows"].values()),
-        "types": {n: {"s": seconds.get(n), "rss_mb": round(peaks.get(n, 0))} for n in seconds},
+        "types": {
+            n: {"s": seconds[n], "cpu": cpu[n], "rss_mb": round(peaks.get(n, 0))} for n in seconds
+        },
         "rss_other_mb": {n: round(v) for n, v in peaks.items() if n not in seconds},
     }
 
@@ -114,9 +122,9 @@ def main() -> None:
         f"{m['rows']:,} rows"
     )
     for name, t in sorted(m["types"].items(), key=lambda kv: -(kv[1]["s"] or 0)):
-        print(f"  {name:22s} {t['s']:7.2f} s  {t['rss_mb']:5d} MB")
+        print(f"  {name:22s} {t['s']:7.2f} s  {t['cpu']:6.2f} s CPU  {t['rss_mb']:5d} MB")
     for name, mb in m["rss_other_mb"].items():
-        print(f"  {name:22s}            {mb:5d} MB")
+        print(f"  {name:22s}                         {mb:5d} MB")
 
 
 if __name__ == "__main__":

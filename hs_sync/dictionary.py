@@ -9,6 +9,8 @@ generated from it.
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 
 from hs_sync import registry
@@ -44,6 +46,19 @@ def describe(table: str, column: str) -> Doc | None:
 def table_description(table: str) -> str | None:
     dt = registry.BY_NAME.get(table)
     return (dt.doc if dt else None) or TABLES.get(table)
+
+
+def digest() -> str:
+    """A hash of what the comments are made of: the dictionary's texts and the registry's
+    tables, columns and their own docs. While it (and the views) stay the same, a
+    published database keeps its comments and the transform does not write them again."""
+    declared = [
+        (dt.name, dt.doc, [(c.name, str(c.type), c.json, c.doc) for c in dt.columns])
+        for dt in registry.DATA_TYPES
+    ]
+    lineage = [(c.name, str(c.type), c.doc) for c in registry.LINEAGE_COLUMNS]
+    text = repr((COLUMNS, OVERRIDES, TABLES, declared, lineage))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def write_comments(con: duckdb.DuckDBPyConnection) -> int:

@@ -6,10 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import orjson
 
 from hs_sync import dictionary, schema
+from hs_sync.load.transform import transform
 from hs_sync.registry import DATA_TYPES, LINEAGE_COLUMNS
+from hs_sync.warehouse import Warehouse
+from tests.warehouse_helpers import event, land
 
 DOC = Path(__file__).parent.parent / "docs" / "data-dictionary.md"
 
@@ -72,3 +76,42 @@ def test_schema_of_an_unknown_name_is_one_line_with_exit_2():
     assert done.returncode == 2
     assert done.stderr.startswith("hs-sync schema: no table or view 'nope'; known: events")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _comment(wh, table: str, column: str) -> str | None:
+    con = duckdb.connect(str(wh.db_path), read_only=True)
+    try:
+        return con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
+            [table, column],
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def _synced_then_edited(tmp_path) -> Warehouse:
+    """A warehouse whose published database has one comment changed by hand."""
+    wh = Warehouse(tmp_path / "wh").create()
+    land(wh, "events", [event(i) for i in range(3)])
+    transform(wh, DATA_TYPES)
+    assert _comment(wh, "events", "onset") == dictionary.describe("events", "onset").text
+    con = duckdb.connect(str(wh.db_path))
+    con.execute("COMMENT ON COLUMN events.onset IS 'edited by hand'")
+    con.close()
+    land(wh, "events", [event(i) for i in range(3, 6)], batch="20240501T110000000000Z-w")
+    return wh
+
+
+def test_a_sync_without_a_schema_change_does_not_write_the_comments_again(tmp_path):
+    wh = _synced_then_edited(tmp_path)
+    summary = transform(wh, DATA_TYPES)
+    assert summary["published"] and summary["rows"]["events"] == 3
+    assert _comment(wh, "events", "onset") == "edited by hand"
+    assert _comment(wh, "sync_quality", "quality_class")  # the views are kept with theirs
+
+
+def test_a_changed_dictionary_writes_the_comments_again(tmp_path, monkeypatch):
+    wh = _synced_then_edited(tmp_path)
+    monkeypatch.setitem(dictionary.COLUMNS, "onset", dictionary.Doc("Changed text", "ms"))
+    transform(wh, DATA_TYPES)
+    assert _comment(wh, "events", "onset") == "Changed text (unit: ms)"

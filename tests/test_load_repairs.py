@@ -4,12 +4,15 @@ removed, and a run that quarantined says so and exits 1."""
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 from click.testing import CliRunner
 
 from hs_sync import registry
 from hs_sync.cli import main
-from hs_sync.land import quarantine
+from hs_sync.land import quarantine, rawfile
+from hs_sync.load.lines import manifest_path
 from hs_sync.load.transform import raw_files, rebuild, transform
 from hs_sync.run import sync
 from hs_sync.warehouse import Warehouse, safe_part
@@ -87,6 +90,26 @@ def test_a_damaged_raw_file_is_set_aside_reported_and_pulled_again(sim, tmp_path
     assert (wh.root / "raw" / ".damaged" / damaged.path.relative_to(wh.root / "raw")).exists()
     assert len(db_rows(wh, "events")) < expected
     # the next sync pulls the damaged file's window again: every row is back
+    again = sync(config)
+    assert again.exit_code == 0, again.errors
+    truth = {EVENTS.row_key(safe_part(r["experimentId"]), r) for r in sim.dataset.records("events")}
+    assert {r["_key"] for r in db_rows(wh, "events")} == truth
+
+
+def test_a_raw_file_changed_on_disk_is_caught_by_its_checksum(sim, tmp_path):
+    """A file that still decompresses but is not what was landed (a line lost) does not
+    match the SHA-256 its manifest recorded: it is set aside like a truncated one."""
+    config = make_config(sim, tmp_path / "wh", types=("events",))
+    wh = Warehouse(config.warehouse)
+    assert sync(config).exit_code == 0
+    changed = raw_files(wh, EVENTS)[0]
+    manifest = orjson.loads(manifest_path(changed.path).read_bytes())
+    assert manifest["sha256"] == hashlib.sha256(changed.path.read_bytes()).hexdigest()
+    kept = b"".join(line + b"\n" for line in list(rawfile.lines(changed.path))[:-1])
+    changed.path.write_bytes(rawfile.encode(kept, "zstd"))
+    summary = rebuild(wh, [EVENTS])
+    assert summary["damaged"] == [changed.name]
+    assert not changed.path.exists()
     again = sync(config)
     assert again.exit_code == 0, again.errors
     truth = {EVENTS.row_key(safe_part(r["experimentId"]), r) for r in sim.dataset.records("events")}

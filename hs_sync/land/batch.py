@@ -205,6 +205,7 @@ class BatchWriter:
             return
         seq, self._seq = self._seq, self._seq + 1
         data_path = self._write_folder / f"{seq:05d}{rawfile.SUFFIXES[self.compression]}"
+        data = rawfile.encode(b"".join(self._chunks), self.compression)
         manifest = {
             "dataType": self.data_type.name,
             "apiPath": self.data_type.path,
@@ -218,21 +219,21 @@ class BatchWriter:
             "window": self.window,
             "pages": self._pages,
             "_warnings": self._warnings,
+            "sha256": hashlib.sha256(data).hexdigest(),  # of the data file: the load verifies it
         }
         try:  # `pagination` is as the API sent it: any shape
             meta = jsontext.dumps(manifest)
         except jsontext.Unencodable as exc:
             raise ApiError(f"the page metadata the API sent {exc}") from None
         landed = LandedFile(data_path, self._buffered_rows, len(self._pages), self._max_cursor)
-        chunks = self._chunks
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
-        self._write(meta, chunks, landed)
+        self._write(meta, data, landed)
 
-    def _write(self, meta: bytes, chunks: list[bytes], landed: LandedFile) -> None:
+    def _write(self, meta: bytes, data: bytes, landed: LandedFile) -> None:
         # Manifest first: whenever a data file is visible, its manifest is too.
         atomic_write(landed.path.with_name(rawfile.stem(landed.path.name) + ".meta.json"), meta)
-        atomic_write(landed.path, rawfile.encode(b"".join(chunks), self.compression))
+        atomic_write(landed.path, data)
         with self._done_lock:
             self.files.append(landed)
             self._landed.append(landed)

@@ -10,14 +10,12 @@ participants table. Values the record has are never replaced.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from hs_sync.db import quote, sql
-from hs_sync.land import rawfile
+from hs_sync.load.lines import RawFile
 from hs_sync.registry import DataType
 
 PARTICIPANTS = "participants"  # the table `room_from = ("participants",)` reads
@@ -28,15 +26,9 @@ def needs_pull(dt: DataType) -> bool:
     return dt.experiment_from_pull or "scope" in dt.room_from
 
 
-def pulled_for(raw_path: Path) -> tuple[str | None, str | None]:
+def pulled_for(raw: RawFile) -> tuple[str | None, str | None]:
     """(experiment, room) the raw file's batch was pulled for; room only for room-scope reads."""
-    meta = raw_path.with_name(rawfile.stem(raw_path.name) + ".meta.json")
-    try:
-        manifest = orjson.loads(meta.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None, None
-    if not isinstance(manifest, dict):
-        return None, None
+    manifest = raw.manifest
     exp = manifest.get("experimentId")
     room = manifest.get("scopeId") if manifest.get("scope") == "room" else None
     return (None if exp is None else str(exp)), (None if room is None else str(room))
@@ -47,7 +39,7 @@ def fill_pulled(con: duckdb.DuckDBPyConnection, dt: DataType, loaded: dict) -> N
     row's raw file was pulled; `loaded` maps file ids to the raw files read."""
     if not needs_pull(dt):
         return
-    pulled = [(raw.name, *pulled_for(raw.path)) for raw in loaded.values()]
+    pulled = [(raw.name, *pulled_for(raw)) for raw in loaded.values()]
     names = {c.name for c in dt.columns}
     fills = [
         (column, source)

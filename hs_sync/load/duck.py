@@ -251,12 +251,14 @@ class Build:
         self.path = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.building"
         self.temp_dir = warehouse.state_dir / TEMP_DIR
         sweep_leftovers(warehouse)
-        if self.live.exists() and not fresh:
+        self.copied = self.live.exists() and not fresh  # then it has the views and comments
+        if self.copied:
             _copy(self.live, self.path)
         if self.path.exists() and _storage_tag(self.path) != _STORAGE_TAG:
             # written by a newer format: copy its content into a file of the compatible one
             newer = warehouse.state_dir / f".{self.live.name}.{os.getpid()}.newer.building"
             os.replace(self.path, newer)
+            self.copied = False
             self.con = _connect_compatible(self.path)
             db = self.con.execute("SELECT current_database()").fetchone()[0]
             self.con.execute("ATTACH ? AS newer (READ_ONLY)", [str(newer)])
@@ -268,9 +270,13 @@ class Build:
         configure(self.con, memory_limit, self.temp_dir)
         ensure_tables(self.con)
 
-    def publish(self) -> None:
-        create_views(self.con)
-        dictionary.write_comments(self.con)  # the data dictionary as COMMENT ON
+    def publish(self, schema: bool = True) -> None:
+        """Make the copy the live database. `schema=False`: the views and the data
+        dictionary are unchanged since the copied database was made, so they are not
+        made again (replacing a view drops its comments)."""
+        if schema or not self.copied:
+            create_views(self.con)
+            dictionary.write_comments(self.con)  # the data dictionary as COMMENT ON
         self.con.execute("CHECKPOINT")
         self.con.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hs_sync import registry
+from hs_sync import db, dictionary, registry
 from hs_sync.land import quarantine, rawfile
 from hs_sync.land.state import ExtractState
 from hs_sync.load import context, duck, iceberg, lines, typing_sql, versions
@@ -85,7 +85,7 @@ def transform(
     grace_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Apply the raw files landed since the last run, type by type in the order given;
-    returns a JSON-able summary. `memory_limit` is DuckDB's (default: duck.MEMORY_LIMIT);
+    returns a JSON-able summary. `memory_limit` is DuckDB's (default: config.DEFAULT_MEMORY_LIMIT);
     Parquet versions replaced more than `grace_seconds` ago are removed
     (default: versions.GRACE_SECONDS)."""
     return _run(
@@ -125,7 +125,8 @@ def _run(
     _sweep(warehouse, grace_seconds)
     ledger = Ledger(warehouse)
     try:
-        digest = duck.views_digest()
+        # the views and the data dictionary's comments are made again only when they changed
+        digest = duck.views_digest() + dictionary.digest()
         stale_views = ledger.get_meta("views") != digest or not warehouse.db_path.exists()
         results = {dt.name: TypeResult() for dt in data_types}
         # Rows keyed by an older key scheme are rebuilt: old and new keys must never mix.
@@ -180,7 +181,7 @@ def _apply(
             done = {} if again else ledger.processed(dt.name)
             files = [f for f in raw_files(warehouse, dt) if done.get(f.name) != f.size]
             if again:
-                started().con.execute(duck.sql("DELETE FROM {t}", t=duck.quote(dt.name)))
+                started().con.execute(db.sql("DELETE FROM {t}", t=db.quote(dt.name)))
                 shutil.rmtree(warehouse.quarantine_dir(dt.name), ignore_errors=True)
             if hive and (again or files):
                 new_versions[dt.name] = versions.begin(warehouse, dt.name, empty=again)
@@ -194,7 +195,7 @@ def _apply(
         # one atomic switch per type, for all its partitions together
         for name in list(new_versions):
             versions.publish(warehouse, name, new_versions.pop(name))
-        started().publish()
+        started().publish(schema=stale_views)
     except BaseException:
         if build is not None:
             build.discard()
@@ -263,7 +264,6 @@ def _load_type(
     finally:
         con.execute("DROP VIEW IF EXISTS __stage")
         con.execute("DROP TABLE IF EXISTS __typed")
-        lines.drop_tables(con)
 
 
 def _quarantine(
@@ -291,7 +291,7 @@ def set_aside(warehouse: Warehouse, dt: DataType, raw: RawFile, reason: str) -> 
     relative = raw.path.relative_to(warehouse.root / "raw")
     target = warehouse.root / "raw" / DAMAGED_DIR / relative
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    meta = raw.path.with_name(rawfile.stem(raw.path.name) + ".meta.json")
+    meta = lines.manifest_path(raw.path)
     if meta.exists():
         meta.replace(target.with_name(meta.name))
     raw.path.replace(target)
@@ -318,16 +318,16 @@ def _reduce(con, dt: DataType) -> str:
     ).fetchone()[0]
     if not repeated:
         con.execute(
-            duck.sql(
+            db.sql(
                 "CREATE OR REPLACE TEMP VIEW __batch AS "
                 "SELECT *, false AS __multi, {part} AS __part FROM __stage",
                 part=part,
             )
         )
         return "VIEW"
-    content = ", ".join(duck.quote(c.name) for c in dt.columns) + ", _extra"
+    content = ", ".join(db.quote(c.name) for c in dt.columns) + ", _extra"
     con.execute(
-        duck.sql(
+        db.sql(
             """
         CREATE OR REPLACE TEMP TABLE __batch AS
         WITH dup AS (SELECT _key FROM __stage GROUP BY _key HAVING count(*) > 1),

@@ -1,7 +1,7 @@
 """The one typing path: a SQL statement per data type, generated from the registry.
 
-It reads the raw lines (`__lines`, `__files`: `hs_sync/load/lines.py`) a chunk
-of files at a time and, in one query per chunk, parses each line as JSON, types
+It reads the raw lines of a type's new files (`__lines`: `hs_sync/load/lines.py`)
+and, in one statement, parses each line as JSON, types
 every declared column, builds `_key`, `_extra` and the lineage columns, and
 gives each line that cannot become a row its reason. The result is `__typed`: one row per line, `__reason` NULL for rows
 (a quarantined line keeps its bytes in `__raw`).
@@ -167,6 +167,17 @@ def _typed(column: Column, v: str, t: str) -> str:
     raise TypeError(f"no typing rule for {kind}")
 
 
+def _value_type(v: str) -> str:
+    """SQL: `json_type` of an extracted JSON value, told by its first character where that
+    is enough (extracted values are minified): a number still asks `json_type`, which
+    says whether it is an integer."""
+    return (
+        f"CASE left({v}::VARCHAR, 1) WHEN '\"' THEN 'VARCHAR' WHEN '{{' THEN 'OBJECT' "
+        f"WHEN '[' THEN 'ARRAY' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN' "
+        f"WHEN 'n' THEN 'NULL' ELSE json_type({v}) END"
+    )
+
+
 def _key_part(v: str, t: str) -> str:
     return (
         f"CASE WHEN {t} = 'VARCHAR' THEN nullif(json_extract_string({v}, '$'), '') "
@@ -176,14 +187,20 @@ def _key_part(v: str, t: str) -> str:
 
 @functools.cache
 def typing_sql(dt: DataType) -> str:
-    """The query typing `__lines` (with `__files`) for one type: a row per line."""
+    """The query typing `__lines` for one type: a row per line."""
     cols = dt.columns
     names = [c.name for c in cols]
     # one parse per line: every declared path (then the key fields) extracted at once
     key_at = {k: len(cols) + j for j, k in enumerate(dt.key)}
     paths = [_json_path(c.path) for c in cols] + [_json_path((k,)) for k in dt.key]
+    # where each declared top-level field is extracted (a field read only through its
+    # nested columns is extracted whole as well)
+    top = {c.path[0]: i for i, c in reversed(list(enumerate(cols))) if len(c.path) == 1}
+    for name in sorted(dt.declared_names - set(top)):
+        top[name] = len(paths)
+        paths.append(_json_path((name,)))
     values = ",\n  ".join(f"__vs[{i + 1}] AS __v{i}" for i in range(len(paths)))
-    types = ",\n  ".join(f"json_type(__v{i}) AS __t{i}" for i in range(len(cols)))
+    types = ",\n  ".join(f"{_value_type(f'__v{i}')} AS __t{i}" for i in range(len(cols)))
     typed = ",\n  ".join(f"{_typed(c, f'__v{i}', f'__t{i}')} AS __c{i}" for i, c in enumerate(cols))
     bad = [
         f"CASE WHEN __v{i} IS NOT NULL AND __t{i} <> 'NULL' AND __c{i} IS NULL THEN "
@@ -203,17 +220,23 @@ def typing_sql(dt: DataType) -> str:
         if ranged
         else "SELECT * FROM converted"
     )
-    bad_list = f"list_filter([{', '.join(bad)}], lambda b: b IS NOT NULL)"
+    # the list is built only for the rare row with a value that did not convert
+    failed = " OR ".join(
+        f"(__v{i} IS NOT NULL AND __t{i} <> 'NULL' AND __c{i} IS NULL)" for i in range(len(cols))
+    )
+    bad_list = (
+        f"CASE WHEN {failed} THEN list_filter([{', '.join(bad)}], lambda b: b IS NOT NULL) END"
+    )
     declared = sorted(dt.declared_names)
     patch = "{" + ",".join(f'"{n}":null' for n in declared) + "}"
     # Key parts: the declared key fields (a string or an integer each).
     if dt.key:
         parts = []
         for k in dt.key:
-            parts.append(_key_part(f"__v{key_at[k]}", f"json_type(__v{key_at[k]})"))
+            parts.append(_key_part(f"__v{key_at[k]}", _value_type(f"__v{key_at[k]}")))
         key_parts = f"[{', '.join(parts)}]"
         key = "array_to_string(__kp, '|')"
-        no_key = "len(list_filter(__kp, lambda p: p IS NOT NULL)) < len(__kp)"
+        no_key = " OR ".join(f"__kp[{j + 1}] IS NULL" for j in range(len(dt.key)))
     else:
         key_parts = "[]::VARCHAR[]"
         key = "'h:' || md5(__text)"  # the line as landed (registry.DataType.row_key)
@@ -227,14 +250,17 @@ def typing_sql(dt: DataType) -> str:
     return sql(
         """
 WITH src AS (
-  SELECT l.__fid, l.__line, l.__bytes, f.__raw_file, f.__exp, f.__synced_at,
-         TRY(decode(l.__bytes)) AS __text
-  FROM __lines l JOIN __files f USING (__fid)
-  WHERE NOT l.__blank
+  SELECT __fid, __line, __bytes, __raw_file, __exp, __synced_at,
+         TRY(decode(__bytes)) AS __text
+  FROM __lines
+  WHERE NOT __blank
 ), parsed AS (
   SELECT *, TRY_CAST(__text AS JSON) AS __j FROM src
 ), objects AS (
-  SELECT *, json_type(__j) AS __jt FROM parsed
+  SELECT *, CASE WHEN __j IS NULL THEN NULL
+                 WHEN left(ltrim(__text, {space}), 1) = '{{' THEN 'OBJECT'
+                 ELSE json_type(__j) END AS __jt
+  FROM parsed
 ), extracted AS (
   SELECT *,
   {values}
@@ -247,7 +273,8 @@ WITH src AS (
   SELECT *,
   {typed},
   {key_parts} AS __kp,
-  json_merge_patch(__j, {patch}) AS __unknown
+  CASE WHEN len(json_keys(__j)) = {present} THEN '{{}}'::JSON
+       ELSE json_merge_patch(__j, {patch}) END AS __unknown
   FROM typed
 ), ranged AS (
   {ranged}
@@ -263,8 +290,8 @@ WITH src AS (
   END AS __reason,
   {out_cols},
   {key} AS _key,
-  CASE WHEN len(__bad) = 0 AND __unknown::VARCHAR = '{{}}' THEN NULL
-       WHEN len(__bad) = 0 THEN __unknown
+  CASE WHEN __bad IS NULL AND __unknown::VARCHAR = '{{}}' THEN NULL
+       WHEN __bad IS NULL THEN __unknown
        ELSE coalesce(TRY(to_json(map_concat(
            CASE WHEN __unknown::VARCHAR = '{{}}' THEN MAP {{}}::MAP(VARCHAR, JSON)
                 ELSE __unknown::MAP(VARCHAR, JSON) END,
@@ -281,11 +308,14 @@ WITH src AS (
 SELECT * EXCLUDE (__bytes), CASE WHEN __reason IS NOT NULL THEN __bytes END AS __raw FROM rows
 """,
         values=values,
+        space="' ' || chr(9) || chr(10) || chr(13)",  # JSON's whitespace
         paths=", ".join(paths),
         types=types,
         typed=typed,
         key_parts=key_parts,
         patch=_literal(patch),
+        # as many keys as declared fields present: no other field (the common case)
+        present=" + ".join(f"(__v{i} IS NOT NULL)::INTEGER" for i in sorted(top.values())),
         bad_list=bad_list,
         ranged=ranged,
         no_key=no_key,
@@ -309,19 +339,17 @@ def type_files(
     con: duckdb.DuckDBPyConnection, dt: DataType, files: Sequence[RawFile]
 ) -> tuple[dict[int, RawFile], list[tuple[RawFile, str]]]:
     """Fill `__typed` (every line, quarantined ones with their bytes) and `__stage` (the
-    rows) from the raw files, a chunk at a time (`lines.load`); returns what it does."""
-    query = typing_sql(dt)
-    created = False
-
-    def apply() -> None:
-        nonlocal created
-        if created:
-            con.execute("INSERT INTO __typed " + query)
-        else:  # the first call, with no lines: the table's columns
-            con.execute("CREATE OR REPLACE TEMP TABLE __typed AS " + query)
-            created = True
-
-    loaded, damaged = lines.load(con, files, apply)
+    rows) from the raw files in one statement over their lines (`lines.Lines`);
+    returns (file id -> file, for the files read; [(file, reason)] for those that do not
+    read, which add no lines)."""
+    stream = lines.Lines(files)
+    con.register("__lines", stream.reader())
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE __typed AS " + typing_sql(dt))
+    finally:
+        con.unregister("__lines")
+    if not stream.finished:  # every file must have been read, or one would be recorded unread
+        raise RuntimeError(f"{dt.name}: DuckDB stopped reading the raw lines before their end")
     # JSON columns as text, as Parquet stores them
     columns = ", ".join(
         quote(c.name) + ("::VARCHAR AS " + quote(c.name) if c.json else "") for c in dt.columns
@@ -334,7 +362,7 @@ def type_files(
             c=columns,
         )
     )
-    return loaded, damaged
+    return stream.loaded, stream.damaged
 
 
 def per_file(con: duckdb.DuckDBPyConnection) -> dict[int, TypedFile]:
