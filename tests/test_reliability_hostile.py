@@ -105,6 +105,23 @@ def test_signed_urls_at_any_depth_lose_their_query_plain_urls_keep_it(hostile, t
     assert kept["signedUrl"] == SIGNED  # the media step downloads through these
 
 
+def test_signed_urls_behind_json_escapes_are_scrubbed_too(hostile, tmp_path):
+    # Encoders such as PHP's write `/` as `\/`: the body's bytes then hold no `://`.
+    escaped = SIGNED.replace("/", "\\/")
+    hidden = SIGNED_AMZ.replace(":", "\\u003a")
+    body = f'{{"status":"success","data":[{{"id":"r1","a":"{escaped}","b":"{hidden}"}}]}}'
+
+    def rewrite(reply: Reply) -> Reply:
+        reply.status, reply.body = 200, body.encode()
+        return reply
+
+    hostile.rewrite = rewrite
+    with _client(hostile, tmp_path) as client:
+        got = client.get("items").records[0]
+    assert got["a"] == f"https://storage.example.com/b/clip.mp4?{REDACTED}"
+    assert got["b"] == f"https://s3.example.com/o.webm?{REDACTED}"
+
+
 def _all_text(root: Path) -> str:
     """Every file's bytes under root (raw decompressed), plus every Parquet and DuckDB
     row as text (their own storage compresses strings)."""
