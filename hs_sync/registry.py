@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from hs_sync import descriptions, jsontext
 from hs_sync.descriptions import Doc
+from hs_sync.scrub import REDACTED  # what a secret field's value is landed as
 
 
 class Mode(str, Enum):
@@ -68,8 +69,6 @@ def col(name: str, type_: pa.DataType, source: str | None = None, doc: Doc | Non
 def json_col(name: str, source: str | None = None, doc: Doc | None = None) -> Column:
     return Column(name, JSON, source, json=True, doc=doc)
 
-
-REDACTED = "[redacted]"  # what a secret field's value is landed as
 
 # Columns every normalized table carries besides its declared ones.
 KEY_COLUMN = "_key"

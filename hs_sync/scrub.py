@@ -1,20 +1,25 @@
-"""Scrubbing of what the server sends: no API key and no signed URL is stored or printed.
+"""Scrubbing: no API key and no signed URL is stored, logged or printed.
 
-One policy, applied to every string from the server (values and object keys, at
-any depth): the API key, as sent or percent-encoded, becomes `***`, and a URL
-whose query carries a signature or an expiry (`X-Goog-Signature`,
-`X-Amz-Signature`, `Signature=`, `Expires=`, `token=`, `sig=`, ...) loses its
-query and fragment. `needs_scrub` tells from a body's bytes, cheaply, whether
-anything in it could need scrubbing, so clean pages keep their bytes as sent.
+One mark, `REDACTED`, stands for whatever was cut, everywhere in the program.
+Every string from the server (values and object keys, at any depth) is
+scrubbed: the API key, as sent or percent-encoded, becomes `[redacted]`, and a
+URL whose query carries a signature or an expiry (`X-Goog-Signature`,
+`X-Amz-Signature`, `Signature=`, `Expires=`, `token=`, `sig=`, ...) has its
+query and fragment replaced by `?[redacted]`. `needs_scrub` tells from a body's
+bytes, cheaply, whether anything in it could need scrubbing, so clean pages are
+not walked. `redact_queries` cuts every URL's query the same way (log lines
+and error text about storage links); secret fields of records are landed as
+`REDACTED` (`registry.DataType.redact`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-MASK = "***"
+REDACTED = "[redacted]"  # the one mark of anything cut for being a secret
 
 # Query parameters that make a URL a credential (matched case-insensitively).
 SIGNING_PARAMS = (
@@ -45,10 +50,8 @@ _SIGNED_URL = re.compile(
 )
 # In a body's bytes: a signing parameter after `?`/`&`, or printable ASCII written as a
 # \u escape (which no ordinary encoder does, but would hide a `?` or the key from a byte scan).
-_SUSPECT = re.compile(
-    rb"[?&;](?:" + _PARAMS.encode() + rb")=|\\u00[2-7][0-9a-fA-F]",
-    re.IGNORECASE,
-)
+_SIGNING = re.compile(rb"[?&;](?:" + _PARAMS.encode() + rb")=", re.IGNORECASE)
+_ESCAPED = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 
 
 class Scrubber:
@@ -65,7 +68,7 @@ class Scrubber:
         """`value` without the key and without any signed URL's query."""
         for form in self._forms:
             if form in value:
-                value = value.replace(form, MASK)
+                value = value.replace(form, REDACTED)
         if self._urls and "://" in value:
             value = strip_signed_urls(value)
         return value
@@ -86,9 +89,28 @@ class Scrubber:
         """Whether `body` might hold the key or a signed URL (False: store it as sent)."""
         if any(needle in body for needle in self._needles):
             return True
-        return _SUSPECT.search(body) is not None
+        # A URL is only where `://` is, unless escapes (`\/`, `\u00..`) hide it: the
+        # memchr tests for a backslash and `/` find nothing in a typical page, so the regular
+        # expressions run only on a page that might match them.
+        if b"\\" in body:
+            return _ESCAPED.search(body) is not None or _SIGNING.search(body) is not None
+        return b"/" in body and b"://" in body and _SIGNING.search(body) is not None
 
 
 def strip_signed_urls(text: str) -> str:
-    """`text` with the query and fragment cut off every URL that carries a signature."""
-    return _SIGNED_URL.sub(lambda m: m.group("base"), text)
+    """`text` with the query and fragment of every URL that carries a signature redacted."""
+    return _SIGNED_URL.sub(lambda m: m.group("base") + "?" + REDACTED, text)
+
+
+def redact_queries(text: str, keep: Iterable[str] = ()) -> str:
+    """`text` with the query and fragment of every URL redacted, but for URLs that
+    start with one of `keep` (the API's own, whose queries hold no secret)."""
+    keep = tuple(keep)
+
+    def cut(match: re.Match) -> str:
+        base, rest = match.group("base"), match.group("rest")
+        if not rest or (keep and base.startswith(keep)):
+            return match.group(0)
+        return base + "?" + REDACTED
+
+    return URL.sub(cut, text)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from hs_sync.cli import main
 from hs_sync.media import download_media
+from hs_sync.scrub import REDACTED
 from tests.extract_helpers import file_bytes
 from tests.media_helpers import manifest, pick, sha256, synced
 
@@ -106,7 +107,7 @@ def test_no_signed_url_or_key_in_the_warehouse_logs_or_output(sim, tmp_path, cap
             assert secret not in text
     # the storage requests were logged by httpx, with their query strings redacted
     assert "HTTP Request: GET" in caplog.text
-    assert "/media/" in caplog.text and "?<redacted>" in caplog.text
+    assert "/media/" in caplog.text and f"?{REDACTED}" in caplog.text
 
 
 def _warehouse_texts(root):
@@ -128,7 +129,7 @@ def _warehouse_texts(root):
                 con.close()
         else:
             out.append(file_bytes(path).decode("utf-8", "replace"))
-    assert any("[redacted]" in t for t in out)  # legacy links were landed redacted
+    assert any(REDACTED in t for t in out)  # legacy links were landed redacted
     return out
 
 

@@ -20,6 +20,7 @@ from hs_sync.cli import main
 from hs_sync.config import Config
 from hs_sync.errors import ApiError, BudgetExhausted, ServerTooSlow
 from hs_sync.run import sync
+from hs_sync.scrub import REDACTED
 from tests.extract_helpers import file_bytes, make_config
 from tests.hostile_server import HostileServer, Reply, gzip_bomb
 
@@ -79,8 +80,8 @@ def test_key_echoed_in_error_code_details_and_warnings_is_scrubbed(hostile, tmp_
     err = caught.value
     seen = orjson.dumps([page.records, page.metadata, str(err), err.code, err.details])
     assert KEY.encode() not in seen
-    assert b"***" in seen and err.code == "NO_SCOPE_***"
-    assert err.details == {"required": "***", "deep": [{"k": "x***y"}]}
+    assert REDACTED.encode() in seen and err.code == f"NO_SCOPE_{REDACTED}"
+    assert err.details == {"required": REDACTED, "deep": [{"k": f"x{REDACTED}y"}]}
 
 
 def test_signed_urls_at_any_depth_lose_their_query_plain_urls_keep_it(hostile, tmp_path):
@@ -97,11 +98,28 @@ def test_signed_urls_at_any_depth_lose_their_query_plain_urls_keep_it(hostile, t
         kept = client.get("items", signed_urls=True).records[0]
     text = orjson.dumps(got).decode()
     assert "Signature" not in text and "Expires" not in text and "Credential" not in text
-    assert got["signedUrl"] == "https://storage.example.com/b/clip.mp4"
-    assert got["metadata"]["downloadUrl"] == "https://s3.example.com/o.webm"
-    assert got["metadata"]["more"][0]["u"] == "see https://storage.example.com/b/clip.mp4 now"
+    assert got["signedUrl"] == f"https://storage.example.com/b/clip.mp4?{REDACTED}"
+    assert got["metadata"]["downloadUrl"] == f"https://s3.example.com/o.webm?{REDACTED}"
+    assert got["metadata"]["more"][0]["u"] == f"see {got['signedUrl']} now"
     assert got["docs"] == PLAIN
     assert kept["signedUrl"] == SIGNED  # the media step downloads through these
+
+
+def test_signed_urls_behind_json_escapes_are_scrubbed_too(hostile, tmp_path):
+    # Encoders such as PHP's write `/` as `\/`: the body's bytes then hold no `://`.
+    escaped = SIGNED.replace("/", "\\/")
+    hidden = SIGNED_AMZ.replace(":", "\\u003a")
+    body = f'{{"status":"success","data":[{{"id":"r1","a":"{escaped}","b":"{hidden}"}}]}}'
+
+    def rewrite(reply: Reply) -> Reply:
+        reply.status, reply.body = 200, body.encode()
+        return reply
+
+    hostile.rewrite = rewrite
+    with _client(hostile, tmp_path) as client:
+        got = client.get("items").records[0]
+    assert got["a"] == f"https://storage.example.com/b/clip.mp4?{REDACTED}"
+    assert got["b"] == f"https://s3.example.com/o.webm?{REDACTED}"
 
 
 def _all_text(root: Path) -> str:
@@ -165,7 +183,7 @@ def test_a_sync_stores_no_echoed_key_and_no_signed_query_anywhere(sim, tmp_path)
     assert result.exit_code in (0, 1), result.output
     summary = orjson.loads(result.stdout)
     assert "ratings_sparse" in summary["skipped_types"]
-    assert any("deprecated key ***" in w for w in summary["warnings"])
+    assert any(f"deprecated key {REDACTED}" in w for w in summary["warnings"])
     stored = _all_text(root)
     assert "storage.example.com/b/clip.mp4" in stored and PLAIN in stored
     for secret in (sim.api_key, "deadbeef42", "cafe0101", "X-Goog", "X-Amz"):

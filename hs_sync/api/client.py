@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import socket
 import threading
 import time
@@ -56,7 +55,10 @@ _BY_STATUS = {400: BadRequestError, 401: AuthError, 403: ForbiddenError, 404: No
 MAX_RETRY_AFTER = 86_400.0  # a Retry-After beyond a day is read as a day
 MAX_COUNT = 2**53 - 1  # a pagination number beyond this (or below 0) is ignored
 _COUNTS = ("total", "offset", "limit", "nextOffset", "returned")
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # maybe an integer beyond 64 bits
+# 19 digits in a row (maybe an integer beyond 64 bits): found by mapping every digit to
+# `0` and searching for the run, which is an order of magnitude quicker than a regex.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
 _RATE_HEADERS = ("x-ratelimit-", "ratelimit-", "x-rate-limit-", "retry-after")
 
 
@@ -382,7 +384,7 @@ def _loads(body: bytes) -> Any:
     (orjson makes an integer beyond 64 bits a float), so such a record is still
     landed exactly and typed; a number no double holds (`1e400`, `NaN`) is kept as
     its text. None when the body is not JSON."""
-    if not _LONG_DIGITS.search(body):
+    if _LONG_RUN not in body.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

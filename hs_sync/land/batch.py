@@ -4,11 +4,14 @@ A batch is one folder under `raw/<type>/experiment_id=<id>/`, named
 `<UTC YYYYMMDDTHHMMSSffffffZ>-<label>` so that sorting names sorts by landing
 time. Pages are buffered and written as data files `NNNNN.ndjson.zst` (or plain
 `NNNNN.ndjson`: `hs_sync/land/rawfile.py`) of up to `pages_per_file` pages, each with
-a manifest `NNNNN.meta.json` written just before it. Both go through
-`atomic_write` (temporary name, fsync, rename), so a data file appears only
-once it is complete; the caller checkpoints only after `take_landed` reports a
-file durable. One line is one record as the API sent it (parsed and
-re-serialized with orjson, the stdlib for what orjson refuses; nothing added).
+a manifest `NNNNN.meta.json` renamed into place just before it. Files are
+made durable by group commit: each is written under a temporary name, and once
+`group_files` of them wait, or the oldest has waited `group_seconds`, or the
+caller flushes, each waiting file is fsynced and renamed into place and the
+folder fsynced once. A data file appears only once it is complete and durable;
+`take_landed` reports files only once committed, so the caller's checkpoint
+also happens once per group. One line is one record as the API sent it (parsed
+and re-serialized with orjson, the stdlib for what orjson refuses; nothing added).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -31,13 +35,17 @@ from hs_sync.errors import ApiError
 from hs_sync.land import rawfile
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
-from hs_sync.warehouse import Warehouse, atomic_write, fsync_path
+from hs_sync.warehouse import Warehouse, fsync_path
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
 # than one file per page, since the fsync and rename per file dominate
 # (benchmarks/bench_landing.py), while memory stays flat.
 PAGES_PER_FILE = 20
 BYTES_PER_FILE = 32 * 1024 * 1024
+# A kill loses at most this much fetched work (re-fetched by the next run); each
+# commit costs an fsync of the folder and a state transaction at the caller.
+GROUP_FILES = 5
+GROUP_SECONDS = 1.0
 
 _stamp_lock = threading.Lock()
 _last_stamp: datetime | None = None
@@ -130,6 +138,8 @@ class BatchWriter:
     # rooms, whose next read by themselves is not landed again when nothing changed.
     room_digests: frozenset[str] = frozenset()
     compression: str = "zstd"  # of the data files: a key of rawfile.SUFFIXES
+    group_files: int = GROUP_FILES
+    group_seconds: float = GROUP_SECONDS
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
@@ -161,6 +171,9 @@ class BatchWriter:
         self.tail: dict[str, str] | None = {} if self.tail_from is not None else None
         self._seq = 0  # the next data file's number
         self._landed: list[LandedFile] = []  # durable, not yet reported by take_landed
+        # Written under temporary names, not yet committed: (manifest, data file, file).
+        self._pending: list[tuple[Path, Path, LandedFile]] = []
+        self._pending_since = 0.0  # monotonic time the oldest pending file was written
         self._done_lock = threading.Lock()
 
     def add(self, page: Envelope, fetched_at: str) -> None:
@@ -196,12 +209,20 @@ class BatchWriter:
             or self._buffered_bytes >= self.bytes_per_file
         )
         if full:
-            self.flush()
+            self.flush(commit=False)
+        if self._pending and (
+            len(self._pending) >= self.group_files
+            or time.monotonic() - self._pending_since >= self.group_seconds
+        ):
+            self.commit()
 
-    def flush(self) -> None:
-        """Write buffered rows (if any) as one durable data file plus its manifest;
-        `take_landed` then reports it: checkpoint on that."""
+    def flush(self, *, commit: bool = True) -> None:
+        """Write buffered rows (if any) as one data file plus its manifest, then (unless
+        `commit=False`) commit every waiting file; `take_landed` then reports them:
+        checkpoint on that."""
         if not self._buffered_rows:
+            if commit:
+                self.commit()
             return
         seq, self._seq = self._seq, self._seq + 1
         data_path = self._write_folder / f"{seq:05d}{rawfile.SUFFIXES[self.compression]}"
@@ -229,14 +250,34 @@ class BatchWriter:
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
         self._write(meta, data, landed)
+        if commit:
+            self.commit()
 
     def _write(self, meta: bytes, data: bytes, landed: LandedFile) -> None:
-        # Manifest first: whenever a data file is visible, its manifest is too.
-        atomic_write(landed.path.with_name(rawfile.stem(landed.path.name) + ".meta.json"), meta)
-        atomic_write(landed.path, data)
+        """Write a file and its manifest under temporary names, to wait for the commit."""
+        meta_tmp = _write_temporary(landed.path.with_name(_meta_name(landed.path)), meta)
+        data_tmp = _write_temporary(landed.path, data)
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append((meta_tmp, data_tmp, landed))
+
+    def commit(self) -> None:
+        """Make every waiting file durable and visible: fsync each, rename each into
+        place (manifest first: whenever a data file is visible, its manifest is too),
+        then fsync the folder once."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        for meta_tmp, data_tmp, _ in pending:
+            fsync_path(meta_tmp)
+            fsync_path(data_tmp)
+        for meta_tmp, data_tmp, landed in pending:
+            os.replace(meta_tmp, landed.path.with_name(_meta_name(landed.path)))
+            os.replace(data_tmp, landed.path)
+        fsync_path(self._write_folder)
         with self._done_lock:
-            self.files.append(landed)
-            self._landed.append(landed)
+            self.files.extend(landed for _, _, landed in pending)
+            self._landed.extend(landed for _, _, landed in pending)
 
     @property
     def files_started(self) -> int:
@@ -250,7 +291,8 @@ class BatchWriter:
         return out
 
     def close(self) -> None:
-        """Nothing is left in flight: every file is written when flushed."""
+        """Commit the files still waiting (what is buffered is not written: flush first)."""
+        self.commit()
 
     @property
     def content_digest(self) -> str:
@@ -286,6 +328,10 @@ class BatchWriter:
         """Drop what is buffered and not yet written (and, when staged, what was)."""
         self._chunks, self._pages, self._warnings = [], [], []
         self._buffered_rows = self._buffered_pages = self._buffered_bytes = 0
+        for meta_tmp, data_tmp, _ in self._pending:
+            meta_tmp.unlink(missing_ok=True)
+            data_tmp.unlink(missing_ok=True)
+        self._pending = []
         if self.staged:
             shutil.rmtree(self._write_folder, ignore_errors=True)
             self.files, self._landed = [], []
@@ -373,3 +419,25 @@ class BatchWriter:
     def _cap_tail(self) -> None:
         if self.tail is not None and len(self.tail) > self.tail_limit:
             self.tail = None  # too big to remember: the next window lands its overlap again
+
+
+def _meta_name(data_path: Path) -> str:
+    return rawfile.stem(data_path.name) + ".meta.json"
+
+
+def _write_temporary(path: Path, data: bytes) -> Path:
+    """Write `data` to a hidden name beside `path` (what `sweep_temporaries` removes
+    after a kill), not fsynced: the group commit does that."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb", opener=_private) as f:
+            f.write(data)
+    except BaseException:  # a full disk, a signal: leave no half-written temporary
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

@@ -27,6 +27,7 @@ from hs_sync import __version__
 from hs_sync.config import Config
 from hs_sync.media.links import SignedUrl
 from hs_sync.media.plan import Recording
+from hs_sync.scrub import redact_queries
 from hs_sync.warehouse import fsync_path
 
 CHUNK = 256 * 1024
@@ -209,7 +210,7 @@ class Fetcher:
                     self.progress("media_bytes", recording=rec.id, n=len(chunk))
                 return total
         except httpx.TransportError as exc:
-            raise _Broken(f"{type(exc).__name__}: {_scrub(str(exc))}") from None
+            raise _Broken(f"{type(exc).__name__}: {redact_queries(str(exc))}") from None
         except httpx.HTTPError as exc:
             raise _Fatal(f"download failed: {type(exc).__name__}") from None
         except httpx.InvalidURL:
@@ -282,11 +283,3 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
-
-
-def _scrub(text: str) -> str:
-    """Error text without any URL in it (a signed URL is a credential)."""
-    return _URL.sub("<url>", text)

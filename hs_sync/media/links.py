@@ -19,6 +19,7 @@ from hs_sync.api.client import ApiClient
 from hs_sync.api.paths import quote_id
 from hs_sync.errors import ApiError, AuthError, ForbiddenError, NotFoundError
 from hs_sync.media.plan import Recording
+from hs_sync.scrub import REDACTED
 
 MINT_ENDPOINT = "data/recordings/download"
 LISTING_ENDPOINT = "data/recordings/room"
@@ -37,7 +38,7 @@ class SignedUrl:
         return self._value
 
     def __repr__(self) -> str:
-        return "SignedUrl(<redacted>)"
+        return f"SignedUrl({REDACTED})"
 
     __str__ = __repr__
 

@@ -2,16 +2,15 @@
 
 `install(api_base)` adds a filter to the `httpx` logger that
 replaces the query string of any URL outside the API base (storage links
-carry their signature there) with `?<redacted>`. Idempotent.
+carry their signature there) with `?[redacted]` (`hs_sync/scrub.py`). Idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 
-from hs_sync.scrub import URL
+from hs_sync.scrub import redact_queries
 
 _lock = threading.Lock()
 
@@ -28,16 +27,10 @@ class RedactSignedUrls(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record: leave it to logging's own error path
             return True
-        clean = URL.sub(self._redact, message)
+        clean = redact_queries(message, keep=self.api_bases)
         if clean != message:
             record.msg, record.args = clean, ()
         return True
-
-    def _redact(self, match: re.Match) -> str:
-        base, rest = match.group("base"), match.group("rest")
-        if not rest or any(base.startswith(api) for api in self.api_bases):
-            return match.group(0)
-        return base + "?<redacted>"
 
 
 _FILTER = RedactSignedUrls()
