@@ -70,11 +70,14 @@ class Dataset:
         experiments: int | None = None,
         live_experiments: int | None = None,
         series: Sequence[Series] = (),
+        wide_ints: bool = True,
     ):
         self.seed = seed
         self.scale = scale
         self.live = live
-        gen = generate(seed, scale, live, defects, hostile_ids, experiments, live_experiments)
+        gen = generate(
+            seed, scale, live, defects, hostile_ids, experiments, live_experiments, wide_ints
+        )
         self._gen = gen
         self.clock = Clock(gen.now)
         self.start_ms = gen.now

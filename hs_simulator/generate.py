@@ -157,6 +157,8 @@ QUESTIONS = (
 )
 # integers a float64 cannot hold exactly: 2^53 + 1, a u64 near its top, the u64 maximum
 BIG_INTS = (2**53 + 1, 2**64 - 2**11 - 1, 2**64 - 1)
+# the same with `wide_ints=False`: every integer fits a signed 64-bit one
+INT64_INTS = (2**53 + 1, 2**63 - 2**11 - 1, 2**63 - 1)
 DRIFT_CLASSES = ((0.6, 5, 99), (0.3, 100, 500), (0.1, 501, 1500))  # good / acceptable / poor
 
 
@@ -275,9 +277,12 @@ def generate(
     hostile_ids: bool = False,
     experiments: int | None = None,
     live_experiments: int | None = None,
+    wide_ints: bool = True,
 ) -> Generated:
     """`experiments` (default: one per spec) cycles the specs; in live mode only the
-    first `live_experiments` (default: all) keep producing rows after 'now'."""
+    first `live_experiments` (default: all) keep producing rows after 'now'.
+    `wide_ints=False` keeps every integer within the signed 64-bit range (the same
+    rows, with the u64 values moved below 2^63)."""
     now = anchor_ms(seed)
     live_horizon = now + (3 * 3600_000 if live else 0)
     count = len(EXPERIMENT_SPECS) if experiments is None else experiments
@@ -353,6 +358,7 @@ def generate(
                 manifest,
                 hostile_ids and index == 0,
                 rejoin,
+                wide_ints,
             )
             if rejoin is not None:
                 first = next(r.id for r in exp_rooms if any(p.id == rejoin for p in r.participants))
@@ -405,7 +411,7 @@ def _plant(rng: random.Random, spec: dict, historical: list[int], enabled: bool)
 
 
 def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, hostile=False,
-          rejoin=None):  # fmt: skip
+          rejoin=None, wide_ints=True):  # fmt: skip
     f: Feature = spec["features"]
     size = _weighted(rng, spec["sizes"])
     if room_index in planted["nosync"]:
@@ -523,6 +529,8 @@ def _room(rng, spec, exp, dep, created, room_index, planted, emitter, manifest, 
             )
     sess = _Session(rng, emitter, exp, dep, room, start, states, bounds, stop_at, pre)
     sess.grouped_answers = room_index % 2 == 1  # one `answers` list per questionnaire
+    if not wide_ints:
+        sess.big_ints, sess.counter_top = INT64_INTS, 2**63
     sess.run(f, nosync=room_index in planted["nosync"], gap=room_index in planted["gap"])
     manifest["continuousRatingGaps"].extend(sess.gaps)
     if room_index in planted["nosync"] and len(active) > 1:
@@ -593,6 +601,8 @@ class _Session:
         self.pre = pre
         self.gaps: list[dict] = []
         self.grouped_answers = False
+        self.big_ints = BIG_INTS  # `wide_ints=False`: INT64_INTS
+        self.counter_top = 2**64  # u64 counters count up to just below this
         self.answers: dict[str, list] = {}  # participant id -> answers awaiting their event
         self.active = [p for p in room.participants if p.id in stop_at]
 
@@ -659,7 +669,7 @@ class _Session:
                     "round": self.states.index(state) + 1,
                     "condition": "A",
                     "note": None,
-                    "sessionSeed": BIG_INTS[self.states.index(state) % len(BIG_INTS)],
+                    "sessionSeed": self.big_ints[self.states.index(state) % len(self.big_ints)],
                 }
                 comps = _COMPONENTS[kind]
                 for ci, ctype in enumerate(comps):
@@ -950,8 +960,8 @@ class _Session:
                     "packetLossPct": round(rng.random() * 2, 2),
                     "jitterMs": rng.randint(1, 40),
                     "rttMs": rng.randint(15, 200),
-                    # a u64 counter above the int64 range
-                    "bytesSent": 2**64 - 10**11 + sent,
+                    # a u64 counter above the int64 range (below it with wide_ints=False)
+                    "bytesSent": self.counter_top - 10**11 + sent,
                 },
             )
             t += rng.randint(10_000, 20_000)

@@ -26,7 +26,9 @@ class Simulator:
     attack paths and SQL (`..`, `../`, quotes, `'; DROP TABLE`, NUL), see generate.
     `experiments` cycles the three experiment designs to that many experiments; in
     live mode only the first `live_experiments` keep collecting data. `series` adds
-    time-series types defined by data alone (see `series.Series`).
+    time-series types defined by data alone (see `series.Series`). `wide_ints=False`
+    serves the same rows with every integer within the signed 64-bit range (the u64
+    values moved below 2^63).
     """
 
     def __init__(
@@ -40,13 +42,22 @@ class Simulator:
         experiments: int | None = None,
         live_experiments: int | None = None,
         series: Sequence[Series] = (),
+        wide_ints: bool = True,
     ) -> None:
         self.seed = seed
         self.scale = scale
         self.live = live
         self.port = port
         self.dataset = Dataset(
-            seed, scale, live, defects, hostile_ids, experiments, live_experiments, series
+            seed,
+            scale,
+            live,
+            defects,
+            hostile_ids,
+            experiments,
+            live_experiments,
+            series,
+            wide_ints,
         )
         self.keys = KeyRing()
         self.api_key = default_key(seed)

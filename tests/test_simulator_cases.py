@@ -73,6 +73,45 @@ def test_awkward_values_are_in_the_data(sim):
     assert unicodedata.normalize("NFC", chat) != chat
 
 
+def _wide(value) -> list:
+    """Every integer in `value`, at any depth, outside the signed 64-bit range."""
+    if isinstance(value, dict):
+        return [v for x in value.values() for v in _wide(x)]
+    if isinstance(value, list):
+        return [v for x in value for v in _wide(x)]
+    return [value] if isinstance(value, int) and not -(2**63) <= value < 2**63 else []
+
+
+def _without_u64(record: dict) -> dict:
+    """`record` with the two fields that carry u64 values blanked."""
+    out = {**record, "bytesSent": None} if "bytesSent" in record else dict(record)
+    if isinstance(out.get("variables"), dict):
+        out["variables"] = {**out["variables"], "sessionSeed": None}
+    return out
+
+
+def test_int64_only_dataset_has_the_same_rows_and_no_integer_beyond_int64(sim, sim_factory):
+    narrow = sim_factory(seed=sim.seed, scale=sim.scale, wide_ints=False)
+    assert _wide(sim.dataset.records("components")) and _wide(sim.dataset.records("videochat"))
+    for data_type in narrow.dataset.data_types:
+        rows, wide_rows = narrow.dataset.records(data_type), sim.dataset.records(data_type)
+        assert not _wide(rows), data_type
+        assert [list(r) for r in rows] == [list(r) for r in wide_rows], data_type
+        if data_type in narrow.dataset.series_types:
+            assert list(map(_without_u64, rows)) == list(map(_without_u64, wide_rows))
+    served = {  # over HTTP: still past float64's exact range, within int64
+        data_type: [
+            row
+            for exp in narrow.dataset.experiment_ids
+            for row in _get(narrow, f"/data/{data_type}/experiment/{exp}").json()["data"]
+        ]
+        for data_type in ("components", "videochat")
+    }
+    assert not _wide(served)
+    assert 2**63 - 1 in {c["variables"]["sessionSeed"] for c in served["components"]}
+    assert any(v.get("bytesSent", 0) > 2**62 for v in served["videochat"])
+
+
 def test_sparse_ratings_and_recordings_name_no_room_but_the_ground_truth_does(sim):
     for data_type in ("ratings/sparse", "recordings"):
         rows = sim.dataset.records(data_type)
