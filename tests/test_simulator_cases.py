@@ -175,3 +175,32 @@ def test_late_rows_of_a_room_less_type_are_served_in_their_room(sim_factory):
         assert row in _get(sim, f"/data/ratings/sparse/room/{room}").json()["data"]
     gaze = sim.add_late_rows("eyetracking", 2)
     assert all(isinstance(g["onset"], float) for g in gaze)
+
+
+def test_hs_sync_simulate_int64_only_serves_no_integer_beyond_int64():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hs_sync", "simulate", "--scale", "0.1", "--int64-only"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        base_url = lines[0].split(": ", 1)[1].strip()
+        key = lines[1].split(": ", 1)[1].strip()
+        headers = {"X-API-Key": key}
+        experiments = httpx.get(f"{base_url}/experiments", headers=headers, timeout=30).json()
+        served = [
+            row
+            for exp in experiments["data"]
+            for row in httpx.get(
+                f"{base_url}/data/videochat/experiment/{exp['id']}", headers=headers, timeout=30
+            ).json()["data"]
+        ]
+        assert served and not _wide(served)
+        assert any(v.get("bytesSent", 0) > 2**62 for v in served)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -14,13 +14,26 @@ import click
 @click.option("--live", is_flag=True, help="Advance the clock in real time; new rows keep coming.")
 @click.option("--no-defects", is_flag=True, help="Plant no defects (a clean dataset).")
 @click.option(
+    "--int64-only",
+    is_flag=True,
+    help="Serve no integer beyond the signed 64-bit range (the same rows otherwise).",
+)
+@click.option(
     "--faults",
     default="",
     metavar="KIND=RATE,...",
     help="Fault rates, e.g. http_5xx=0.05,reset=0.01,slow=0.1 (kinds: http_5xx, html_5xx, "
     "reset, truncate, slow, rate_429).",
 )
-def command(seed: int, scale: float, port: int, live: bool, no_defects: bool, faults: str) -> None:
+def command(
+    seed: int,
+    scale: float,
+    port: int,
+    live: bool,
+    no_defects: bool,
+    int64_only: bool,
+    faults: str,
+) -> None:
     """Serve a simulated HyperStudy v3 API on 127.0.0.1 and print its URL and a test key.
 
     \b
@@ -38,7 +51,14 @@ def command(seed: int, scale: float, port: int, live: bool, no_defects: bool, fa
         except ValueError:
             raise click.BadParameter(f"{item!r} is not KIND=RATE", param_hint="--faults") from None
     started = time.monotonic()
-    sim = Simulator(seed=seed, scale=scale, live=live, port=port, defects=not no_defects)
+    sim = Simulator(
+        seed=seed,
+        scale=scale,
+        live=live,
+        port=port,
+        defects=not no_defects,
+        wide_ints=not int64_only,
+    )
     try:
         sim.faults.configure(**settings)
     except TypeError as exc:
