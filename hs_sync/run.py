@@ -19,6 +19,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from hs_sync import interrupt, objstore, origin, stores
+from hs_sync.api import capabilities
 from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
@@ -27,6 +28,7 @@ from hs_sync.errors import ConfigError
 from hs_sync.extract.pages import Progress, PullContext, now_iso
 from hs_sync.extract.plan import Planner
 from hs_sync.extract.polling import Schedule
+from hs_sync.extract.promises import Promises
 from hs_sync.extract.runner import UnitRunner, run_plan
 from hs_sync.land.batch import sweep_temporaries
 from hs_sync.land.state import ExtractState, remembered_access
@@ -83,6 +85,7 @@ def sync(
             )
         with warehouse_lock(warehouse, config.lock_timeout_seconds, config.group):
             sweep_temporaries(warehouse)
+            promises = _promises(client, warehouse, config, summary, experiments, listing)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
                 origin.remember(warehouse, config)
@@ -103,6 +106,7 @@ def sync(
                         progress=progress,
                         keep=listed.note if listed is not None else None,
                         listing=listing,
+                        promises=promises,
                     )
                     schedule = Schedule(state, config, summary.window_end)
                     run_plan(run, Planner(ctx, schedule, types, experiments, listing))
@@ -145,6 +149,43 @@ def sync(
                             raise
                         raise DiskFull(exc) from None
     return summary
+
+
+def _promises(
+    client: ApiClient,
+    warehouse: Warehouse,
+    config: Config,
+    summary: RunSummary,
+    experiments: list[str],
+    listing: Any,
+) -> Promises:
+    """What the run may rely on of the API: checked on first use of its base URL and
+    daily (a few requests), kept in the state file otherwise. A missing behaviour leads
+    the summary's warnings, with what doing without it costs."""
+    experiment = _busiest(experiments, listing)
+    if experiment is None:
+        return Promises()
+    caps = capabilities.ensure_checked(
+        client, warehouse, experiment, now=summary.window_end, page_size=config.page_size
+    )
+    promises = Promises.from_capabilities(caps)
+    summary.warnings[:0] = promises.warnings(caps.base_url)
+    return promises
+
+
+def _busiest(experiments: list[str], listing: Any) -> str | None:
+    """The synced experiment the listing shows with the most participants (the first
+    one when the listing says nothing): the one whose rows the check reads."""
+    if not experiments:
+        return None
+    rows = {str(r.get("id")): r for r in getattr(listing, "records", ()) if isinstance(r, dict)}
+
+    def people(exp: str) -> float:
+        count = (rows.get(exp) or {}).get("participantCount")
+        ok = isinstance(count, (int, float)) and not isinstance(count, bool)
+        return float(count) if ok else 0.0
+
+    return max(experiments, key=people)
 
 
 def _sweep(warehouse: Warehouse) -> None:

@@ -63,9 +63,20 @@ class TimeWindows(Pull):
         )
         recent = self.bucket(end_at - timedelta(hours=self.config.verify_recent_hours))
         vstart = None if full else min(open_from, recent)
+        if not self.ctx.promises.total:
+            # no count to verify by: the open region every poll, and when a full
+            # verification is due, the last verify_recent_hours re-read instead
+            if self._read_open(exp, min(open_from, recent) if full else open_from, result,
+                               purpose="data") is not None:  # fmt: skip
+                result.verified = full
+            return result
         lively = poll.get("unchanged", 0) == 0 and poll.get("polled_at") is not None
-        limit = self.config.page_size if lively else 1
-        head = self._get(exp, vstart, None, result, "probe", limit=limit, order="desc")
+        newest_first = self.ctx.promises.order
+        limit = self.config.page_size if lively and newest_first else 1
+        # without order=desc the head is one ascending row: its total is what is read
+        head = self._get(
+            exp, vstart, None, result, "probe", limit=limit, order="desc" if newest_first else "asc"
+        )
         total = total_of(head)
         known = self._known(exp, vstart, None)
         if total is not None and total == known:
@@ -77,7 +88,7 @@ class TimeWindows(Pull):
             result.verified = full
             result.windows.append(self._window_entry(exp, vstart, None, 0, 0, total, 1, 0))
             return result
-        opened = self._open_from_head(exp, head, open_from, result)
+        opened = self._open_from_head(exp, head, open_from, result) if newest_first else None
         exact = opened is not None  # the remainder comes from the same response
         if opened is None:
             opened = self._read_open(exp, open_from, result, purpose="data")
@@ -130,6 +141,11 @@ class TimeWindows(Pull):
 
     def _time_params(self, lo: int | None, hi: int | None) -> dict[str, Any]:
         end = self.ctx.window_end if hi is None else _iso_ms(hi * 1000 - 1)
+        if not self.ctx.promises.bounds:
+            # an API whose endTime is exclusive is asked one millisecond past the end
+            moment = parse_time(end)
+            if moment is not None:
+                end = to_iso(moment + timedelta(milliseconds=1))
         params: dict[str, Any] = {"startTime": _iso_s(lo), "endTime": end}
         params.update(dict(self.dt.extra_params))
         params["sort"] = self.dt.sort or self.dt.cursor

@@ -1,0 +1,79 @@
+"""When the API breaks a promise of its docs (order, inclusive bounds, total, limit): the
+run finds it, warns first, and lands every row by a strategy that does without it,
+counted in the requests the simulator served (docs/requests.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hs_sync.registry import BY_NAME
+from hs_sync.run import sync
+from tests.extract_helpers import expected, landed, make_config
+
+EVENTS = BY_NAME["events"]
+
+
+def _served(sim) -> list[dict]:
+    return [r for r in sim.requests if "/data/events/" in r["path"]]
+
+
+def _synced(sim, tmp_path, **faults):
+    """One experiment's events synced from a simulator set to break `faults`."""
+    sim.faults.configure(**faults)
+    exp = sim.dataset.experiment_ids[0]
+    config = make_config(sim, tmp_path / "wh", types=("events",), experiments=(exp,))
+    first = sync(config)
+    assert first.exit_code == 0, first.errors
+    return config, exp, first
+
+
+def _assert_equal(sim, tmp_path, exp) -> None:
+    assert landed(tmp_path / "wh", EVENTS)[exp] == expected(sim, EVENTS, exp)
+
+
+def test_without_order_late_rows_land_and_the_cost_is_bounded(sim_factory, tmp_path):
+    sim = sim_factory()  # its data changes
+    config, exp, first = _synced(sim, tmp_path, ignore_order=True)
+    assert "order=desc" in first.warnings[0] and "ascending" in first.warnings[0]
+    sim.advance(60)
+    assert sync(config).total_rows == 0
+    late = sim.add_late_rows("events", 5, experiment_id=exp)  # inside the lookback
+    late += sim.add_late_rows("events", 3, experiment_id=exp, behind_seconds=3 * 3600)
+    sim.advance(60)
+    sim.reset_requests()
+    summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    assert all(r["params"].get("order") != "desc" for r in _served(sim))
+    got = landed(tmp_path / "wh", EVENTS)[exp]
+    assert all(EVENTS.key_of(row) in got for row in late)
+    _assert_equal(sim, tmp_path, exp)
+    assert len(_served(sim)) <= 20, len(_served(sim))
+    assert summary.warnings[0].startswith("the API at") and "order=desc" in summary.warnings[0]
+    for _ in range(2):  # then: the no-change cost, one request
+        sim.advance(60)
+        sim.reset_requests()
+        assert sync(config).total_rows == 0
+        assert len(_served(sim)) == 1
+
+
+@pytest.mark.parametrize(
+    "faults, words",
+    [
+        ({"exclusive_end": True}, "inclusive time bounds"),
+        ({"total_skew": 7}, "pagination.total"),
+        ({"total_skew": -3}, "pagination.total"),
+        ({"limit_cap": 100}, "limit"),
+    ],
+)
+def test_a_broken_promise_still_lands_every_row(sim_factory, tmp_path, faults, words):
+    sim = sim_factory()  # its data changes
+    config, exp, first = _synced(sim, tmp_path, **faults)
+    assert f"does not keep {words} (" in first.warnings[0]
+    _assert_equal(sim, tmp_path, exp)
+    late = sim.add_late_rows("events", 4, experiment_id=exp)
+    sim.advance(60)
+    summary = sync(config)
+    assert summary.exit_code == 0, summary.errors
+    got = landed(tmp_path / "wh", EVENTS)[exp]
+    assert all(EVENTS.key_of(row) in got for row in late)
+    _assert_equal(sim, tmp_path, exp)
