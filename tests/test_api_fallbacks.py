@@ -39,7 +39,7 @@ def test_without_order_late_rows_land_and_the_cost_is_bounded(sim_factory, tmp_p
     assert sync(config).total_rows == 0
     late = sim.add_late_rows("events", 5, experiment_id=exp)  # inside the lookback
     late += sim.add_late_rows("events", 3, experiment_id=exp, behind_seconds=3 * 3600)
-    sim.advance(60)
+    sim.advance(600)  # the unit backed off after a poll without change: due again
     sim.reset_requests()
     summary = sync(config)
     assert summary.exit_code == 0, summary.errors
@@ -71,9 +71,44 @@ def test_a_broken_promise_still_lands_every_row(sim_factory, tmp_path, faults, w
     assert f"does not keep {words} (" in first.warnings[0]
     _assert_equal(sim, tmp_path, exp)
     late = sim.add_late_rows("events", 4, experiment_id=exp)
-    sim.advance(60)
+    sim.advance(60)  # the unit's second poll (the full sync was its first)
     summary = sync(config)
     assert summary.exit_code == 0, summary.errors
     got = landed(tmp_path / "wh", EVENTS)[exp]
     assert all(EVENTS.key_of(row) in got for row in late)
+    _assert_equal(sim, tmp_path, exp)
+
+
+def test_late_rows_in_a_finished_study_land_within_a_day_of_arriving(sim_factory, tmp_path):
+    """Polled daily, each poll verifies back to where the last one's range began: rows
+    stamped at the study's end that arrive 6 and 30 hours after it land within 24
+    hourly syncs of arriving, for at most 90 requests a day."""
+    sim = sim_factory(seed=1)  # its data changes
+    rooms = sim.dataset.records("rooms")
+    finished = [
+        exp
+        for exp in sim.dataset.experiment_ids
+        if all(r.get("status") == "completed" for r in rooms if r.get("experimentId") == exp)
+    ]
+    assert finished, "the dataset has an experiment whose rooms are all final"
+    exp = finished[0]
+    config = make_config(sim, tmp_path / "wh", types=("events", "rooms"), experiments=(exp,))
+    assert sync(config).exit_code == 0
+    sim.reset_requests()
+    arrivals = {6: [], 30: []}  # hour -> rows arriving then, stamped when the study ended
+    landed_at: dict[int, int] = {}
+    for hour in range(1, 55):
+        sim.advance(3600 - 20)  # hourly, each sync a little early (a scheduler jitters)
+        if hour in arrivals:
+            arrivals[hour] = sim.add_late_rows("events", 3, experiment_id=exp, behind_seconds=60)
+        summary = sync(config)
+        assert summary.exit_code == 0, summary.errors
+        got = landed(tmp_path / "wh", EVENTS)[exp]
+        for at, rows in arrivals.items():
+            if rows and at not in landed_at and all(EVENTS.key_of(r) in got for r in rows):
+                landed_at[at] = hour
+    assert {at: landed_at.get(at, 99) - at for at in arrivals} == {
+        at: min(landed_at.get(at, 99) - at, 24) for at in arrivals
+    }, landed_at
+    assert len(sim.requests) <= 90 * 54 / 24, len(sim.requests)
     _assert_equal(sim, tmp_path, exp)

@@ -26,6 +26,7 @@ from hs_sync.extract.pages import (
     reconciled,
     total_of,
 )
+from hs_sync.extract.polling import SLACK
 from hs_sync.land.batch import BatchWriter
 from hs_sync.timeutil import parse_time, to_iso
 
@@ -58,10 +59,17 @@ class TimeWindows(Pull):
         open_from = self.bucket(min(mark_at - lookback, end_at))
         poll = self.state.poll(self.dt.name, exp) or {}
         verified_at = parse_time(poll.get("verified_at"))
+        # due a little early, as polls are (a unit polled daily verifies all on each poll)
         full = verified_at is None or end_at - verified_at >= timedelta(
-            hours=self.config.verify_all_hours
+            hours=self.config.verify_all_hours * (1 - SLACK)
         )
-        recent = self.bucket(end_at - timedelta(hours=self.config.verify_recent_hours))
+        reach = timedelta(hours=self.config.verify_recent_hours)
+        recent = self.bucket(end_at - reach)
+        # back at least to where the previous poll's range began: a row that arrived
+        # late since then is inside this poll's range
+        polled_at = parse_time(poll.get("polled_at"))
+        if polled_at is not None:
+            recent = min(recent, self.bucket(polled_at - reach))
         vstart = None if full else min(open_from, recent)
         if not self.ctx.promises.total:
             # no count to verify by: the open region every poll, and when a full

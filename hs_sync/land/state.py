@@ -194,6 +194,16 @@ class ExtractState:
                 (data_type, experiment_id, lo, lo, hi, hi),
             ).fetchall()
 
+    def newest_bucket(self, experiment_id: str) -> int | None:
+        """The newest time bucket (epoch seconds) holding landed rows of any time type of
+        the experiment; None when none is known."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT max(bucket) FROM buckets WHERE experiment_id = ? AND rows > 0",
+                (experiment_id,),
+            ).fetchone()
+        return row[0] if row else None
+
     def forget_batch(self, data_type: str, experiment_folder: str, batch: str) -> None:
         """Make the next sync pull again what raw batch `batch` held (its file did not
         read): a time window's watermark goes back to the window's start, a room or
