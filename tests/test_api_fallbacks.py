@@ -4,11 +4,18 @@ counted in the requests the simulator served (docs/requests.md)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from hs_sync.checks import run_check
 from hs_sync.registry import BY_NAME
 from hs_sync.run import sync
+from hs_sync.statestore import StateReader
+from hs_sync.timeutil import parse_time
+from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import expected, landed, make_config
+from tests.hostile_server import HostileServer, Reply
 
 EVENTS = BY_NAME["events"]
 
@@ -112,3 +119,53 @@ def test_late_rows_in_a_finished_study_land_within_a_day_of_arriving(sim_factory
     }, landed_at
     assert len(sim.requests) <= 90 * 54 / 24, len(sim.requests)
     _assert_equal(sim, tmp_path, exp)
+
+
+def test_a_window_that_never_converges_is_marked_and_reported(sim, tmp_path):
+    """An API that counts a row in one window it never serves: two re-reads, then the
+    window is marked, costs nothing more, and `hs-sync check` names it with its counts."""
+    exp = sim.dataset.experiment_ids[0]
+    times = sorted(r["timestamp"] for r in sim.dataset.records("events", experiment_id=exp))
+    newest = parse_time(times[-1])
+    phantom = next(t for t in reversed(times) if parse_time(t) < newest - timedelta(hours=2))
+    at = parse_time(phantom)
+    counting = {"on": False}
+
+    def rewrite(reply: Reply) -> Reply:
+        if counting["on"] and reply.path.startswith("data/events/experiment") and reply.status:
+            lo, hi = (
+                parse_time(reply.query.get("startTime")),
+                parse_time(reply.query.get("endTime")),
+            )
+            if (lo is None or lo <= at) and (hi is None or at <= hi):
+                body = reply.json
+                body["metadata"]["pagination"]["total"] += 1  # a row it never serves
+                reply.json = body
+        return reply
+
+    with HostileServer(sim.base_url, rewrite) as proxy:
+        config = make_config(
+            sim, tmp_path / "wh", base_url=proxy.base_url, types=("events",),
+            experiments=(exp,), poll_after_unchanged=10,
+        )  # fmt: skip
+        assert sync(config).exit_code == 0
+        counting["on"] = True
+        for _ in range(2):  # each bisects down to the window and re-reads it
+            before = len(proxy.requests)
+            assert sync(config).exit_code == 0
+            assert len(proxy.requests) - before > 2
+        for _ in range(2):  # marked: the no-change cost
+            before = len(proxy.requests)
+            summary = sync(config)
+            events = [r for r in proxy.requests[before:] if r.path.startswith("data/events/")]
+            assert len(events) == 1, [r.query for r in events]
+    result = run_check(config, "unconverged_windows")
+    assert not result.passed and result.count == 1
+    issue = result.issues[0]
+    assert issue.experiment_id == exp and "the API counts" in issue.detail
+    assert "--full-refresh" in result.hint
+    with StateReader(Warehouse(tmp_path / "wh")) as reader:
+        (window,) = reader.unconverged_windows()
+    assert window["window_start"] <= at.timestamp() < window["window_end"]
+    assert window["api_rows"] == window["landed_rows"] + 1 and window["attempts"] >= 2
+    assert summary.exit_code == 0
