@@ -24,7 +24,7 @@ from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
 from hs_sync.discovery import check_experiments, discover
-from hs_sync.errors import ConfigError
+from hs_sync.errors import ApiError, AuthError, BudgetExhausted, ConfigError
 from hs_sync.extract.pages import Progress, PullContext, now_iso
 from hs_sync.extract.plan import Planner
 from hs_sync.extract.polling import Schedule
@@ -106,10 +106,11 @@ def sync(
                         progress=progress,
                         keep=listed.note if listed is not None else None,
                         listing=listing,
-                        promises=promises,
+                        promises=promises or Promises(),
                     )
                     schedule = Schedule(state, config, summary.window_end)
-                    run_plan(run, Planner(ctx, schedule, types, experiments, listing))
+                    if promises is not None:
+                        run_plan(run, Planner(ctx, schedule, types, experiments, listing))
                     for exp in run.forbidden:  # a 403: check access again next run
                         state.forget_signal(f"access:{exp}")
                     if run.auth_error is not None:
@@ -158,16 +159,31 @@ def _promises(
     summary: RunSummary,
     experiments: list[str],
     listing: Any,
-) -> Promises:
+) -> Promises | None:
     """What the run may rely on of the API: checked on first use of its base URL and
     daily (a few requests), kept in the state file otherwise. A missing behaviour leads
-    the summary's warnings, with what doing without it costs."""
+    the summary's warnings, with what doing without it costs. None: the run's request
+    budget or time ran out during the check (recorded in the summary)."""
     experiment = _busiest(experiments, listing)
     if experiment is None:
         return Promises()
-    caps = capabilities.ensure_checked(
-        client, warehouse, experiment, now=summary.window_end, page_size=config.page_size
-    )
+    try:
+        caps = capabilities.ensure_checked(
+            client, warehouse, experiment, now=summary.window_end, page_size=config.page_size
+        )
+    except BudgetExhausted as exc:  # as a unit's would: the run stops, progress is kept
+        if exc.kind == "budget":
+            summary.budget["exhausted"] = True
+        summary.budget["resume_at"] = exc.resume_at
+        summary.errors.setdefault(exc.kind, str(exc))
+        return None
+    except AuthError:
+        raise
+    except ApiError as exc:
+        summary.warnings.insert(
+            0, f"what the API honours could not be checked ({exc}); relied on as documented"
+        )
+        return Promises()
     promises = Promises.from_capabilities(caps)
     summary.warnings[:0] = promises.warnings(caps.base_url)
     return promises

@@ -21,7 +21,7 @@ import orjson
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import ApiError
-from hs_sync.extract.promises import Promises, TrustedClient
+from hs_sync.extract.promises import REPORTED_TOTAL, Promises, TrustedClient
 from hs_sync.land.batch import BatchWriter
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import DataType
@@ -161,7 +161,7 @@ class PullContext:
             first_total, rows = None, 0
             while pending is not None:
                 page, fetched_at = pending.result()
-                first_total = total_of(page) if first_total is None else first_total
+                first_total = bound_of(page) if first_total is None else first_total
                 rows += page.count
                 nxt = _next_offset(page, offset, trust_next=self.promises.limit)
                 if nxt is not None and first_total is not None:
@@ -218,6 +218,16 @@ def total_of(page: Envelope) -> int | None:
         return None
     total = pagination.get("total")
     return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
+def bound_of(page: Envelope) -> int | None:
+    """The total a scan is bounded by: `pagination.total`, or the one the API reported
+    where the run does not trust it (hs_sync/extract/promises.py)."""
+    total = total_of(page)
+    if total is not None:
+        return total
+    reported = (page.pagination or {}).get(REPORTED_TOTAL)
+    return reported if isinstance(reported, int) and not isinstance(reported, bool) else None
 
 
 def _check_bound(path: str, rows: int, total: int, page_size: int) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 from hs_sync.api.capabilities import BEHAVIORS, BOUNDS, LIMIT, ORDER, TOTAL, Capabilities
 from hs_sync.api.client import ApiClient, Envelope
 
+REPORTED_TOTAL = "reportedTotal"  # where a dropped total is kept, for bounds only
+
 # What the run does instead, and what that costs, per missing behaviour.
 COSTS = {
     ORDER: "time windows read ascending and bisect on counts instead of reading the newest "
@@ -76,7 +78,9 @@ class TrustedClient:
         pagination = page.metadata.get("pagination")
         if not isinstance(pagination, dict) or "total" not in pagination:
             return page
+        # kept aside for the pagination loop's bound on a server that never stops
         kept = {k: v for k, v in pagination.items() if k != "total"}
+        kept[REPORTED_TOTAL] = pagination["total"]
         return replace(page, metadata={**page.metadata, "pagination": kept})
 
     def __getattr__(self, name: str) -> Any:
