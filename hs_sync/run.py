@@ -85,7 +85,6 @@ def sync(
             )
         with warehouse_lock(warehouse, config.lock_timeout_seconds, config.group):
             sweep_temporaries(warehouse)
-            promises = _promises(client, warehouse, config, summary, experiments, listing)
             with ExtractState(warehouse) as state:
                 state.begin_run(summary.run_id)
                 origin.remember(warehouse, config)
@@ -96,6 +95,7 @@ def sync(
                 with_media = transform and config.media and any(dt.triggers_media for dt in types)
                 listed = ListedLinks() if with_media else None
                 try:
+                    promises = _promises(client, warehouse, config, summary, experiments, listing)
                     ctx = PullContext(
                         client,
                         warehouse,
