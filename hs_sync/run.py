@@ -19,14 +19,16 @@ from contextlib import nullcontext
 from typing import Any
 
 from hs_sync import interrupt, objstore, origin, stores
+from hs_sync.api import capabilities
 from hs_sync.api.budget import RequestBudget, budget_for
 from hs_sync.api.client import ApiClient
 from hs_sync.config import Config
 from hs_sync.discovery import check_experiments, discover
-from hs_sync.errors import ConfigError
+from hs_sync.errors import ApiError, AuthError, BudgetExhausted, ConfigError
 from hs_sync.extract.pages import Progress, PullContext, now_iso
 from hs_sync.extract.plan import Planner
 from hs_sync.extract.polling import Schedule
+from hs_sync.extract.promises import Promises
 from hs_sync.extract.runner import UnitRunner, run_plan
 from hs_sync.land.batch import sweep_temporaries
 from hs_sync.land.state import ExtractState, remembered_access
@@ -93,6 +95,7 @@ def sync(
                 with_media = transform and config.media and any(dt.triggers_media for dt in types)
                 listed = ListedLinks() if with_media else None
                 try:
+                    promises = _promises(client, warehouse, config, summary, experiments, listing)
                     ctx = PullContext(
                         client,
                         warehouse,
@@ -103,9 +106,11 @@ def sync(
                         progress=progress,
                         keep=listed.note if listed is not None else None,
                         listing=listing,
+                        promises=promises or Promises(),
                     )
                     schedule = Schedule(state, config, summary.window_end)
-                    run_plan(run, Planner(ctx, schedule, types, experiments, listing))
+                    if promises is not None:
+                        run_plan(run, Planner(ctx, schedule, types, experiments, listing))
                     for exp in run.forbidden:  # a 403: check access again next run
                         state.forget_signal(f"access:{exp}")
                     if run.auth_error is not None:
@@ -145,6 +150,58 @@ def sync(
                             raise
                         raise DiskFull(exc) from None
     return summary
+
+
+def _promises(
+    client: ApiClient,
+    warehouse: Warehouse,
+    config: Config,
+    summary: RunSummary,
+    experiments: list[str],
+    listing: Any,
+) -> Promises | None:
+    """What the run may rely on of the API: checked on first use of its base URL and
+    daily (a few requests), kept in the state file otherwise. A missing behaviour leads
+    the summary's warnings, with what doing without it costs. None: the run's request
+    budget or time ran out during the check (recorded in the summary)."""
+    experiment = _busiest(experiments, listing)
+    if experiment is None:
+        return Promises()
+    try:
+        caps = capabilities.ensure_checked(
+            client, warehouse, experiment, now=summary.window_end, page_size=config.page_size
+        )
+    except BudgetExhausted as exc:  # as a unit's would: the run stops, progress is kept
+        if exc.kind == "budget":
+            summary.budget["exhausted"] = True
+        summary.budget["resume_at"] = exc.resume_at
+        summary.errors.setdefault(exc.kind, str(exc))
+        return None
+    except AuthError:
+        raise
+    except ApiError as exc:
+        summary.warnings.insert(
+            0, f"what the API honours could not be checked ({exc}); relied on as documented"
+        )
+        return Promises()
+    promises = Promises.from_capabilities(caps)
+    summary.warnings[:0] = promises.warnings(caps.base_url)
+    return promises
+
+
+def _busiest(experiments: list[str], listing: Any) -> str | None:
+    """The synced experiment the listing shows with the most participants (the first
+    one when the listing says nothing): the one whose rows the check reads."""
+    if not experiments:
+        return None
+    rows = {str(r.get("id")): r for r in getattr(listing, "records", ()) if isinstance(r, dict)}
+
+    def people(exp: str) -> float:
+        count = (rows.get(exp) or {}).get("participantCount")
+        ok = isinstance(count, (int, float)) and not isinstance(count, bool)
+        return float(count) if ok else 0.0
+
+    return max(experiments, key=people)
 
 
 def _sweep(warehouse: Warehouse) -> None:

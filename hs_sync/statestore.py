@@ -84,6 +84,13 @@ CREATE TABLE IF NOT EXISTS signals (
 CREATE TABLE IF NOT EXISTS api_capabilities (
     base_url TEXT NOT NULL, behavior TEXT NOT NULL, status TEXT NOT NULL,
     evidence TEXT NOT NULL, checked_at TEXT NOT NULL, PRIMARY KEY (base_url, behavior));
+-- time windows whose API count and landed rows would not agree after re-reads: not re-read
+-- again while the two counts stay as they are (hs_sync/extract/time_windows.py)
+CREATE TABLE IF NOT EXISTS unconverged_windows (
+    data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, window_start INTEGER NOT NULL,
+    window_end INTEGER NOT NULL, api_rows INTEGER NOT NULL, landed_rows INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    PRIMARY KEY (data_type, experiment_id, window_start, window_end));
 CREATE TABLE IF NOT EXISTS tail_keys (
     data_type TEXT NOT NULL, experiment_id TEXT NOT NULL, key TEXT NOT NULL,
     cursor TEXT, PRIMARY KEY (data_type, experiment_id, key));
@@ -433,6 +440,16 @@ class StateReader:
             "extract",
             "SELECT name, value, seen_at FROM signals WHERE substr(name, 1, length(?)) = ?",
             (prefix, prefix),
+        )
+
+    def unconverged_windows(self) -> list[dict[str, Any]]:
+        """Time windows marked as not converging (re-read twice, the API's count and the
+        rows landed still differ): bounds in epoch seconds, both counts, first/last seen."""
+        return self._dicts(
+            "extract",
+            "SELECT data_type, experiment_id, window_start, window_end, api_rows, landed_rows, "
+            "attempts, first_seen, last_seen FROM unconverged_windows WHERE attempts >= 2 "
+            "ORDER BY data_type, experiment_id, window_start",
         )
 
     # -- the transform -----------------------------------------------------

@@ -22,10 +22,11 @@ def _served(sim, data_type: str = "events") -> list[dict]:
 
 
 def test_an_unchanged_window_costs_one_probe_and_lands_nothing(sim, tmp_path):
-    config = make_config(sim, tmp_path / "wh", types=("events",))
+    # the full sync counts as the first poll: a third unchanged one backs off
+    config = make_config(sim, tmp_path / "wh", types=("events",), poll_after_unchanged=3)
     assert sync(config).exit_code == 0
     experiments = sim.dataset.experiment_ids
-    for _ in range(2):  # right after a change (a full head page), then a limit=1 probe
+    for _ in range(2):  # a probe of one row each time
         sim.reset_requests()
         summary = sync(config)
         assert summary.exit_code == 0, summary.errors
@@ -71,7 +72,7 @@ def test_a_unit_without_change_backs_off_and_a_change_resets_it(sim_factory, tmp
     exp = sim.dataset.experiment_ids[0]
     config = make_config(sim, tmp_path / "wh", types=("events",), experiments=(exp,))
     assert sync(config).exit_code == 0
-    for _ in range(2):  # two polls without change: the unit backs off
+    for _ in range(1):  # the full sync and a poll without change: the unit backs off
         sim.advance(300)
         assert sync(config).total_rows == 0
     with ExtractState(Warehouse(tmp_path / "wh")) as state:

@@ -64,7 +64,8 @@ def test_rows_a_running_session_adds_between_syncs_are_landed(sim_factory, tmp_p
 
 
 def test_a_running_session_with_nothing_new_is_not_landed_again(sim, synced_copy):
-    config = synced_copy  # synced once from sim: room types read at experiment scope
+    # synced once from sim: room types read at experiment scope; polled on both syncs
+    config = synced_copy.replace(poll_after_unchanged=3)
     raw = config.warehouse / "raw"
     landed = sorted(raw.rglob("*.ndjson*"))
     assert collecting_rooms(sim), "the dataset has sessions running at its 'now'"

@@ -101,6 +101,14 @@ CHECKS: tuple[Check, ...] = (
         hints.quarantine,
     ),
     Check(
+        "unconverged_windows",
+        ERROR,
+        "Time windows where the API's count and the rows landed still differed after two "
+        "re-reads: the sync stopped re-reading them and names their bounds and counts.",
+        state_checks.unconverged_windows,
+        hints.unconverged_windows,
+    ),
+    Check(
         "state_stores",
         ERROR,
         "The state file (extraction state, transform ledger, media manifest) opens and "

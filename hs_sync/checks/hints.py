@@ -100,6 +100,17 @@ def freshness(issues: list[Issue]) -> str:
     )
 
 
+def unconverged_windows(issues: list[Issue]) -> str:
+    exps = sorted({i.experiment_id for i in issues if i.experiment_id})
+    types = sorted({i.id.split("/", 1)[0] for i in issues})
+    flags = " ".join([*(f"--type {t}" for t in types), *(f"--experiment {e}" for e in exps)])
+    return (
+        "the API counts rows in these windows that its reads do not serve; "
+        f"`hs-sync sync --full-refresh {flags}` re-reads them once, and a window that stays "
+        "is the API's to explain (report the bounds and counts)"
+    )
+
+
 def stores(issues: list[Issue]) -> str:
     return "run `hs-sync doctor --repair`: it sets the damaged file aside and rebuilds it"
 

@@ -37,6 +37,31 @@ def freshness(ctx: CheckContext) -> list[Issue]:
     return out
 
 
+def unconverged_windows(ctx: CheckContext) -> list[Issue]:
+    """Time windows the sync stopped re-reading: two re-reads left the API's count and the
+    rows landed apart (the extraction state's `unconverged_windows`)."""
+    out = []
+    for w in ctx.state.unconverged_windows():
+        start = _iso(w["window_start"])
+        end = _iso(w["window_end"])
+        out.append(
+            Issue(
+                "window",
+                f"{w['data_type']}/{w['experiment_id']}/{start}",
+                experiment_id=w["experiment_id"],
+                detail=(
+                    f"{w['data_type']} {start}..{end}: the API counts {w['api_rows']} rows, "
+                    f"{w['landed_rows']} landed; seen {w['first_seen']} to {w['last_seen']}"
+                ),
+            )
+        )
+    return out
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def stores(ctx: CheckContext) -> list[Issue]:
     """The state file (extraction state, ledger, media manifest) if it does not open or read."""
     return [

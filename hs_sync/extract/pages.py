@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from hs_sync.api.client import ApiClient, Envelope
 from hs_sync.config import Config
 from hs_sync.errors import ApiError
+from hs_sync.extract.promises import REPORTED_TOTAL, Promises, TrustedClient
 from hs_sync.land.batch import BatchWriter
 from hs_sync.land.state import ExtractState
 from hs_sync.registry import DataType
@@ -88,8 +89,13 @@ class PullContext:
         pages_per_file: int | None = None,
         keep: KeepRecords | None = None,
         listing: Envelope | None = None,
+        promises: Promises | None = None,
     ):
-        self.client = client
+        self.promises = promises or Promises()
+        # a total the API misreports is dropped from every answer the pulls read
+        self.client: ApiClient = (
+            client if self.promises.total else cast(ApiClient, TrustedClient(client, self.promises))
+        )
         self.warehouse = warehouse
         self.state = state
         self.config = config
@@ -155,9 +161,9 @@ class PullContext:
             first_total, rows = None, 0
             while pending is not None:
                 page, fetched_at = pending.result()
-                first_total = total_of(page) if first_total is None else first_total
+                first_total = bound_of(page) if first_total is None else first_total
                 rows += page.count
-                nxt = _next_offset(page, offset)
+                nxt = _next_offset(page, offset, trust_next=self.promises.limit)
                 if nxt is not None and first_total is not None:
                     _check_bound(path, rows, first_total, self.config.page_size)
                 pending = ahead.submit(fetch, nxt) if nxt is not None else None
@@ -214,6 +220,16 @@ def total_of(page: Envelope) -> int | None:
     return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
+def bound_of(page: Envelope) -> int | None:
+    """The total a scan is bounded by: `pagination.total`, or the one the API reported
+    where the run does not trust it (hs_sync/extract/promises.py)."""
+    total = total_of(page)
+    if total is not None:
+        return total
+    reported = (page.pagination or {}).get(REPORTED_TOTAL)
+    return reported if isinstance(reported, int) and not isinstance(reported, bool) else None
+
+
 def _check_bound(path: str, rows: int, total: int, page_size: int) -> None:
     """Raise when a scan has gone past its first page's `total` by more than a margin
     (rows added while it runs): a server whose `hasMore` never ends must not hold the run."""
@@ -225,8 +241,10 @@ def _check_bound(path: str, rows: int, total: int, page_size: int) -> None:
         )
 
 
-def _next_offset(page: Envelope, offset: int) -> int | None:
-    """The offset of the next page, or None when this was the last one."""
+def _next_offset(page: Envelope, offset: int, *, trust_next: bool = True) -> int | None:
+    """The offset of the next page, or None when this was the last one. When the API does
+    not keep `limit` (`trust_next` False), never past the rows actually served: a
+    `nextOffset` counted from the `limit` asked would skip rows."""
     pagination = page.pagination
     if not pagination or not pagination.get("hasMore"):
         return None
@@ -234,6 +252,8 @@ def _next_offset(page: Envelope, offset: int) -> int | None:
     nxt = pagination.get("nextOffset")
     if not isinstance(nxt, int) or isinstance(nxt, bool):
         nxt = offset + returned
+    elif not trust_next:
+        nxt = min(nxt, offset + returned)
     if returned == 0 or nxt <= offset:
         return None  # a server that says "more" but makes no progress: stop, don't loop
     return nxt

@@ -3,7 +3,9 @@
 A unit whose polls keep seeing no change is polled less often: after
 `poll_after_unchanged` unchanged polls its interval doubles from `FIRST_INTERVAL`
 up to `poll_max_interval_seconds`; in an experiment whose rooms are all final it
-is a day at once (late rows there are found by that daily verification). Any change resets it to every sync; so does a change in the
+is a day at once (late rows there are found by that daily verification). A unit's
+first poll is the full sync: when the experiment's newest row is already older than
+a backed-off interval, the unit starts backed off that far. Any change resets it to every sync; so does a change in the
 experiment's row of the experiments listing (a new room or participant), which
 one request per run reads for all experiments. Times are the server's.
 """
@@ -48,8 +50,12 @@ class Schedule:
         if self.now is None:
             return
         poll = self.state.poll(data_type, experiment_id)
-        unchanged = 0 if changed or poll is None else poll["unchanged"] + 1
-        interval = self.interval(unchanged, self.final(experiment_id))
+        final = self.final(experiment_id)
+        if poll is None:
+            unchanged = self._settled(experiment_id, final)
+        else:
+            unchanged = 0 if changed else poll["unchanged"] + 1
+        interval = self.interval(unchanged, final)
         now = to_iso(self.now)
         due = self.now + timedelta(seconds=interval * (1 - SLACK))
         self.state.set_poll(
@@ -69,6 +75,23 @@ class Schedule:
         if final:
             return FINAL_INTERVAL
         return min(self.config.poll_max_interval_seconds, FIRST_INTERVAL * 2 ** (unchanged - after))
+
+    def _settled(self, experiment_id: str, final: bool) -> int:
+        """The backoff a unit's first poll (the full sync) starts at: the longest interval
+        no longer than the age of the experiment's newest row (0: none, or recent)."""
+        newest = self.state.newest_bucket(experiment_id)
+        if newest is None or self.now is None:
+            return 1
+        quiet = self.now.timestamp() - (newest + self.config.bucket_seconds)
+        after = self.config.poll_after_unchanged
+        if quiet < self.interval(after, final):
+            return 1
+        steps = after
+        while self.interval(steps + 1, final) <= quiet and self.interval(
+            steps + 1, final
+        ) > self.interval(steps, final):
+            steps += 1
+        return steps
 
     # -- experiment-wide signals -------------------------------------------
 

@@ -26,6 +26,7 @@ from hs_sync.extract.pages import (
     reconciled,
     total_of,
 )
+from hs_sync.extract.polling import SLACK
 from hs_sync.land.batch import BatchWriter
 from hs_sync.timeutil import parse_time, to_iso
 
@@ -53,19 +54,38 @@ class TimeWindows(Pull):
             self._read_open(exp, None, result, purpose="data")
             if not result.errors:
                 result.verified = True
+                self.state.forget_unconverged(self.dt.name, exp)  # all history re-read
             return result
         lookback = timedelta(seconds=self.config.lookback_seconds)
         open_from = self.bucket(min(mark_at - lookback, end_at))
         poll = self.state.poll(self.dt.name, exp) or {}
         verified_at = parse_time(poll.get("verified_at"))
+        # due a little early, as polls are (a unit polled daily verifies all on each poll)
         full = verified_at is None or end_at - verified_at >= timedelta(
-            hours=self.config.verify_all_hours
+            hours=self.config.verify_all_hours * (1 - SLACK)
         )
-        recent = self.bucket(end_at - timedelta(hours=self.config.verify_recent_hours))
+        reach = timedelta(hours=self.config.verify_recent_hours)
+        recent = self.bucket(end_at - reach)
+        # back at least to where the previous poll's range began: a row that arrived
+        # late since then is inside this poll's range
+        polled_at = parse_time(poll.get("polled_at"))
+        if polled_at is not None:
+            recent = min(recent, self.bucket(polled_at - reach))
         vstart = None if full else min(open_from, recent)
+        if not self.ctx.promises.total:
+            # no count to verify by: the open region every poll, and when a full
+            # verification is due, the last verify_recent_hours re-read instead
+            if self._read_open(exp, min(open_from, recent) if full else open_from, result,
+                               purpose="data") is not None:  # fmt: skip
+                result.verified = full
+            return result
         lively = poll.get("unchanged", 0) == 0 and poll.get("polled_at") is not None
-        limit = self.config.page_size if lively else 1
-        head = self._get(exp, vstart, None, result, "probe", limit=limit, order="desc")
+        newest_first = self.ctx.promises.order
+        limit = self.config.page_size if lively and newest_first else 1
+        # without order=desc the head is one ascending row: its total is what is read
+        head = self._get(
+            exp, vstart, None, result, "probe", limit=limit, order="desc" if newest_first else "asc"
+        )
         total = total_of(head)
         known = self._known(exp, vstart, None)
         if total is not None and total == known:
@@ -77,7 +97,7 @@ class TimeWindows(Pull):
             result.verified = full
             result.windows.append(self._window_entry(exp, vstart, None, 0, 0, total, 1, 0))
             return result
-        opened = self._open_from_head(exp, head, open_from, result)
+        opened = self._open_from_head(exp, head, open_from, result) if newest_first else None
         exact = opened is not None  # the remainder comes from the same response
         if opened is None:
             opened = self._read_open(exp, open_from, result, purpose="data")
@@ -105,7 +125,33 @@ class TimeWindows(Pull):
         return int(moment.timestamp()) // width * width
 
     def _known(self, exp: str, lo: int | None, hi: int | None) -> int:
-        return sum(n for _, n in self.state.bucket_rows(self.dt.name, exp, lo, hi))
+        """The rows landed in [lo, hi), counting a window marked as not converging inside
+        it at the API's count: it is not bisected into again while that count holds."""
+        landed = sum(n for _, n in self.state.bucket_rows(self.dt.name, exp, lo, hi))
+        for start, end, api, rows in self.state.unconverged(self.dt.name, exp):
+            if (lo is None or start >= lo) and (hi is None or end <= hi):
+                landed += api - rows
+        return landed
+
+    def _settle(self, exp: str, lo: int | None, hi: int, total: int, result: PullResult) -> bool:
+        """After a re-read of [lo, hi): True when its landed rows now agree with the API's
+        `total`, or when two re-reads left the same disagreement (the window is then
+        marked, reported by `hs-sync check`, and not re-read while the counts hold)."""
+        start = 0 if lo is None else lo
+        landed = sum(n for _, n in self.state.bucket_rows(self.dt.name, exp, lo, hi))
+        if landed == total:
+            self.state.forget_unconverged(self.dt.name, exp, start, hi)
+            return True
+        attempts = self.state.note_unconverged(
+            self.dt.name, exp, start, hi, total, landed, self.ctx.window_end
+        )
+        if attempts < 2:
+            return False
+        result.warnings.append(
+            f"{_iso_s(start)}..{_iso_ms(hi * 1000 - 1)}: the API counts {total} rows, "
+            f"{landed} landed after two re-reads; not re-read again (see `hs-sync check`)"
+        )
+        return True
 
     def _get(
         self,
@@ -130,6 +176,11 @@ class TimeWindows(Pull):
 
     def _time_params(self, lo: int | None, hi: int | None) -> dict[str, Any]:
         end = self.ctx.window_end if hi is None else _iso_ms(hi * 1000 - 1)
+        if not self.ctx.promises.bounds:
+            # an API whose endTime is exclusive is asked one millisecond past the end
+            moment = parse_time(end)
+            if moment is not None:
+                end = to_iso(moment + timedelta(milliseconds=1))
         params: dict[str, Any] = {"startTime": _iso_s(lo), "endTime": end}
         params.update(dict(self.dt.extra_params))
         params["sort"] = self.dt.sort or self.dt.cursor
@@ -270,15 +321,15 @@ class TimeWindows(Pull):
             total = total_of(self._get(exp, lo, hi, result, "verification"))
             if total is None:
                 return False
-        rows = self.state.bucket_rows(self.dt.name, exp, lo, hi)
-        known = sum(n for _, n in rows)
-        if total == known:
+        if total == self._known(exp, lo, hi):
             return True
-        mid = _split(rows, known, lo, hi, self.config.bucket_seconds)
+        rows = self.state.bucket_rows(self.dt.name, exp, lo, hi)
+        mid = _split(rows, sum(n for _, n in rows), lo, hi, self.config.bucket_seconds)
         if not self.ctx.spend_verification():
             return False
         if total <= self.config.page_size or mid is None:
-            return self._read(exp, lo, hi, result, "verification") is not None
+            self._read(exp, lo, hi, result, "verification")
+            return self._settle(exp, lo, hi, total, result)
         left = total_of(self._get(exp, lo, mid, result, "verification"))
         if left is None:
             return False

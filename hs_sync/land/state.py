@@ -194,6 +194,62 @@ class ExtractState:
                 (data_type, experiment_id, lo, lo, hi, hi),
             ).fetchall()
 
+    def note_unconverged(
+        self, data_type: str, experiment_id: str, lo: int, hi: int, api_rows: int,
+        landed_rows: int, seen_at: str,
+    ) -> int:  # fmt: skip
+        """Note a re-read of [lo, hi) after which the API's count and the rows landed still
+        differ; the attempts so far with these same counts."""
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT api_rows, landed_rows, attempts FROM unconverged_windows "
+                "WHERE data_type = ? AND experiment_id = ? AND window_start = ? AND window_end = ?",
+                (data_type, experiment_id, lo, hi),
+            ).fetchone()
+            same = row is not None and (row[0], row[1]) == (api_rows, landed_rows)
+            attempts = row[2] + 1 if same else 1
+            self._db.execute(
+                "INSERT INTO unconverged_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (data_type, experiment_id, window_start, window_end) DO UPDATE SET "
+                "api_rows = excluded.api_rows, landed_rows = excluded.landed_rows, "
+                "attempts = excluded.attempts, last_seen = excluded.last_seen",
+                (data_type, experiment_id, lo, hi, api_rows, landed_rows, attempts, seen_at,
+                 seen_at),
+            )  # fmt: skip
+        return attempts
+
+    def unconverged(self, data_type: str, experiment_id: str) -> list[tuple[int, int, int, int]]:
+        """(start, end, API's count, rows landed) of the unit's windows marked as not
+        converging (two re-reads that left the same counts)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT window_start, window_end, api_rows, landed_rows FROM unconverged_windows "
+                "WHERE data_type = ? AND experiment_id = ? AND attempts >= 2 "
+                "ORDER BY window_start",
+                (data_type, experiment_id),
+            ).fetchall()
+
+    def forget_unconverged(
+        self, data_type: str, experiment_id: str, lo: int | None = None, hi: int | None = None
+    ) -> None:
+        """The window [lo, hi) agrees now (None: every window of the unit, re-read whole)."""
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM unconverged_windows WHERE data_type = ? AND experiment_id = ? "
+                "AND (? IS NULL OR window_start = ?) AND (? IS NULL OR window_end = ?)",
+                (data_type, experiment_id, lo, lo, hi, hi),
+            )
+
+    def newest_bucket(self, experiment_id: str) -> int | None:
+        """The newest time bucket (epoch seconds) holding landed rows of any time type of
+        the experiment; None when none is known."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT max(bucket) FROM buckets WHERE experiment_id = ? AND rows > 0",
+                (experiment_id,),
+            ).fetchone()
+        return row[0] if row else None
+
     def forget_batch(self, data_type: str, experiment_folder: str, batch: str) -> None:
         """Make the next sync pull again what raw batch `batch` held (its file did not
         read): a time window's watermark goes back to the window's start, a room or
