@@ -140,6 +140,8 @@ class BatchWriter:
     compression: str = "zstd"  # of the data files: a key of rawfile.SUFFIXES
     group_files: int = GROUP_FILES
     group_seconds: float = GROUP_SECONDS
+    # The room reads of one unit share one folder and commit together (`RoomGroup`).
+    group: RoomGroup | None = None
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
@@ -150,6 +152,10 @@ class BatchWriter:
         if "/" in self.label or "\\" in self.label or self.label.startswith("."):
             raise ValueError(f"unsafe batch label {self.label!r}")
         self.folder = parent / f"{batch_stamp()}-{self.label}"
+        if self.group is not None:
+            if self.staged:
+                raise ValueError("a RoomGroup's reads are not staged: the group stages them")
+            self.folder = self.group.folder
         self._write_folder = (
             self.folder.with_name("." + self.folder.name) if self.staged else self.folder
         )
@@ -225,6 +231,8 @@ class BatchWriter:
                 self.commit()
             return
         seq, self._seq = self._seq, self._seq + 1
+        if self.group is not None:
+            seq = self.group.next_seq()
         data_path = self._write_folder / f"{seq:05d}{rawfile.SUFFIXES[self.compression]}"
         data = rawfile.encode(b"".join(self._chunks), self.compression)
         manifest = {
@@ -262,19 +270,14 @@ class BatchWriter:
         self._pending.append((meta_tmp, data_tmp, landed))
 
     def commit(self) -> None:
-        """Make every waiting file durable and visible: fsync each, rename each into
-        place (manifest first: whenever a data file is visible, its manifest is too),
-        then fsync the folder once."""
+        """Make every waiting file durable and visible (`commit_files`); a writer of a
+        `RoomGroup` leaves that to the group, once its read is published."""
+        if self.group is not None:
+            return
         pending, self._pending = self._pending, []
         if not pending:
             return
-        for meta_tmp, data_tmp, _ in pending:
-            fsync_path(meta_tmp)
-            fsync_path(data_tmp)
-        for meta_tmp, data_tmp, landed in pending:
-            os.replace(meta_tmp, landed.path.with_name(_meta_name(landed.path)))
-            os.replace(data_tmp, landed.path)
-        fsync_path(self._write_folder)
+        commit_files(pending, self._write_folder)
         with self._done_lock:
             self.files.extend(landed for _, _, landed in pending)
             self._landed.extend(landed for _, _, landed in pending)
@@ -291,8 +294,12 @@ class BatchWriter:
         return out
 
     def close(self) -> None:
-        """Commit the files still waiting (what is buffered is not written: flush first)."""
-        self.commit()
+        """Commit the files still waiting (what is buffered is not written: flush first);
+        in a `RoomGroup`, drop those of a read never published."""
+        if self.group is not None:
+            self.discard()
+        else:
+            self.commit()
 
     @property
     def content_digest(self) -> str:
@@ -337,7 +344,14 @@ class BatchWriter:
             self.files, self._landed = [], []
 
     def publish(self) -> None:
-        """Flush, then move a staged batch into place in one rename (no-op otherwise)."""
+        """Flush, then move a staged batch into place in one rename (no-op otherwise);
+        in a `RoomGroup`, hand the read's files to the group, to commit with its own."""
+        if self.group is not None:
+            self.flush(commit=False)
+            self.files = [landed for _, _, landed in self._pending]
+            self.group.stage(self._pending)
+            self._pending = []
+            return
         self.flush()
         if not self.staged or not self._write_folder.exists():
             return
@@ -419,6 +433,89 @@ class BatchWriter:
     def _cap_tail(self) -> None:
         if self.tail is not None and len(self.tail) > self.tail_limit:
             self.tail = None  # too big to remember: the next window lands its overlap again
+
+
+class RoomGroup:
+    """One batch folder that the room reads of one (type, experiment) land into.
+
+    A read's files wait under temporary names until it is published (`stage`) or
+    dropped (`BatchWriter.discard`). Once `group_files` files wait, or the oldest
+    has waited `group_seconds` (checked as each read is checkpointed), or at
+    `close`, every waiting file is committed (`commit_files`, one folder fsync),
+    and only then are the reads' checkpoints written, all in one call of
+    `checkpoint`: a room's state never claims files a crash could lose, and its
+    files appear whole or not at all.
+    """
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        data_type: DataType,
+        experiment_id: str,
+        label: str,
+        checkpoint: Callable[[list[Any]], None],
+        *,
+        group_files: int = GROUP_FILES,
+        group_seconds: float = GROUP_SECONDS,
+    ):
+        parent = warehouse.raw_dir(data_type.name, experiment_id)
+        self.folder = parent / f"{batch_stamp()}-{label}"
+        self._checkpoint = checkpoint
+        self.group_files, self.group_seconds = group_files, group_seconds
+        self._seq = 0
+        self._pending: list[tuple[Path, Path, LandedFile]] = []
+        self._entries: list[Any] = []
+        self._since: float | None = None  # monotonic time the oldest wait began
+
+    def next_seq(self) -> int:
+        """The next data file's number in the folder."""
+        seq, self._seq = self._seq, self._seq + 1
+        return seq
+
+    def stage(self, pending: list[tuple[Path, Path, LandedFile]]) -> None:
+        """Take a published read's files, to commit with the group."""
+        if pending and self._since is None:
+            self._since = time.monotonic()
+        self._pending += pending
+
+    def checkpoint(self, entry: Any) -> None:
+        """Queue a read's checkpoint, written once its files (and those before) are
+        durable; commit the group when it is due."""
+        self._entries.append(entry)
+        if self._since is None:
+            self._since = time.monotonic()
+        if (
+            len(self._pending) >= self.group_files
+            or time.monotonic() - self._since >= self.group_seconds
+        ):
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit every waiting file, then write the waiting checkpoints."""
+        pending, self._pending = self._pending, []
+        entries, self._entries = self._entries, []
+        self._since = None
+        if pending:
+            commit_files(pending, self.folder)
+        if entries:
+            self._checkpoint(entries)
+
+    def close(self) -> None:
+        """Commit what waits (the reads published so far)."""
+        self.commit()
+
+
+def commit_files(pending: list[tuple[Path, Path, LandedFile]], folder: Path) -> None:
+    """Make files written under temporary names durable and visible: fsync each, rename
+    each into place (manifest first: whenever a data file is visible, its manifest is
+    too), then fsync the folder once."""
+    for meta_tmp, data_tmp, _ in pending:
+        fsync_path(meta_tmp)
+        fsync_path(data_tmp)
+    for meta_tmp, data_tmp, landed in pending:
+        os.replace(meta_tmp, landed.path.with_name(_meta_name(landed.path)))
+        os.replace(data_tmp, landed.path)
+    fsync_path(folder)
 
 
 def _meta_name(data_path: Path) -> str:
