@@ -27,7 +27,7 @@ from hs_sync.extract.pages import (
     row_hash,
     total_of,
 )
-from hs_sync.land.batch import RoomGroup
+from hs_sync.land.group import RoomGroup
 from hs_sync.land.state import RoomRead
 from hs_sync.registry import DataType
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,6 +36,9 @@ from hs_sync.land import rawfile
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, fsync_path
+
+if TYPE_CHECKING:
+    from hs_sync.land.group import RoomGroup
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
 # than one file per page, since the fsync and rename per file dominate
@@ -140,7 +143,8 @@ class BatchWriter:
     compression: str = "zstd"  # of the data files: a key of rawfile.SUFFIXES
     group_files: int = GROUP_FILES
     group_seconds: float = GROUP_SECONDS
-    # The room reads of one unit share one folder and commit together (`RoomGroup`).
+    # The room reads of one unit share one folder and commit together
+    # (hs_sync/land/group.py).
     group: RoomGroup | None = None
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
@@ -433,76 +437,6 @@ class BatchWriter:
     def _cap_tail(self) -> None:
         if self.tail is not None and len(self.tail) > self.tail_limit:
             self.tail = None  # too big to remember: the next window lands its overlap again
-
-
-class RoomGroup:
-    """One batch folder that the room reads of one (type, experiment) land into.
-
-    A read's files wait under temporary names until it is published (`stage`) or
-    dropped (`BatchWriter.discard`). Once `group_files` files wait, or the oldest
-    has waited `group_seconds` (checked as each read is checkpointed), or at
-    `close`, every waiting file is committed (`commit_files`, one folder fsync),
-    and only then are the reads' checkpoints written, all in one call of
-    `checkpoint`: a room's state never claims files a crash could lose, and its
-    files appear whole or not at all.
-    """
-
-    def __init__(
-        self,
-        warehouse: Warehouse,
-        data_type: DataType,
-        experiment_id: str,
-        label: str,
-        checkpoint: Callable[[list[Any]], None],
-        *,
-        group_files: int = GROUP_FILES,
-        group_seconds: float = GROUP_SECONDS,
-    ):
-        parent = warehouse.raw_dir(data_type.name, experiment_id)
-        self.folder = parent / f"{batch_stamp()}-{label}"
-        self._checkpoint = checkpoint
-        self.group_files, self.group_seconds = group_files, group_seconds
-        self._seq = 0
-        self._pending: list[tuple[Path, Path, LandedFile]] = []
-        self._entries: list[Any] = []
-        self._since: float | None = None  # monotonic time the oldest wait began
-
-    def next_seq(self) -> int:
-        """The next data file's number in the folder."""
-        seq, self._seq = self._seq, self._seq + 1
-        return seq
-
-    def stage(self, pending: list[tuple[Path, Path, LandedFile]]) -> None:
-        """Take a published read's files, to commit with the group."""
-        if pending and self._since is None:
-            self._since = time.monotonic()
-        self._pending += pending
-
-    def checkpoint(self, entry: Any) -> None:
-        """Queue a read's checkpoint, written once its files (and those before) are
-        durable; commit the group when it is due."""
-        self._entries.append(entry)
-        if self._since is None:
-            self._since = time.monotonic()
-        if (
-            len(self._pending) >= self.group_files
-            or time.monotonic() - self._since >= self.group_seconds
-        ):
-            self.commit()
-
-    def commit(self) -> None:
-        """Commit every waiting file, then write the waiting checkpoints."""
-        pending, self._pending = self._pending, []
-        entries, self._entries = self._entries, []
-        self._since = None
-        if pending:
-            commit_files(pending, self.folder)
-        if entries:
-            self._checkpoint(entries)
-
-    def close(self) -> None:
-        """Commit what waits (the reads published so far)."""
-        self.commit()
 
 
 def commit_files(pending: list[tuple[Path, Path, LandedFile]], folder: Path) -> None:
