@@ -10,7 +10,9 @@ made durable by group commit: each is written under a temporary name, and once
 caller flushes, each waiting file is fsynced and renamed into place and the
 folder fsynced once. A data file appears only once it is complete and durable;
 `take_landed` reports files only once committed, so the caller's checkpoint
-also happens once per group. One line is one record as the API sent it (parsed
+also happens once per group. The room reads of one unit share one batch and
+commit as a group across reads (hs_sync/land/group.py); each file's manifest
+names its room. One line is one record as the API sent it (parsed
 and re-serialized with orjson, the stdlib for what orjson refuses; nothing added).
 """
 
