@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 
+import orjson
+
+from hs_sync.land import rawfile
+from hs_sync.land.state import ExtractState
 from hs_sync.registry import DATA_TYPES, Mode
 from hs_sync.run import sync
+from hs_sync.warehouse import Warehouse
 from tests.extract_helpers import (
     assert_landed_equals_simulator,
     assert_only_collecting_rooms_read,
     collecting_rooms,
+    data_files,
     make_config,
 )
 
@@ -82,3 +88,30 @@ def test_a_running_session_with_nothing_new_is_not_landed_again(sim, synced_copy
         assert summary.total_rows == 0
         # nothing new to apply: the database is neither copied nor published
         assert summary.transform["published"] is False
+
+
+def test_the_room_reads_of_a_unit_land_in_one_batch_each_file_naming_its_room(synced_copy):
+    config = synced_copy  # synced once: room-scope-only types were read room by room
+    room_only = [dt for dt in DATA_TYPES if dt.mode is Mode.ROOM and dt.scopes == ("room",)]
+    assert room_only
+    with ExtractState(Warehouse(config.warehouse)) as state:
+        for dt in room_only:
+            files = data_files(config.warehouse, dt)
+            assert files
+            ledger = {(r["experiment_id"], r["scope_id"]): r for r in state.ledger(dt.name)}
+            for exp_dir in {f.parent.parent for f in files}:
+                exp = exp_dir.name.split("=", 1)[1]
+                mine = [f for f in files if f.parent.parent == exp_dir]
+                # one batch per (type, experiment), not one per room
+                assert len({f.parent for f in mine}) == 1
+                rooms = [_manifest(f)["scopeId"] for f in mine]
+                assert all(_manifest(f)["scope"] == "room" for f in mine)
+                assert len(set(rooms)) == len(rooms) > 1  # a file per room read
+                for room in rooms:  # each read checkpointed, naming the batch
+                    assert ledger[(exp, room)]["batch"] == mine[0].parent.name
+
+
+def _manifest(data_file) -> dict:
+    return orjson.loads(
+        data_file.with_name(rawfile.stem(data_file.name) + ".meta.json").read_bytes()
+    )

@@ -173,8 +173,11 @@ def test_room_repair_re_pulls_a_room_at_room_scope(sim, synced_copy):
         and "check-access" not in r["path"]
         for r in sim.requests
     )
-    folders = {p.parent.name for p in data_files(config.warehouse, BY_NAME["events"])}
-    assert any(name.endswith(f"-room-{room}") for name in folders)
+    manifests = [
+        orjson.loads(p.with_name(rawfile.stem(p.name) + ".meta.json").read_bytes())
+        for p in data_files(config.warehouse, BY_NAME["events"])
+    ]
+    assert any(m["scope"] == "room" and m["scopeId"] == room for m in manifests)
     assert_landed_equals_simulator(sim, config.warehouse)
 
 

@@ -155,25 +155,36 @@ class PullContext:
             keep(page.records)
             return replace(page, data=self.client.scrubber.value(page.data)), now_iso()
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-page") as ahead:
-            offset = start
-            pending = ahead.submit(fetch, offset)
+        # The first page is fetched here: a one-page read (a room, mostly) starts no thread.
+        offset = start
+        page, fetched_at = fetch(offset)
+        ahead: ThreadPoolExecutor | None = None
+        try:
             first_total, rows = None, 0
-            while pending is not None:
-                page, fetched_at = pending.result()
+            while True:
                 first_total = bound_of(page) if first_total is None else first_total
                 rows += page.count
                 nxt = _next_offset(page, offset, trust_next=self.promises.limit)
                 if nxt is not None and first_total is not None:
                     _check_bound(path, rows, first_total, self.config.page_size)
-                pending = ahead.submit(fetch, nxt) if nxt is not None else None
+                pending = None
+                if nxt is not None:
+                    if ahead is None:
+                        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hs-page")
+                    pending = ahead.submit(fetch, nxt)
                 try:
                     yield page, fetched_at
                 except GeneratorExit:
                     if pending is not None:
                         pending.cancel()
                     raise
-                offset = nxt if nxt is not None else offset
+                if pending is None:
+                    return
+                offset = nxt
+                page, fetched_at = pending.result()
+        finally:
+            if ahead is not None:
+                ahead.shutdown(wait=True)
 
     def writer(
         self, dt: DataType, exp: str, label: str, scope: str, scope_id: str, **kw: Any

@@ -27,8 +27,9 @@ from hs_sync.extract.pages import (
     row_hash,
     total_of,
 )
+from hs_sync.land.group import RoomGroup
+from hs_sync.land.state import RoomRead
 from hs_sync.registry import DataType
-from hs_sync.warehouse import safe_part
 
 
 class RoomPulls(Pull):
@@ -73,19 +74,28 @@ class RoomPulls(Pull):
             if self._pull_scope(exp, "experiment", exp, "rooms", result, running):
                 self._remember_rooms(exp, due)
             return result
-        for room_id, version in due.items():
-            try:
-                offset = offsets.get(room_id)
-                if offset is not None and self._continue_room(exp, room_id, offset, result):
-                    if version:
-                        self._remember_rooms(exp, {room_id: version})
-                    continue
-                running = frozenset() if version else frozenset({room_id})
-                label = f"room-{safe_part(room_id)}"
-                if self._pull_scope(exp, "room", room_id, label, result, running):
-                    self._remember_rooms(exp, {room_id: version})
-            except NotFoundError as exc:
-                result.warnings.append(f"{self.dt.name}/{exp}: room {room_id} not found ({exc})")
+        # The rooms land in one batch, made durable and checkpointed a group at a time.
+        group = RoomGroup(
+            self.ctx.warehouse, self.dt, exp, "room-reads", self.state.checkpoint_rooms
+        )
+        try:
+            for room_id, version in due.items():
+                try:
+                    offset = offsets.get(room_id)
+                    if offset is not None and self._continue_room(
+                        exp, room_id, offset, result, group, version
+                    ):
+                        continue
+                    running = frozenset() if version else frozenset({room_id})
+                    self._pull_scope(
+                        exp, "room", room_id, "room-reads", result, running, group, version
+                    )
+                except NotFoundError as exc:
+                    result.warnings.append(
+                        f"{self.dt.name}/{exp}: room {room_id} not found ({exc})"
+                    )
+        finally:
+            group.close()
         return result
 
     def _room_offsets(self, exp: str, due: dict[str, str]) -> dict[str, tuple[int, str]]:
@@ -99,7 +109,13 @@ class RoomPulls(Pull):
         return out
 
     def _continue_room(
-        self, exp: str, room_id: str, offset: tuple[int, str], result: PullResult
+        self,
+        exp: str,
+        room_id: str,
+        offset: tuple[int, str],
+        result: PullResult,
+        group: RoomGroup,
+        version: str,
     ) -> bool:
         """Read a room from its landed offset, re-reading its last landed row to verify the
         order; land what follows. False (nothing landed) when that row differs or the
@@ -107,9 +123,8 @@ class RoomPulls(Pull):
         rows, last = offset
         path = self.dt.url_path("room", quote_id(room_id))
         writer = self.ctx.writer(
-            self.dt, exp, f"room-{safe_part(room_id)}", "room", room_id, track_cursor=False,
-            staged=True,
-        )  # fmt: skip
+            self.dt, exp, "room-reads", "room", room_id, track_cursor=False, group=group
+        )
         fetched, totals, requests, newest = 0, [], 0, last
         try:
             for page, fetched_at in self.ctx.pages(
@@ -150,12 +165,13 @@ class RoomPulls(Pull):
                 "requests": requests, "files": len(writer.files),
             }
         )  # fmt: skip
-        self.state.complete_window(
-            self.ctx.run_id, self.dt.name, exp, scope="room", scope_id=room_id, start=None, end=None,
-            rows=fetched, total=total, requests=requests,
-            batch=writer.folder.name if writer.files else None, keep_tail=True,
+        group.checkpoint(
+            RoomRead(
+                self.ctx.run_id, self.dt.name, exp, room_id, fetched, total, requests,
+                writer.folder.name if writer.files else None, offset=(rows + fetched, newest),
+                version=version, keep_tail=True,
+            )
         )  # fmt: skip
-        self.state.set_room_offset(self.dt.name, exp, room_id, rows + fetched, newest)
         return True
 
     def _remember_rooms(self, exp: str, versions: dict[str, str]) -> None:
@@ -182,12 +198,15 @@ class RoomPulls(Pull):
         label: str,
         result: PullResult,
         running: frozenset[str] = frozenset(),
+        group: RoomGroup | None = None,
+        version: str = "",
     ) -> bool:
         """Read one room (or, for room types, a whole experiment); True once consistent.
 
         A room read identical to the room's last landed read (a room still
         collecting that nothing happened in) is not landed again; an experiment
-        read records that of each of its `running` rooms.
+        read records that of each of its `running` rooms. A room read lands in
+        `group` and is checkpointed with it, remembering `version`.
         """
         path = self.dt.url_path(scope, quote_id(scope_id))
         params = dict(self.dt.extra_params)
@@ -201,8 +220,8 @@ class RoomPulls(Pull):
                 scope_id,
                 track_cursor=False,
                 digest=room,
-                staged=room,
                 room_digests=running,
+                group=group,
             )
             fetched, totals, requests = 0, [], 0
             unchanged = False
@@ -254,6 +273,18 @@ class RoomPulls(Pull):
                     "files": len(writer.files),
                 }
             )
+            if reconciled(fetched, totals) and group is not None:
+                last = tally.get(scope_id)
+                group.checkpoint(
+                    RoomRead(
+                        self.ctx.run_id, self.dt.name, exp, scope_id, fetched, total, requests,
+                        writer.folder.name if writer.files else None,
+                        digest=None if unchanged else writer.content_digest,
+                        offset=(last[0], row_hash(last[1])) if last else None, version=version,
+                    )
+                )  # fmt: skip
+                self.ctx.progress("room", data_type=self.dt.name, experiment=exp, rows=fetched)
+                return True
             if reconciled(fetched, totals):
                 self.state.complete_window(
                     self.ctx.run_id,
@@ -268,12 +299,10 @@ class RoomPulls(Pull):
                     requests=requests,
                     batch=writer.folder.name if writer.files else None,
                 )
-                if room and not unchanged:
-                    self.state.set_room_digest(self.dt.name, exp, scope_id, writer.content_digest)
+                # a room read's own digest is the whole read's (its records may not
+                # name the room: room-scope-only types)
                 for room_id, digest in writer.room_content_digests.items():
-                    if not room:  # a room read's own digest is the whole read's (its
-                        # records may not name the room: room-scope-only types)
-                        self.state.set_room_digest(self.dt.name, exp, room_id, digest)
+                    self.state.set_room_digest(self.dt.name, exp, room_id, digest)
                 for room_id, (n, last) in tally.items():
                     self.state.set_room_offset(self.dt.name, exp, room_id, n, row_hash(last))
                 self.ctx.progress("room", data_type=self.dt.name, experiment=exp, rows=fetched)

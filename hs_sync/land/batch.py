@@ -10,7 +10,9 @@ made durable by group commit: each is written under a temporary name, and once
 caller flushes, each waiting file is fsynced and renamed into place and the
 folder fsynced once. A data file appears only once it is complete and durable;
 `take_landed` reports files only once committed, so the caller's checkpoint
-also happens once per group. One line is one record as the API sent it (parsed
+also happens once per group. The room reads of one unit share one batch and
+commit as a group across reads (hs_sync/land/group.py); each file's manifest
+names its room. One line is one record as the API sent it (parsed
 and re-serialized with orjson, the stdlib for what orjson refuses; nothing added).
 """
 
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,6 +38,9 @@ from hs_sync.land import rawfile
 from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, fsync_path
+
+if TYPE_CHECKING:
+    from hs_sync.land.group import RoomGroup
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
 # than one file per page, since the fsync and rename per file dominate
@@ -140,6 +145,9 @@ class BatchWriter:
     compression: str = "zstd"  # of the data files: a key of rawfile.SUFFIXES
     group_files: int = GROUP_FILES
     group_seconds: float = GROUP_SECONDS
+    # The room reads of one unit share one folder and commit together
+    # (hs_sync/land/group.py).
+    group: RoomGroup | None = None
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
@@ -150,6 +158,10 @@ class BatchWriter:
         if "/" in self.label or "\\" in self.label or self.label.startswith("."):
             raise ValueError(f"unsafe batch label {self.label!r}")
         self.folder = parent / f"{batch_stamp()}-{self.label}"
+        if self.group is not None:
+            if self.staged:
+                raise ValueError("a RoomGroup's reads are not staged: the group stages them")
+            self.folder = self.group.folder
         self._write_folder = (
             self.folder.with_name("." + self.folder.name) if self.staged else self.folder
         )
@@ -225,6 +237,8 @@ class BatchWriter:
                 self.commit()
             return
         seq, self._seq = self._seq, self._seq + 1
+        if self.group is not None:
+            seq = self.group.next_seq()
         data_path = self._write_folder / f"{seq:05d}{rawfile.SUFFIXES[self.compression]}"
         data = rawfile.encode(b"".join(self._chunks), self.compression)
         manifest = {
@@ -262,19 +276,14 @@ class BatchWriter:
         self._pending.append((meta_tmp, data_tmp, landed))
 
     def commit(self) -> None:
-        """Make every waiting file durable and visible: fsync each, rename each into
-        place (manifest first: whenever a data file is visible, its manifest is too),
-        then fsync the folder once."""
+        """Make every waiting file durable and visible (`commit_files`); a writer of a
+        `RoomGroup` leaves that to the group, once its read is published."""
+        if self.group is not None:
+            return
         pending, self._pending = self._pending, []
         if not pending:
             return
-        for meta_tmp, data_tmp, _ in pending:
-            fsync_path(meta_tmp)
-            fsync_path(data_tmp)
-        for meta_tmp, data_tmp, landed in pending:
-            os.replace(meta_tmp, landed.path.with_name(_meta_name(landed.path)))
-            os.replace(data_tmp, landed.path)
-        fsync_path(self._write_folder)
+        commit_files(pending, self._write_folder)
         with self._done_lock:
             self.files.extend(landed for _, _, landed in pending)
             self._landed.extend(landed for _, _, landed in pending)
@@ -291,8 +300,12 @@ class BatchWriter:
         return out
 
     def close(self) -> None:
-        """Commit the files still waiting (what is buffered is not written: flush first)."""
-        self.commit()
+        """Commit the files still waiting (what is buffered is not written: flush first);
+        in a `RoomGroup`, drop those of a read never published."""
+        if self.group is not None:
+            self.discard()
+        else:
+            self.commit()
 
     @property
     def content_digest(self) -> str:
@@ -337,7 +350,14 @@ class BatchWriter:
             self.files, self._landed = [], []
 
     def publish(self) -> None:
-        """Flush, then move a staged batch into place in one rename (no-op otherwise)."""
+        """Flush, then move a staged batch into place in one rename (no-op otherwise);
+        in a `RoomGroup`, hand the read's files to the group, to commit with its own."""
+        if self.group is not None:
+            self.flush(commit=False)
+            self.files = [landed for _, _, landed in self._pending]
+            self.group.stage(self._pending)
+            self._pending = []
+            return
         self.flush()
         if not self.staged or not self._write_folder.exists():
             return
@@ -419,6 +439,19 @@ class BatchWriter:
     def _cap_tail(self) -> None:
         if self.tail is not None and len(self.tail) > self.tail_limit:
             self.tail = None  # too big to remember: the next window lands its overlap again
+
+
+def commit_files(pending: list[tuple[Path, Path, LandedFile]], folder: Path) -> None:
+    """Make files written under temporary names durable and visible: fsync each, rename
+    each into place (manifest first: whenever a data file is visible, its manifest is
+    too), then fsync the folder once."""
+    for meta_tmp, data_tmp, _ in pending:
+        fsync_path(meta_tmp)
+        fsync_path(data_tmp)
+    for meta_tmp, data_tmp, landed in pending:
+        os.replace(meta_tmp, landed.path.with_name(_meta_name(landed.path)))
+        os.replace(data_tmp, landed.path)
+    fsync_path(folder)
 
 
 def _meta_name(data_path: Path) -> str:

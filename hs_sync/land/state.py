@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -40,6 +41,46 @@ def remembered_access(warehouse: Warehouse, hours: float) -> dict[str, str]:
         if seen is not None and seen >= since:
             out[name] = value
     return out
+
+
+_INSERT_LEDGER = (
+    "INSERT INTO ledger (run_id, data_type, experiment_id, scope, scope_id, "
+    "start_time, end_time, rows, total, requests, batch, completed_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SET_ROOM_VERSION = (
+    "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (data_type, experiment_id, room_id) "
+    "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at"
+)
+_SET_ROOM_DIGEST = (
+    "INSERT INTO room_digests VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (data_type, experiment_id, room_id) "
+    "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at"
+)
+_SET_ROOM_OFFSET = (
+    "INSERT INTO room_offsets VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (data_type, experiment_id, room_id) "
+    "DO UPDATE SET rows = excluded.rows, last_row = excluded.last_row"
+)
+
+
+@dataclass
+class RoomRead:
+    """The checkpoint of one completed room read (`ExtractState.checkpoint_rooms`)."""
+
+    run_id: str
+    data_type: str
+    experiment_id: str
+    room_id: str
+    rows: int
+    total: int | None
+    requests: int
+    batch: str | None  # the batch its files landed in (None: none landed)
+    digest: str | None = None  # the content hash of a read landed whole
+    offset: tuple[int, str] | None = None  # (rows landed, last row's hash) while collecting
+    version: str | None = None  # the version to remember ("" or None: pull it again)
+    keep_tail: bool = False  # see `complete_window`
 
 
 def _now() -> str:
@@ -138,9 +179,7 @@ class ExtractState:
         """
         with self._transaction():
             self._db.execute(
-                "INSERT INTO ledger (run_id, data_type, experiment_id, scope, scope_id, "
-                "start_time, end_time, rows, total, requests, batch, completed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_LEDGER,
                 (
                     run_id,
                     data_type,
@@ -333,12 +372,34 @@ class ExtractState:
         now = _now()
         rows = [(data_type, experiment_id, room, v, now) for room, v in versions.items()]
         with self._transaction():
+            self._db.executemany(_SET_ROOM_VERSION, rows)
+
+    def checkpoint_rooms(self, reads: list[RoomRead]) -> None:
+        """Record completed room reads, all in one transaction: each one's ledger row,
+        digest, offset and version (what `complete_window`, `set_room_digest`,
+        `set_room_offset` and `set_room_versions` write one at a time)."""
+        now = _now()
+        ledger = [
+            (r.run_id, r.data_type, r.experiment_id, "room", r.room_id, None, None, r.rows,
+             r.total, r.requests, r.batch, now)
+            for r in reads
+        ]  # fmt: skip
+        untailed = {(r.data_type, r.experiment_id) for r in reads if not r.keep_tail}
+        digests = [
+            (r.data_type, r.experiment_id, r.room_id, r.digest, now) for r in reads if r.digest
+        ]
+        offsets = [(r.data_type, r.experiment_id, r.room_id, *r.offset) for r in reads if r.offset]
+        versions = [
+            (r.data_type, r.experiment_id, r.room_id, r.version, now) for r in reads if r.version
+        ]
+        with self._transaction():
+            self._db.executemany(_INSERT_LEDGER, ledger)
             self._db.executemany(
-                "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (data_type, experiment_id, room_id) "
-                "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at",
-                rows,
+                "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?", sorted(untailed)
             )
+            self._db.executemany(_SET_ROOM_DIGEST, digests)
+            self._db.executemany(_SET_ROOM_OFFSET, offsets)
+            self._db.executemany(_SET_ROOM_VERSION, versions)
 
     def snapshot_digest(self, data_type: str, experiment_id: str) -> str | None:
         return self._one(
@@ -366,12 +427,7 @@ class ExtractState:
         self, data_type: str, experiment_id: str, room_id: str, digest: str
     ) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO room_digests VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (data_type, experiment_id, room_id) "
-                "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
-                (data_type, experiment_id, room_id, digest, _now()),
-            )
+            self._db.execute(_SET_ROOM_DIGEST, (data_type, experiment_id, room_id, digest, _now()))
 
     def room_offset(
         self, data_type: str, experiment_id: str, room_id: str
@@ -389,12 +445,7 @@ class ExtractState:
         self, data_type: str, experiment_id: str, room_id: str, rows: int, last_row: str
     ) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO room_offsets VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (data_type, experiment_id, room_id) "
-                "DO UPDATE SET rows = excluded.rows, last_row = excluded.last_row",
-                (data_type, experiment_id, room_id, rows, last_row),
-            )
+            self._db.execute(_SET_ROOM_OFFSET, (data_type, experiment_id, room_id, rows, last_row))
 
     def whole_probe(
         self, data_type: str, experiment_id: str
