@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -39,8 +39,18 @@ from hs_sync.registry import DataType
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse, fsync_path
 
-if TYPE_CHECKING:
-    from hs_sync.land.group import RoomGroup
+
+class ReadGroup(Protocol):
+    """Several reads landing in one folder and committed together (a `RoomGroup`,
+    hs_sync/land/group.py): a writer takes its folder and file numbers and hands its
+    files over on publish."""
+
+    folder: Path
+
+    def next_seq(self) -> int: ...
+
+    def stage(self, pending: list[tuple[Path, Path, LandedFile]]) -> None: ...
+
 
 # One data file per 20 pages (20k rows at the full page size): 3.6x faster to land
 # than one file per page, since the fsync and rename per file dominate
@@ -147,7 +157,7 @@ class BatchWriter:
     group_seconds: float = GROUP_SECONDS
     # The room reads of one unit share one folder and commit together
     # (hs_sync/land/group.py).
-    group: RoomGroup | None = None
+    group: ReadGroup | None = None
     folder: Path = field(init=False)
     files: list[LandedFile] = field(default_factory=list, init=False)
     rows: int = field(default=0, init=False)
