@@ -114,6 +114,21 @@ def off_value_type_shortcut() -> None:
     typing_sql._value_type = lambda v: f"json_type({v})"
 
 
+def off_orjson_parse() -> None:
+    import json
+
+    from hs_sync.api import client
+
+    client._loads = lambda body: json.loads(body, parse_float=client._float, parse_constant=str)
+
+
+def off_orjson_encode() -> None:
+    from hs_sync import jsontext
+    from hs_sync.land import batch
+
+    batch.encode_records = lambda records: b"".join(jsontext.dumps(r) + b"\n" for r in records)
+
+
 def off_listed_links() -> None:
     from hs_sync.media.links import ListedLinks
 
@@ -129,6 +144,8 @@ MECHANISMS = {
     "bucket-cache": ("minute -> bucket cache (extract/time_windows.py)", "full", {}, off_bucket_cache),
     "typing-sql-cache": ("functools.cache on typing_sql (load/typing_sql.py)", "full", {}, off_typing_sql_cache),
     "value-type": ("JSON type by first character (load/typing_sql.py)", "full", {}, off_value_type_shortcut),
+    "orjson-parse": ("orjson before the stdlib, pages parsed (api/client.py)", "full", {}, off_orjson_parse),
+    "orjson-encode": ("orjson before the stdlib, lines written (land/batch.py)", "full", {}, off_orjson_encode),
     "access-cache": ("access checks remembered 24 h (off: access_cache_hours=0)", "resync", {"access_cache_hours": 0.0}, None),
     "media-threads": ("media downloads, media_concurrency 4 (off: 1)", "media", {"media_concurrency": 1}, None),
     "listed-links": ("legacy links from the sync's listing (media/links.py)", "media", {}, off_listed_links),
@@ -186,7 +203,8 @@ def one(sim: SimProcess, work: Path, name: str, off: bool) -> dict:
         shutil.rmtree(warehouse, ignore_errors=True)
 
 
-def pairs(sim: SimProcess, names: list[str], repeat: int, log) -> list[dict]:
+def pairs(sim: SimProcess, names: list[str], repeat: int, log, done=None) -> list[dict]:
+    """The pairs of each mechanism; `done(rows)` after each mechanism's pairs."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="hs-complexity-") as tmp:
         work = Path(tmp)
@@ -196,34 +214,45 @@ def pairs(sim: SimProcess, names: list[str], repeat: int, log) -> list[dict]:
                 for off in (i % 2 == 1, i % 2 == 0):  # alternate which goes first
                     r = one(sim, work, name, off)
                     runs[off].append(r)
-                    log(f"  {name} {'off' if off else 'on '} {r['seconds']:.2f}s")
-            on = statistics.median(r["seconds"] for r in runs[False])
-            off_s = statistics.median(r["seconds"] for r in runs[True])
+                    log(
+                        f"  {name} {'off' if off else 'on '} {r['seconds']:.2f}s {r['cpu']:.2f}s cpu"
+                    )
+            on, off_runs = runs[False], runs[True]
+
+            def med(key: str, of: list[dict]) -> float:
+                return statistics.median(r[key] for r in of)
+
             rows.append(
                 {
                     "name": name,
-                    "on": on,
-                    "off": off_s,
-                    "saving": (off_s - on) / off_s,
-                    "req_on": runs[False][0]["requests"] + runs[False][0]["media_requests"],
-                    "req_off": runs[True][0]["requests"] + runs[True][0]["media_requests"],
-                    "rows": runs[False][0]["rows"],
-                    "spread": [round(r["seconds"], 2) for r in runs[False] + runs[True]],
+                    "on": med("seconds", on),
+                    "off": med("seconds", off_runs),
+                    "cpu_on": med("cpu", on),
+                    "cpu_off": med("cpu", off_runs),
+                    "req_on": on[0]["requests"] + on[0]["media_requests"],
+                    "req_off": off_runs[0]["requests"] + off_runs[0]["media_requests"],
+                    "spread": [round(r["seconds"], 1) for r in on + off_runs],
                 }
             )
+            if done is not None:
+                done(rows)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| mechanism | what | sync | with (s) | without (s) | saving | requests with / without |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| mechanism | what | sync | with (s) | without (s) | saving | CPU with / without (s) "
+        "| CPU saving | requests with / without |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         what, kind, _, _ = MECHANISMS[r["name"]]
+        saving = (r["off"] - r["on"]) / r["off"]
+        cpu_saving = (r["cpu_off"] - r["cpu_on"]) / r["cpu_off"]
         lines.append(
-            f"| {r['name']} | {what} | {kind} | {r['on']:.2f} | {r['off']:.2f} | "
-            f"{r['saving']:+.0%} | {r['req_on']} / {r['req_off']} |"
+            f"| {r['name']} | {what} | {kind} | {r['on']:.2f} | {r['off']:.2f} | {saving:+.0%} "
+            f"| {r['cpu_on']:.1f} / {r['cpu_off']:.1f} | {cpu_saving:+.0%} "
+            f"| {r['req_on']} / {r['req_off']} |"
         )
     return "\n".join(lines)
 
@@ -250,22 +279,27 @@ def main() -> None:
         print(msg, file=sys.stderr, flush=True)
 
     names = args.only or list(MECHANISMS)
+    command = " ".join([".venv/bin/python benchmarks/complexity.py", *sys.argv[1:]])
+
+    def text(rows: list[dict]) -> str:
+        return (
+            f"Command: `{command}` (scale {args.scale:g}; each figure the median of "
+            f"{args.repeat} pairs, each pair back to back, alternating which goes first)\n\n"
+            f"{machine()}\n\n{table(rows)}\n\nEach sync's seconds (with, then without): "
+            + "; ".join(f"{r['name']} {r['spread']}" for r in rows)
+        )
+
+    def done(rows: list[dict]) -> None:
+        if not args.no_write:
+            write_results(text(rows), BEGIN, END)
+
     sim = SimProcess(args.seed, args.scale)
     try:
         log(f"scale {args.scale:g}: {sum(sum(v.values()) for v in sim.rows.values())} rows")
-        rows = pairs(sim, names, args.repeat, log)
+        rows = pairs(sim, names, args.repeat, log, done)
     finally:
         sim.close()
-    command = " ".join(["benchmarks/complexity.py", *sys.argv[1:]])
-    text = (
-        f"Command: `.venv/bin/python {command}` (scale {args.scale:g}, median of "
-        f"{args.repeat} pairs per mechanism, each pair back to back)\n\n{machine()}\n\n"
-        f"{table(rows)}\n\nEach run's seconds (with, then without): "
-        + "; ".join(f"{r['name']} {r['spread']}" for r in rows)
-    )
-    print(text)
-    if not args.no_write and not args.only:
-        write_results(text, BEGIN, END)
+    print(text(rows))
 
 
 if __name__ == "__main__":
