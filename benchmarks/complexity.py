@@ -229,8 +229,8 @@ def pairs(sim: SimProcess, names: list[str], repeat: int, log, done=None) -> lis
                     "off": med("seconds", off_runs),
                     "cpu_on": med("cpu", on),
                     "cpu_off": med("cpu", off_runs),
-                    "req_on": on[0]["requests"] + on[0]["media_requests"],
-                    "req_off": off_runs[0]["requests"] + off_runs[0]["media_requests"],
+                    "req_on": on[0]["requests"],  # media requests included
+                    "req_off": off_runs[0]["requests"],
                     "spread": [round(r["seconds"], 1) for r in on + off_runs],
                 }
             )
