@@ -263,6 +263,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=2, help="pairs per mechanism (median)")
     parser.add_argument("--only", action="append", choices=sorted(MECHANISMS), default=[])
+    parser.add_argument(
+        "--int64-only", action="store_true", help="the dataset without integers beyond int64"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -293,7 +296,7 @@ def main() -> None:
         if not args.no_write:
             write_results(text(rows), BEGIN, END)
 
-    sim = SimProcess(args.seed, args.scale)
+    sim = SimProcess(args.seed, args.scale, wide_ints=not args.int64_only)
     try:
         log(f"scale {args.scale:g}: {sum(sum(v.values()) for v in sim.rows.values())} rows")
         rows = pairs(sim, names, args.repeat, log, done)
