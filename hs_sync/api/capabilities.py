@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hs_sync import registry, statestore
 from hs_sync.api.client import ApiClient, Envelope
-from hs_sync.api.paths import quote_id
+from hs_sync.api.paths import endpoint, quote_id
 from hs_sync.errors import ApiError
 from hs_sync.timeutil import parse_time, to_iso
 from hs_sync.warehouse import Warehouse
@@ -134,7 +134,9 @@ class _Probe:
         self.client, self.dt, self.path = client, dt, path
 
     def get(self, **params: Any) -> Envelope:
-        return self.client.get(self.path, {"sort": self.dt.sort, **params}, endpoint=self.path)
+        # The budget's per-minute bucket is the route without the id, as the units' reads.
+        query = {"sort": self.dt.sort, **params}
+        return self.client.get(self.path, query, endpoint=endpoint(self.dt, "experiment"))
 
     def timed(self, page: Envelope) -> list[tuple[datetime, str]]:
         """(time, its text as served) of each row of `page` that has a readable time."""
