@@ -68,7 +68,7 @@ def _invocation() -> str:
     """How this process was started, as a command that works from the current folder:
     `hs-sync` when that is on PATH, else the script's path (`.venv/bin/hs-sync`)."""
     script = Path(sys.argv[0])
-    if script.name == "__main__.py":  # python -m hs_sync
+    if script.match("__main__.py"):  # python -m hs_sync
         return f"{shlex.quote(_near(Path(sys.executable)))} -m hs_sync"
     found = shutil.which("hs-sync")
     if found and Path(found).resolve() == script.resolve():

@@ -28,7 +28,7 @@ from hs_sync.extract.pages import (
     total_of,
 )
 from hs_sync.land.group import RoomGroup
-from hs_sync.land.state import RoomRead
+from hs_sync.land.room_state import RoomRead
 from hs_sync.registry import DataType
 
 

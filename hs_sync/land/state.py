@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
 from hs_sync import statestore
+from hs_sync.land.room_state import INSERT_LEDGER, RoomState, utc_stamp
 from hs_sync.statestore import StateReader
 from hs_sync.timeutil import parse_time
 from hs_sync.warehouse import Warehouse
@@ -43,51 +43,7 @@ def remembered_access(warehouse: Warehouse, hours: float) -> dict[str, str]:
     return out
 
 
-_INSERT_LEDGER = (
-    "INSERT INTO ledger (run_id, data_type, experiment_id, scope, scope_id, "
-    "start_time, end_time, rows, total, requests, batch, completed_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SET_ROOM_VERSION = (
-    "INSERT INTO room_versions VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (data_type, experiment_id, room_id) "
-    "DO UPDATE SET version = excluded.version, synced_at = excluded.synced_at"
-)
-_SET_ROOM_DIGEST = (
-    "INSERT INTO room_digests VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (data_type, experiment_id, room_id) "
-    "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at"
-)
-_SET_ROOM_OFFSET = (
-    "INSERT INTO room_offsets VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (data_type, experiment_id, room_id) "
-    "DO UPDATE SET rows = excluded.rows, last_row = excluded.last_row"
-)
-
-
-@dataclass
-class RoomRead:
-    """The checkpoint of one completed room read (`ExtractState.checkpoint_rooms`)."""
-
-    run_id: str
-    data_type: str
-    experiment_id: str
-    room_id: str
-    rows: int
-    total: int | None
-    requests: int
-    batch: str | None  # the batch its files landed in (None: none landed)
-    digest: str | None = None  # the content hash of a read landed whole
-    offset: tuple[int, str] | None = None  # (rows landed, last row's hash) while collecting
-    version: str | None = None  # the version to remember ("" or None: pull it again)
-    keep_tail: bool = False  # see `complete_window`
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-class ExtractState:
+class ExtractState(RoomState):
     """Read and checkpoint the extraction state of one warehouse."""
 
     def __init__(self, warehouse: Warehouse):
@@ -147,7 +103,7 @@ class ExtractState:
         self._db.execute(
             "INSERT INTO watermarks VALUES (?, ?, ?, ?) ON CONFLICT (data_type, experiment_id) "
             "DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
-            (data_type, experiment_id, value, _now()),
+            (data_type, experiment_id, value, utc_stamp()),
         )
 
     def complete_window(
@@ -179,7 +135,7 @@ class ExtractState:
         """
         with self._transaction():
             self._db.execute(
-                _INSERT_LEDGER,
+                INSERT_LEDGER,
                 (
                     run_id,
                     data_type,
@@ -192,7 +148,7 @@ class ExtractState:
                     total,
                     requests,
                     batch,
-                    _now(),
+                    utc_stamp(),
                 ),
             )
             if watermark is not None:
@@ -308,7 +264,7 @@ class ExtractState:
                     self._db.execute(
                         "UPDATE watermarks SET watermark = ?, updated_at = ? "
                         "WHERE data_type = ? AND experiment_id = ?",
-                        (start, _now(), data_type, exp),
+                        (start, utc_stamp(), data_type, exp),
                     )
                 else:
                     self._db.execute(
@@ -356,50 +312,7 @@ class ExtractState:
             rows = self._db.execute("SELECT data_type, experiment_id, watermark FROM watermarks")
             return {(t, e): w for t, e, w in rows.fetchall()}
 
-    # -- rooms and snapshots ----------------------------------------------
-
-    def room_versions(self, data_type: str, experiment_id: str) -> dict[str, str]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT room_id, version FROM room_versions "
-                "WHERE data_type = ? AND experiment_id = ?",
-                (data_type, experiment_id),
-            ).fetchall()
-        return dict(rows)
-
-    def set_room_versions(self, data_type: str, experiment_id: str, versions: dict[str, str]):
-        """Remember the versions of rooms just pulled, in one transaction."""
-        now = _now()
-        rows = [(data_type, experiment_id, room, v, now) for room, v in versions.items()]
-        with self._transaction():
-            self._db.executemany(_SET_ROOM_VERSION, rows)
-
-    def checkpoint_rooms(self, reads: list[RoomRead]) -> None:
-        """Record completed room reads, all in one transaction: each one's ledger row,
-        digest, offset and version (what `complete_window`, `set_room_digest`,
-        `set_room_offset` and `set_room_versions` write one at a time)."""
-        now = _now()
-        ledger = [
-            (r.run_id, r.data_type, r.experiment_id, "room", r.room_id, None, None, r.rows,
-             r.total, r.requests, r.batch, now)
-            for r in reads
-        ]  # fmt: skip
-        untailed = {(r.data_type, r.experiment_id) for r in reads if not r.keep_tail}
-        digests = [
-            (r.data_type, r.experiment_id, r.room_id, r.digest, now) for r in reads if r.digest
-        ]
-        offsets = [(r.data_type, r.experiment_id, r.room_id, *r.offset) for r in reads if r.offset]
-        versions = [
-            (r.data_type, r.experiment_id, r.room_id, r.version, now) for r in reads if r.version
-        ]
-        with self._transaction():
-            self._db.executemany(_INSERT_LEDGER, ledger)
-            self._db.executemany(
-                "DELETE FROM tail_keys WHERE data_type = ? AND experiment_id = ?", sorted(untailed)
-            )
-            self._db.executemany(_SET_ROOM_DIGEST, digests)
-            self._db.executemany(_SET_ROOM_OFFSET, offsets)
-            self._db.executemany(_SET_ROOM_VERSION, versions)
+    # -- snapshots and whole tables ----------------------------------------
 
     def snapshot_digest(self, data_type: str, experiment_id: str) -> str | None:
         return self._one(
@@ -412,40 +325,8 @@ class ExtractState:
             self._db.execute(
                 "INSERT INTO snapshots VALUES (?, ?, ?, ?) ON CONFLICT (data_type, experiment_id) "
                 "DO UPDATE SET digest = excluded.digest, landed_at = excluded.landed_at",
-                (data_type, experiment_id, digest, _now()),
+                (data_type, experiment_id, digest, utc_stamp()),
             )
-
-    def room_digest(self, data_type: str, experiment_id: str, room_id: str) -> str | None:
-        """The content hash of a room's last landed read (rooms re-read while collecting)."""
-        return self._one(
-            "SELECT digest FROM room_digests "
-            "WHERE data_type = ? AND experiment_id = ? AND room_id = ?",
-            (data_type, experiment_id, room_id),
-        )
-
-    def set_room_digest(
-        self, data_type: str, experiment_id: str, room_id: str, digest: str
-    ) -> None:
-        with self._lock:
-            self._db.execute(_SET_ROOM_DIGEST, (data_type, experiment_id, room_id, digest, _now()))
-
-    def room_offset(
-        self, data_type: str, experiment_id: str, room_id: str
-    ) -> tuple[int, str] | None:
-        """(rows landed, hash of the last of them) of a room still collecting data."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT rows, last_row FROM room_offsets "
-                "WHERE data_type = ? AND experiment_id = ? AND room_id = ?",
-                (data_type, experiment_id, room_id),
-            ).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def set_room_offset(
-        self, data_type: str, experiment_id: str, room_id: str, rows: int, last_row: str
-    ) -> None:
-        with self._lock:
-            self._db.execute(_SET_ROOM_OFFSET, (data_type, experiment_id, room_id, rows, last_row))
 
     def whole_probe(
         self, data_type: str, experiment_id: str
@@ -472,43 +353,6 @@ class ExtractState:
                 "INSERT OR REPLACE INTO whole_probes VALUES (?, ?, ?, ?, ?, ?)",
                 (data_type, experiment_id, pages, total, first_row, read_at),
             )
-
-    def listed_rooms(self, experiment_id: str) -> dict[str, str] | None:
-        """Room id -> version of an experiment's rooms as last listed (None: never listed)."""
-        with self._lock:
-            listed = self._db.execute(
-                "SELECT 1 FROM room_lists WHERE experiment_id = ?", (experiment_id,)
-            ).fetchone()
-            rows = self._db.execute(
-                "SELECT room_id, version FROM listed_rooms WHERE experiment_id = ?",
-                (experiment_id,),
-            ).fetchall()
-        return dict(rows) if listed else None
-
-    def set_listed_rooms(self, experiment_id: str, rooms: dict[str, str], read_at: str) -> None:
-        """Replace an experiment's listed rooms, in one transaction."""
-        with self._transaction():
-            self._replace_rooms(experiment_id, rooms, read_at)
-
-    def _replace_rooms(self, experiment_id: str, rooms: dict[str, str], read_at: str) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO room_lists VALUES (?, ?)", (experiment_id, read_at)
-        )
-        self._db.execute("DELETE FROM listed_rooms WHERE experiment_id = ?", (experiment_id,))
-        self._db.executemany(
-            "INSERT INTO listed_rooms VALUES (?, ?, ?)",
-            [(experiment_id, room, version) for room, version in rooms.items()],
-        )
-
-    def rooms_final(self, experiment_id: str) -> bool:
-        """Whether the experiment's last listed rooms are some, all final (none collecting)."""
-        with self._lock:
-            listed, running = self._db.execute(
-                "SELECT count(*), coalesce(sum(version = ''), 0) FROM listed_rooms "
-                "WHERE experiment_id = ?",
-                (experiment_id,),
-            ).fetchone()
-        return listed > 0 and running == 0
 
     def _upgrade_signals(self) -> None:
         """Move the mode state an older version kept as encoded signals into its tables:
@@ -608,7 +452,7 @@ class ExtractState:
         with self._lock:
             self._db.execute(
                 "INSERT INTO runs (run_id, started_at, status) VALUES (?, ?, 'running')",
-                (run_id, _now()),
+                (run_id, utc_stamp()),
             )
 
     def finish_run(self, run_id: str, status: str, requests: int, summary: dict) -> None:
@@ -616,7 +460,7 @@ class ExtractState:
             self._db.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, requests = ?, summary = ? "
                 "WHERE run_id = ?",
-                (_now(), status, requests, orjson.dumps(summary).decode(), run_id),
+                (utc_stamp(), status, requests, orjson.dumps(summary).decode(), run_id),
             )
 
     def runs(self) -> list[dict[str, Any]]:
